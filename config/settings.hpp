@@ -1,0 +1,91 @@
+#pragma once
+// Node settings: built-in defaults, then a JSON config file, then command-line flags.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace driftd::config {
+
+using seconds = std::chrono::seconds;
+using milliseconds = std::chrono::milliseconds;
+
+/// Everything a node can be told. The defaults are safe for a single node on loopback.
+struct settings {
+  // -- client-facing listener --
+  std::string host = "127.0.0.1";
+  uint16_t port = 8080;
+  /// Base URL advertised in `socket_url` / `http_url` (e.g. "https://relay.example.com").
+  /// Empty: taken from each request's Host header, with ws:// and http://.
+  std::string public_url;
+  /// Allowed CORS origins; empty means any origin ("*").
+  std::vector<std::string> cors_origins;
+
+  // -- limits --
+  std::size_t max_frame_bytes = 1 << 20;        ///< one WebSocket message (close 1009 above)
+  std::size_t max_body_bytes = 1 << 20;         ///< one HTTP request body (413 above)
+  std::size_t max_key_bytes = 1024;             ///< a stream key
+  std::size_t max_depth = 64;                   ///< nesting of one message
+  std::size_t max_queue_bytes = 16u << 20;      ///< one connection's unsent output
+  std::size_t max_connections = 100000;         ///< open client sockets of this node
+
+  // -- timeouts --
+  milliseconds handshake_timeout{10000};   ///< from accept to a complete HTTP request
+  milliseconds http_timeout{30000};        ///< an idle keep-alive HTTP connection
+  milliseconds idle_timeout{60000};        ///< WebSocket silence; pinged at half of it
+  milliseconds close_timeout{5000};        ///< waiting for the peer's close frame
+  seconds room_ttl{24 * 3600};             ///< a room with no connection and no message
+
+  // -- threads (0: chosen from the CPUs this process may run on) --
+  unsigned io_threads = 0;
+  unsigned actor_threads = 0;
+
+  // -- logging --
+  std::string log_level = "info";  ///< trace, debug, info, warn, error, critical, off
+
+  // -- cluster --
+  std::string node_name;                 ///< empty: "node-<port>"
+  std::string cluster_host = "127.0.0.1";
+  uint16_t cluster_port = 0;             ///< 0: single node, no cluster listener
+  std::vector<std::string> seeds;        ///< "host:port" of cluster members to join through
+  std::string cluster_name = "driftd";   ///< nodes of different clusters never merge
+  /// Shared by every node: signs room ids and authenticates cluster peers.
+  /// Empty: a random one (room ids then last only as long as the process).
+  std::string secret;
+  milliseconds heartbeat_interval{250};
+  milliseconds failure_timeout{2000};    ///< silence after which a member counts as down
+  std::string tls_cert;                  ///< PEM files; all three set: mutual TLS between nodes
+  std::string tls_key;
+  std::string tls_ca;
+};
+
+/// The outcome of reading the command line.
+struct load_result {
+  std::optional<settings> values;  ///< set when the node should start
+  std::string message;             ///< --help text, or what was wrong
+  int exit_code = 0;               ///< when `values` is empty: 0 after --help, 2 on error
+};
+
+/// Reads defaults, then the JSON file named by `--config FILE` (if any), then the other
+/// flags, which override the file. Unknown flags or keys, malformed values and impossible
+/// combinations are errors that name the offender.
+load_result load(int argc, const char* const* argv);
+
+/// Applies a JSON config document (an object whose keys are the flag names without the
+/// leading dashes, e.g. {"port": 8080, "room-ttl": "24h"}) on top of `s`. Returns an error
+/// message, or an empty string on success.
+std::string apply_json(settings& s, const std::string& json_text);
+
+/// Parses "250ms", "10s", "5m", "24h", "1d" or a plain number of seconds ("30", "0.5").
+std::optional<milliseconds> parse_duration(const std::string& text);
+
+/// Parses a byte size: "1048576", "512k", "16m", "1g" (powers of 1024).
+std::optional<std::size_t> parse_size(const std::string& text);
+
+/// The --help text.
+std::string usage();
+
+}  // namespace driftd::config
