@@ -1,0 +1,157 @@
+#include "actors/directory.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+#include <vector>
+
+#include "actors/fanout.hpp"
+#include "actors/messages.hpp"
+#include "actors/ownership.hpp"
+#include "actors/type_ids.hpp"
+#include "config/logging.hpp"
+
+namespace driftd::actors {
+
+namespace {
+
+struct fanout_entry {
+  caf::actor handle;
+  /// Joins handed to this fan-out; compared with what it has seen to know none is in flight.
+  uint64_t joins = 0;
+};
+
+struct directory_state {
+  static inline const char* name = "driftd.directory";
+
+  room_config rooms_cfg;
+  /// Resolves rooms in a cluster (the router); null on a single node.
+  caf::actor resolver;
+  /// The live room actor of each room owned here.
+  std::unordered_map<std::string, caf::actor> rooms;
+  /// Rooms that moved to another node and forward for a while.
+  std::vector<caf::actor> retired;
+  std::unordered_map<std::string, fanout_entry> fanouts;
+};
+
+using directory_actor = caf::stateful_actor<directory_state>;
+
+spdlog::logger& log() { return config::logger("actors"); }
+
+/// How long an HTTP call waits for the cluster to name its room's actor.
+constexpr auto resolve_timeout = std::chrono::seconds{5};
+
+const caf::actor& room_for(directory_actor* self, const std::string& id,
+                           uint64_t start_after = 0) {
+  auto& st = self->state;
+  auto [it, fresh] = st.rooms.try_emplace(id);
+  if (fresh) {
+    it->second = spawn_room(self->system(), id, st.rooms_cfg, start_after);
+    self->monitor(it->second);
+  }
+  return it->second;
+}
+
+caf::behavior directory(directory_actor* self, room_config rooms_cfg) {
+  self->state.rooms_cfg = rooms_cfg;
+
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    for (auto i = st.rooms.begin(); i != st.rooms.end(); ++i) {
+      if (i->second.address() == dm.source) {
+        st.rooms.erase(i);
+        return;
+      }
+    }
+    auto r = std::find_if(st.retired.begin(), st.retired.end(),
+                          [&](const caf::actor& a) { return a.address() == dm.source; });
+    if (r != st.retired.end()) {
+      st.retired.erase(r);
+      return;
+    }
+    for (auto i = st.fanouts.begin(); i != st.fanouts.end(); ++i) {
+      if (i->second.handle.address() == dm.source) {
+        st.fanouts.erase(i);
+        return;
+      }
+    }
+  });
+
+  return {
+    [=](join_msg& m) -> caf::delegated<caf::actor> {
+      auto& st = self->state;
+      auto [it, fresh] = st.fanouts.try_emplace(m.room);
+      if (fresh) {
+        it->second.handle =
+          spawn_fanout(self->system(), m.room, caf::actor_cast<caf::actor>(self));
+        self->monitor(it->second.handle);
+      }
+      ++it->second.joins;
+      self->delegate(it->second.handle, std::move(m));
+      return {};
+    },
+    [=](resolve_room& r) -> caf::result<caf::actor> {
+      if (!self->state.resolver) return room_for(self, r.room);
+      self->delegate(self->state.resolver, std::move(r));
+      return caf::delegated<caf::actor>{};
+    },
+    [=](http_call& call) -> caf::result<http_result> {
+      auto& st = self->state;
+      if (!st.resolver) {
+        self->delegate(room_for(self, call.room), std::move(call));
+        return caf::delegated<http_result>{};
+      }
+      auto rp = self->make_response_promise<http_result>();
+      self->request(st.resolver, resolve_timeout, resolve_room{call.room})
+        .then([=](caf::actor room) mutable { rp.delegate(room, std::move(call)); },
+              [=](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
+    },
+    [=](open_room& o) -> caf::actor { return room_for(self, o.room, o.start_after); },
+    [=](adopt_room& a) -> caf::actor {
+      auto& st = self->state;
+      auto [it, fresh] = st.rooms.try_emplace(a.snapshot.room);
+      if (fresh) {
+        it->second = spawn_room(self->system(), std::move(a.snapshot), st.rooms_cfg);
+        self->monitor(it->second);
+      }
+      return it->second;
+    },
+    [=](forget_room& f) {
+      auto& st = self->state;
+      auto it = st.rooms.find(f.room);
+      if (it == st.rooms.end()) return;
+      st.retired.push_back(std::move(it->second));
+      st.rooms.erase(it);
+    },
+    [=](use_resolver& u) { self->state.resolver = u.resolver; },
+    [=](fanout_idle& m) {
+      auto& st = self->state;
+      auto i = st.fanouts.find(m.room);
+      if (i == st.fanouts.end() || i->second.handle != m.fanout) return;
+      if (i->second.joins != m.joins) return;  // a join is on its way to it
+      self->send(i->second.handle, stop_atom_v);
+      self->demonitor(i->second.handle);
+      st.fanouts.erase(i);
+    },
+    [=](stats_atom) {
+      return directory_stats{self->state.rooms.size(), self->state.fanouts.size()};
+    },
+    [=](stop_atom) {
+      auto& st = self->state;
+      for (auto& [id, f] : st.fanouts) self->send(f.handle, stop_atom_v);
+      for (auto& [id, r] : st.rooms) self->send_exit(r, caf::exit_reason::user_shutdown);
+      for (auto& r : st.retired) self->send_exit(r, caf::exit_reason::user_shutdown);
+      log().debug("directory stopping: {} room(s), {} fan-out(s)", st.rooms.size(),
+                  st.fanouts.size());
+      self->quit();
+    },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_directory(caf::actor_system& sys, room_config rooms) {
+  return sys.spawn(directory, rooms);
+}
+
+}  // namespace driftd::actors

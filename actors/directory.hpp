@@ -1,0 +1,22 @@
+#pragma once
+
+#include "caf/all.hpp"
+
+#include "actors/room.hpp"
+
+namespace driftd::actors {
+
+/// Spawns the node's room directory: it knows this node's room actors and fan-outs.
+///
+///   join_msg -> caf::actor          admits a connection to the room's fan-out (spawned on
+///                                   demand) and answers with that fan-out
+///   resolve_room -> caf::actor      the room's actor, spawned on demand
+///   http_call -> http_result        delegated to the room's actor
+///   fanout_idle                     ends a fan-out that has no connection and none coming
+///   stats_atom -> directory_stats
+///   stop_atom                       ends every room and fan-out, then the directory
+///
+/// Room ids must have been checked before they reach the directory.
+caf::actor spawn_directory(caf::actor_system& sys, room_config rooms);
+
+}  // namespace driftd::actors

@@ -1,0 +1,320 @@
+#include "actors/fanout.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <unordered_map>
+#include <unordered_set>
+#include <variant>
+#include <vector>
+
+#include "actors/messages.hpp"
+#include "actors/ownership.hpp"
+#include "actors/type_ids.hpp"
+#include "config/logging.hpp"
+#include "protocol/close_code.hpp"
+
+namespace driftd::actors {
+
+namespace {
+
+/// How long one attempt to resolve the room may take.
+constexpr auto resolve_timeout = std::chrono::seconds{5};
+
+/// Attempts to find the room's actor before giving its connections up (with back-off,
+/// about 30 s in all: long enough for a failed node to be noticed and its rooms re-homed).
+constexpr int resolve_attempts = 40;
+
+/// How long draining the path through a room's old actor may take.
+constexpr auto drain_timeout = std::chrono::seconds{10};
+
+/// A connection's sink with what the hot path needs next to it.
+struct target {
+  sink* out;
+  protocol::wire_format format;
+  uint64_t conn;
+};
+
+struct local_conn {
+  std::shared_ptr<sink> out;
+  conn_flags flags;
+  std::unordered_set<std::string> keys;
+};
+
+/// Something a room sent to this fan-out.
+using room_output = std::variant<push_out, debug_out, reply_out, subscribed_out>;
+
+struct fanout_state {
+  static inline const char* name = "driftd.fanout";
+
+  std::string room_id;
+  caf::actor directory;
+  /// The room actor this fan-out talks to; null while it is being resolved.
+  caf::actor room;
+  bool resolving = false;
+  std::unordered_map<uint64_t, local_conn> conns;
+  /// Connections following each key (those with `subscribe=all` are only in `all`).
+  std::unordered_map<std::string, std::vector<target>> by_key;
+  std::vector<target> all;
+  std::vector<target> debug;
+  /// The last seq each followed key delivered here, to resume after the room moves.
+  std::unordered_map<std::string, uint64_t> last_seq;
+  /// What a room that is not (yet) ours sent: a room that moved here starts sending before
+  /// the old one's last word arrives. Applied in order once that room becomes ours.
+  std::vector<std::pair<caf::actor_addr, room_output>> early;
+  uint64_t joins = 0;
+};
+
+using fanout_actor = caf::stateful_actor<fanout_state>;
+
+spdlog::logger& log() { return config::logger("actors"); }
+
+void erase_target(std::vector<target>& v, uint64_t conn) {
+  auto i = std::find_if(v.begin(), v.end(), [&](const target& t) { return t.conn == conn; });
+  if (i == v.end()) return;
+  *i = v.back();  // order among a key's subscribers carries no meaning
+  v.pop_back();
+}
+
+void deliver_all(const std::vector<target>& targets, const frames& msg) {
+  for (const auto& t : targets) t.out->deliver(msg.in(t.format));
+}
+
+void close_all(fanout_actor* self, uint16_t code, const std::string& reason) {
+  for (auto& [conn, c] : self->state.conns) c.out->close(code, reason);
+}
+
+// -- what rooms send ------------------------------------------------------------------------
+
+void apply(fanout_actor* self, push_out& m) {
+  auto& st = self->state;
+  auto k = st.by_key.find(m.key);
+  if (k != st.by_key.end()) {
+    deliver_all(k->second, m.msg);
+    st.last_seq[m.key] = m.seq;
+  }
+  deliver_all(st.all, m.msg);
+  if (m.to_debug) {
+    for (const auto& t : st.debug) {
+      auto c = st.conns.find(t.conn);
+      if (c->second.flags.all || c->second.keys.count(m.key) > 0) continue;  // has it
+      t.out->deliver(m.msg.in(t.format));
+    }
+  }
+}
+
+void apply(fanout_actor* self, debug_out& m) { deliver_all(self->state.debug, m.msg); }
+
+void apply(fanout_actor* self, reply_out& m) {
+  auto i = self->state.conns.find(m.conn);
+  if (i != self->state.conns.end()) i->second.out->deliver(m.msg);
+}
+
+void apply(fanout_actor* self, subscribed_out& m) {
+  auto& st = self->state;
+  auto i = st.conns.find(m.conn);
+  if (i == st.conns.end()) return;
+  auto& c = i->second;
+  if (c.keys.insert(m.key).second && !c.flags.all) {
+    st.by_key[m.key].push_back(target{c.out.get(), c.flags.format, m.conn});
+  }
+  // The init (or the subscription alone) brings the connection up to the room's head.
+  auto& last = st.last_seq[m.key];
+  last = std::max(last, m.head);
+  if (m.init) c.out->deliver(m.init);
+}
+
+/// Applies a room's message if it comes from our room, else keeps it for later.
+template <class T>
+void from_room(fanout_actor* self, T& m) {
+  auto sender = caf::actor_cast<caf::actor_addr>(self->current_sender());
+  if (sender == self->state.room.address()) return apply(self, m);
+  self->state.early.emplace_back(std::move(sender), room_output{std::move(m)});
+}
+
+/// Makes `room` ours and applies what it sent before that.
+void switch_to(fanout_actor* self, const caf::actor& room) {
+  auto& st = self->state;
+  if (st.room) self->demonitor(st.room);
+  st.room = room;
+  self->monitor(room);
+  auto early = std::move(st.early);
+  st.early.clear();
+  for (auto& [sender, out] : early) {
+    if (sender != room.address()) continue;  // from a room that is gone for good
+    std::visit([&](auto& m) { apply(self, m); }, out);
+  }
+}
+
+// -- finding the room -----------------------------------------------------------------------
+//
+//   resolving --room found--> attached --room_moved--> draining --drained--> attached
+//       ^                        |                        |
+//       +-----room actor gone----+-----------failed-------+
+//
+// While resolving, every message but the retry timer stays in the mailbox.
+
+void resolve(fanout_actor* self, int attempt);
+
+void attach_all(fanout_actor* self) {
+  auto& st = self->state;
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  for (auto& [conn, c] : st.conns) {
+    self->send(st.room, attach_msg{me, conn, c.flags});
+    for (const auto& key : c.keys) {
+      // Resume after what this node already delivered for the key.
+      protocol::request get;
+      get.kind = protocol::request_kind::get;
+      get.key = key;
+      auto seq = st.last_seq.find(key);
+      get.seq = seq == st.last_seq.end() ? 0 : seq->second;
+      self->send(st.room, room_msg{me, conn, std::move(get)});
+    }
+  }
+}
+
+void start_resolving(fanout_actor* self) {
+  auto& st = self->state;
+  if (st.room) self->demonitor(st.room);
+  st.room = caf::actor{};
+  if (!st.resolving) {
+    st.resolving = true;
+    self->set_default_handler(caf::skip);
+    self->become(caf::keep_behavior,
+                 caf::behavior{
+                   [=](retry_atom, int attempt) { resolve(self, attempt); },
+                   [=](stop_atom) {
+                     close_all(self, protocol::close_code::going_away, "server shutting down");
+                     self->quit();
+                   },
+                 });
+  }
+  resolve(self, 0);
+}
+
+void resolve(fanout_actor* self, int attempt) {
+  self->request(self->state.directory, resolve_timeout, resolve_room{self->state.room_id})
+    .then(
+      [=](caf::actor room) {
+        auto& st = self->state;
+        if (!st.resolving) return;
+        st.resolving = false;
+        self->set_default_handler(caf::print_and_drop);
+        self->unbecome();
+        switch_to(self, room);
+        attach_all(self);
+      },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        if (attempt + 1 >= resolve_attempts) {
+          log().warn("room {}: cannot reach the room actor: {}; closing {} connection(s)",
+                     st.room_id, self->system().render(err), st.conns.size());
+          close_all(self, protocol::close_code::try_again_later, "room unavailable");
+          self->quit(err);
+          return;
+        }
+        auto delay = std::chrono::milliseconds{std::min(1000, 50 << std::min(attempt, 5))};
+        log().debug("room {}: room actor not found ({}); retry {} in {} ms", st.room_id,
+                    self->system().render(err), attempt + 1, delay.count());
+        self->delayed_send(self, delay, retry_atom_v, attempt + 1);
+      });
+}
+
+/// The room moved: let what we sent through the old actor arrive first, then switch.
+void follow(fanout_actor* self, const caf::actor& next) {
+  auto& st = self->state;
+  const caf::actor old = st.room;
+  self->request(old, drain_timeout, drain_msg{caf::actor_cast<caf::actor>(self)})
+    .await(
+      [=](caf::actor room) {
+        log().debug("room {}: following the room to its new node", self->state.room_id);
+        switch_to(self, room);
+      },
+      [=](caf::error& err) {
+        log().info("room {}: could not follow the room ({}); finding it again",
+                   self->state.room_id, self->system().render(err));
+        start_resolving(self);
+      });
+}
+
+void fanout(fanout_actor* self, std::string room_id, caf::actor directory) {
+  self->state.room_id = std::move(room_id);
+  self->state.directory = std::move(directory);
+
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    if (!st.room || dm.source != st.room.address()) return;
+    log().info("room {}: room actor gone ({}); re-attaching {} connection(s)", st.room_id,
+               self->system().render(dm.reason), st.conns.size());
+    start_resolving(self);
+  });
+
+  caf::behavior attached{
+    [=](join_msg& m) -> caf::actor {
+      auto& st = self->state;
+      ++st.joins;
+      target t{m.out.get(), m.flags.format, m.conn};
+      if (m.flags.all) st.all.push_back(t);
+      if (m.flags.debug) st.debug.push_back(t);
+      st.conns.emplace(m.conn, local_conn{std::move(m.out), m.flags, {}});
+      caf::actor me = caf::actor_cast<caf::actor>(self);
+      self->send(st.room, attach_msg{me, m.conn, m.flags});
+      return me;
+    },
+    [=](client_msg& m) {
+      self->send(self->state.room,
+                 room_msg{caf::actor_cast<caf::actor>(self), m.conn, std::move(m.req)});
+    },
+    [=](leave_msg& m) {
+      auto& st = self->state;
+      auto i = st.conns.find(m.conn);
+      if (i == st.conns.end()) return;
+      for (const auto& key : i->second.keys) {
+        auto k = st.by_key.find(key);
+        if (k == st.by_key.end()) continue;
+        erase_target(k->second, m.conn);
+        if (k->second.empty()) {
+          st.by_key.erase(k);
+          st.last_seq.erase(key);
+        }
+      }
+      erase_target(st.all, m.conn);
+      erase_target(st.debug, m.conn);
+      st.conns.erase(i);
+      caf::actor me = caf::actor_cast<caf::actor>(self);
+      self->send(st.room, detach_msg{me, m.conn});
+      if (st.conns.empty()) {
+        self->send(st.directory, fanout_idle{st.room_id, me, st.joins});
+      }
+    },
+    [=](push_out& m) { from_room(self, m); },
+    [=](debug_out& m) { from_room(self, m); },
+    [=](reply_out& m) { from_room(self, m); },
+    [=](subscribed_out& m) { from_room(self, m); },
+    [=](room_moved& m) {
+      // Only the room we talk to can say it moved.
+      if (caf::actor_cast<caf::actor_addr>(self->current_sender()) != self->state.room.address()) {
+        return;
+      }
+      follow(self, m.room);
+    },
+    [=](retry_atom, int) {},  // a retry that lost the race with an answer
+    [=](stop_atom) {
+      auto& st = self->state;
+      if (!st.conns.empty()) {
+        close_all(self, protocol::close_code::going_away, "server shutting down");
+      }
+      self->quit();
+    },
+  };
+  self->become(std::move(attached));
+  start_resolving(self);
+}
+
+}  // namespace
+
+caf::actor spawn_fanout(caf::actor_system& sys, std::string room, caf::actor directory) {
+  return sys.spawn(fanout, std::move(room), std::move(directory));
+}
+
+}  // namespace driftd::actors

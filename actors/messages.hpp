@@ -1,0 +1,270 @@
+#pragma once
+// Messages between connection actors, fan-outs, rooms and the directory. Every type that can
+// cross a node boundary has an `inspect` overload and a type ID (see type_ids.hpp), and is
+// registered under the same name on every node.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "caf/all.hpp"
+
+#include "actors/sink.hpp"
+#include "protocol/message.hpp"
+#include "protocol/value.hpp"
+
+namespace driftd::actors {
+
+/// A message encoded in both wire formats; a format nobody needs is left empty.
+struct frames {
+  payload json;
+  payload cbor;
+
+  const payload& in(protocol::wire_format f) const {
+    return f == protocol::wire_format::json ? json : cbor;
+  }
+};
+
+/// What a connection asked for when it connected (the `cbor`, `debug`, `subscribe=all`
+/// query flags).
+struct conn_flags {
+  protocol::wire_format format = protocol::wire_format::json;
+  bool debug = false;
+  bool all = false;
+};
+
+// -- connection actor -> directory -> fan-out (one node; carries the sink) --------------
+
+/// A new connection to `room`. Answered with the fan-out actor the connection talks to.
+struct join_msg {
+  std::string room;
+  uint64_t conn = 0;
+  std::shared_ptr<sink> out;
+  conn_flags flags;
+};
+
+// -- connection actor -> fan-out -------------------------------------------------------
+
+/// One client message of connection `conn`.
+struct client_msg {
+  uint64_t conn = 0;
+  protocol::request req;
+};
+
+/// Connection `conn` is gone.
+struct leave_msg {
+  uint64_t conn = 0;
+};
+
+// -- fan-out -> room (may cross nodes) ------------------------------------------------
+
+struct attach_msg {
+  caf::actor fanout;
+  uint64_t conn = 0;
+  conn_flags flags;
+};
+
+struct detach_msg {
+  caf::actor fanout;
+  uint64_t conn = 0;
+};
+
+struct room_msg {
+  caf::actor fanout;
+  uint64_t conn = 0;
+  protocol::request req;
+};
+
+// -- room -> fan-out (may cross nodes) ------------------------------------------------
+
+/// A numbered push: for the key's subscribers, every `subscribe=all` connection, and the
+/// debug connections too when `to_debug` (relays; debug feeds see stream changes as inits).
+struct push_out {
+  uint64_t seq = 0;
+  std::string key;
+  frames msg;
+  bool to_debug = false;
+};
+
+/// A key's stream changed: its whole `init`, for debug connections.
+struct debug_out {
+  std::string key;
+  frames msg;
+};
+
+/// A message for one connection, in that connection's format.
+struct reply_out {
+  uint64_t conn = 0;
+  payload msg;
+};
+
+/// Connection `conn` now follows `key`; `init` (absent for `seq: null`) follows at once.
+/// `head` is the room's seq at that moment: the connection is now up to date to it.
+struct subscribed_out {
+  uint64_t conn = 0;
+  std::string key;
+  payload init;
+  uint64_t head = 0;
+};
+
+// -- fan-out <-> directory (one node) --------------------------------------------------
+
+/// Which actor is room `room` now? Answered with the room's actor handle.
+struct resolve_room {
+  std::string room;
+};
+
+/// A fan-out lost its last connection after receiving `joins` joins in all.
+struct fanout_idle {
+  std::string room;
+  caf::actor fanout;
+  uint64_t joins = 0;
+};
+
+/// Counts the directory reports.
+struct directory_stats {
+  uint64_t rooms = 0;
+  uint64_t fanouts = 0;
+};
+
+// -- HTTP sends ------------------------------------------------------------------------
+
+/// A client message posted over HTTP to `room`; answered with an `http_result`.
+struct http_call {
+  std::string room;
+  protocol::request req;
+  protocol::wire_format format = protocol::wire_format::json;
+};
+
+struct http_result {
+  /// True when `body` is an `error` message.
+  bool error = false;
+  /// The reply message, or null in the call's format (JSON `null`, CBOR 0xf6) when there is
+  /// none.
+  std::string body;
+};
+
+// -- inspection ------------------------------------------------------------------------
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, payload& x) {
+  bool present = static_cast<bool>(x);
+  std::string bytes;
+  if constexpr (Inspector::reads_state) {
+    if (x) bytes = *x;
+  }
+  return f(caf::meta::type_name("driftd::payload"), present, bytes,
+           caf::meta::load_callback([&]() -> caf::error {
+             x = present ? payload{std::move(bytes)} : payload{};
+             return caf::none;
+           }));
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, frames& x) {
+  return f(caf::meta::type_name("driftd::frames"), x.json, x.cbor);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, conn_flags& x) {
+  return f(caf::meta::type_name("driftd::conn_flags"), x.format, x.debug, x.all);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, client_msg& x) {
+  return f(caf::meta::type_name("driftd::client_msg"), x.conn, x.req);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, leave_msg& x) {
+  return f(caf::meta::type_name("driftd::leave_msg"), x.conn);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, attach_msg& x) {
+  return f(caf::meta::type_name("driftd::attach_msg"), x.fanout, x.conn, x.flags);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, detach_msg& x) {
+  return f(caf::meta::type_name("driftd::detach_msg"), x.fanout, x.conn);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, room_msg& x) {
+  return f(caf::meta::type_name("driftd::room_msg"), x.fanout, x.conn, x.req);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, push_out& x) {
+  return f(caf::meta::type_name("driftd::push_out"), x.seq, x.key, x.msg, x.to_debug);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, debug_out& x) {
+  return f(caf::meta::type_name("driftd::debug_out"), x.key, x.msg);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, reply_out& x) {
+  return f(caf::meta::type_name("driftd::reply_out"), x.conn, x.msg);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, subscribed_out& x) {
+  return f(caf::meta::type_name("driftd::subscribed_out"), x.conn, x.key, x.init, x.head);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, resolve_room& x) {
+  return f(caf::meta::type_name("driftd::resolve_room"), x.room);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, fanout_idle& x) {
+  return f(caf::meta::type_name("driftd::fanout_idle"), x.room, x.fanout, x.joins);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, directory_stats& x) {
+  return f(caf::meta::type_name("driftd::directory_stats"), x.rooms, x.fanouts);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, http_call& x) {
+  return f(caf::meta::type_name("driftd::http_call"), x.room, x.req, x.format);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, http_result& x) {
+  return f(caf::meta::type_name("driftd::http_result"), x.error, x.body);
+}
+
+}  // namespace driftd::actors
+
+namespace driftd::protocol {
+
+/// Values travel as CBOR, which keeps byte strings apart from arrays.
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, request& x) {
+  // Values were checked against the entry node's depth limit; this bound only keeps a
+  // corrupt peer from making us recurse without end.
+  constexpr std::size_t max_remote_depth = 1024;
+  std::string val;
+  if constexpr (Inspector::reads_state) {
+    if (x.kind == request_kind::push) append_cbor(val, x.val);
+  }
+  return f(caf::meta::type_name("driftd::request"), x.kind, x.key, val, x.act, x.seq, x.has_seq,
+           x.error, caf::meta::load_callback([&]() -> caf::error {
+             if (val.empty()) {
+               x.val = nullptr;
+               return caf::none;
+             }
+             auto parsed = parse_cbor(val, max_remote_depth);
+             if (!parsed) return caf::make_error(caf::sec::invalid_argument, parsed.error());
+             x.val = std::move(*parsed);
+             return caf::none;
+           }));
+}
+
+}  // namespace driftd::protocol

@@ -1,0 +1,600 @@
+#include "actors/room.hpp"
+
+#include <limits>
+#include <map>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "actors/messages.hpp"
+#include "actors/ownership.hpp"
+#include "actors/stream_store.hpp"
+#include "actors/type_ids.hpp"
+#include "config/logging.hpp"
+#include "protocol/message.hpp"
+
+namespace driftd::actors {
+
+namespace {
+
+using protocol::action;
+using protocol::request;
+using protocol::request_kind;
+using protocol::wire_format;
+
+/// One connection as the room sees it.
+struct subscriber {
+  conn_flags flags;
+  std::unordered_set<std::string> keys;
+};
+
+/// Everything the room knows about one fan-out (one node's connections to this room).
+struct fanout_view {
+  std::unordered_map<uint64_t, subscriber> conns;
+  /// How many connections without `subscribe=all` follow each key.
+  std::unordered_map<std::string, uint32_t> key_refs;
+  uint32_t all = 0;
+  uint32_t debug = 0;
+  uint32_t json = 0;
+  uint32_t cbor = 0;
+
+  bool wants(const std::string& key, bool relay) const {
+    return all > 0 || (relay && debug > 0) || key_refs.count(key) > 0;
+  }
+};
+
+/// Where the answer to a client message goes: a connection's fan-out, or an HTTP caller.
+struct reply_to {
+  caf::actor fanout;
+  uint64_t conn = 0;
+  wire_format format = wire_format::json;
+  /// Set for HTTP: the answer is kept here instead of being sent.
+  http_result* http = nullptr;
+};
+
+struct room_state {
+  static inline const char* name = "driftd.room";
+
+  std::string id;
+  room_config cfg;
+  stream_store store;
+  std::map<caf::actor, fanout_view> fanouts;
+  std::size_t connections = 0;
+  caf::actor_clock::time_point last_touch;
+  bool expiry_armed = false;
+
+  // -- cluster mode: seq reservations with the backup --
+  /// The router that records this room's reservations; null: none needed.
+  caf::actor backup;
+  bool backup_known = false;
+  /// The highest seq this room may use.
+  uint64_t reserved = std::numeric_limits<uint64_t>::max();
+  /// A reservation ahead of need is under way.
+  bool reserving = false;
+  /// Numbering is paused (waiting behaviour on top) until more is reserved.
+  bool blocked = false;
+
+  // -- after a hand-off --
+  caf::actor successor;
+  caf::actor_clock::time_point last_forward;
+};
+
+using room_actor = caf::stateful_actor<room_state>;
+
+spdlog::logger& log() { return config::logger("actors"); }
+
+/// How long a room waits for its new node to take it.
+constexpr auto handoff_timeout = std::chrono::seconds{10};
+
+/// How long a room's backup may take to record a reservation.
+constexpr auto reserve_timeout = std::chrono::seconds{2};
+
+/// A room that moved forwards stragglers until it has seen none for this long.
+constexpr auto forward_linger = std::chrono::seconds{10};
+
+/// Values inside a snapshot were checked on their way in; this bound only protects against
+/// a corrupt peer.
+constexpr std::size_t max_snapshot_depth = 1024;
+
+std::string encode_init(wire_format f, const std::string& key, const stream* s,
+                        uint64_t after) {
+  std::size_t first = s ? stream_store::first_after(*s, after) : 0;
+  std::size_t count = s ? s->size() - first : 0;
+  protocol::init_encoder enc{f, key, count};
+  for (std::size_t i = first; i < first + count; ++i) enc.add((*s)[i].seq, (*s)[i].val);
+  return std::move(enc).finish();
+}
+
+/// The body of an HTTP answer that carries no message: null, in the caller's format.
+std::string no_reply(wire_format f) {
+  return f == wire_format::json ? std::string{"null"} : std::string{"\xf6"};
+}
+
+void send_reply(room_actor* self, const reply_to& to, std::string message, bool is_error) {
+  if (to.http) {
+    to.http->error = is_error;
+    to.http->body = std::move(message);
+    return;
+  }
+  self->send(to.fanout, reply_out{to.conn, payload{std::move(message)}});
+}
+
+void reply_error(room_actor* self, const reply_to& to, std::string_view text) {
+  send_reply(self, to, protocol::encode_error(to.format, text), true);
+}
+
+/// Sends a push to every fan-out with someone who wants it, encoded once per format.
+void broadcast(room_actor* self, uint64_t seq, const std::string& key, const protocol::value& v,
+               bool relay) {
+  auto& st = self->state;
+  bool need_json = false;
+  bool need_cbor = false;
+  for (auto& [fanout, view] : st.fanouts) {
+    if (!view.wants(key, relay)) continue;
+    need_json |= view.json > 0;
+    need_cbor |= view.cbor > 0;
+  }
+  if (!need_json && !need_cbor) return;
+  frames msg;
+  if (need_json) msg.json = payload{protocol::encode_push(wire_format::json, key, v, seq)};
+  if (need_cbor) msg.cbor = payload{protocol::encode_push(wire_format::cbor, key, v, seq)};
+  for (auto& [fanout, view] : st.fanouts) {
+    if (view.wants(key, relay)) self->send(fanout, push_out{seq, key, msg, relay});
+  }
+}
+
+/// A key's stream changed: debug connections get its whole stream as an `init`.
+void debug_broadcast(room_actor* self, const std::string& key) {
+  auto& st = self->state;
+  bool need_json = false;
+  bool need_cbor = false;
+  for (auto& [fanout, view] : st.fanouts) {
+    if (view.debug == 0) continue;
+    for (auto& [conn, sub] : view.conns) {
+      if (!sub.flags.debug) continue;
+      need_json |= sub.flags.format == wire_format::json;
+      need_cbor |= sub.flags.format == wire_format::cbor;
+    }
+  }
+  if (!need_json && !need_cbor) return;
+  const stream* s = st.store.find(key);
+  frames msg;
+  if (need_json) msg.json = payload{encode_init(wire_format::json, key, s, 0)};
+  if (need_cbor) msg.cbor = payload{encode_init(wire_format::cbor, key, s, 0)};
+  for (auto& [fanout, view] : st.fanouts) {
+    if (view.debug > 0) self->send(fanout, debug_out{key, msg});
+  }
+}
+
+void after_change(room_actor* self, const reply_to& to, const std::string& key,
+                  std::size_t stream_size) {
+  if (stream_size > 1) {
+    send_reply(self, to, protocol::encode_stream_size(to.format, key, stream_size), false);
+  } else if (to.http) {
+    to.http->body = no_reply(to.format);
+  }
+}
+
+void after_numbering(room_actor* self);
+
+void handle_push(room_actor* self, const reply_to& to, request& req) {
+  auto& st = self->state;
+  if (req.act == action::compact) {
+    auto out = st.store.compact(req.key, std::move(req.val), req.seq);
+    if (!out.error.empty()) return reply_error(self, to, out.error);
+    debug_broadcast(self, req.key);
+    return after_change(self, to, req.key, out.stream_size);
+  }
+  auto out = st.store.push(req.key, req.val, req.act);
+  after_numbering(self);
+  const bool relay = req.act == action::relay;
+  broadcast(self, out.seq, req.key, *out.val, relay);
+  if (!relay) debug_broadcast(self, req.key);
+  after_change(self, to, req.key, out.stream_size);
+}
+
+void handle_get(room_actor* self, const reply_to& to, request& req) {
+  auto& st = self->state;
+  if (req.has_seq && req.seq > st.store.head()) {
+    return reply_error(self, to,
+                       "seq " + std::to_string(req.seq) + " is beyond the room's last seq " +
+                           std::to_string(st.store.head()));
+  }
+  payload init;
+  if (req.has_seq) init = payload{encode_init(to.format, req.key, st.store.find(req.key), req.seq)};
+  if (to.http) {
+    to.http->body = init ? *init : no_reply(to.format);
+    return;
+  }
+  auto view = st.fanouts.find(to.fanout);
+  if (view != st.fanouts.end()) {
+    auto sub = view->second.conns.find(to.conn);
+    if (sub != view->second.conns.end() && sub->second.keys.insert(req.key).second &&
+        !sub->second.flags.all) {
+      ++view->second.key_refs[req.key];
+    }
+  }
+  self->send(to.fanout, subscribed_out{to.conn, req.key, std::move(init), st.store.head()});
+}
+
+void handle_request(room_actor* self, const reply_to& to, request& req) {
+  switch (req.kind) {
+    case request_kind::push:
+      return handle_push(self, to, req);
+    case request_kind::get:
+      return handle_get(self, to, req);
+    case request_kind::ping:
+      return send_reply(self, to, protocol::encode_pong(to.format, req.has_seq, req.seq), false);
+    case request_kind::invalid:
+      return reply_error(self, to, req.error);
+  }
+}
+
+/// Notes activity; with no connection left, makes sure an expiry check is pending.
+void touch(room_actor* self) {
+  auto& st = self->state;
+  st.last_touch = self->clock().now();
+  if (st.connections == 0 && !st.expiry_armed) {
+    st.expiry_armed = true;
+    self->delayed_send(self, st.cfg.ttl, expire_atom_v);
+  }
+}
+
+void drop_subscriber(fanout_view& view, uint64_t conn) {
+  auto i = view.conns.find(conn);
+  if (i == view.conns.end()) return;
+  const auto& flags = i->second.flags;
+  if (!flags.all) {
+    for (const auto& key : i->second.keys) {
+      auto r = view.key_refs.find(key);
+      if (r != view.key_refs.end() && --r->second == 0) view.key_refs.erase(r);
+    }
+  }
+  view.all -= flags.all;
+  view.debug -= flags.debug;
+  (flags.format == wire_format::json ? view.json : view.cbor) -= 1;
+  view.conns.erase(i);
+}
+
+void add_subscriber(room_actor* self, const caf::actor& fanout, uint64_t conn,
+                    const conn_flags& flags, std::unordered_set<std::string> keys) {
+  auto& st = self->state;
+  auto [it, fresh] = st.fanouts.try_emplace(fanout);
+  if (fresh) self->monitor(fanout);
+  auto& view = it->second;
+  auto [sub, added] = view.conns.emplace(conn, subscriber{flags, {}});
+  if (!added) return;
+  ++st.connections;
+  view.all += flags.all;
+  view.debug += flags.debug;
+  ++(flags.format == wire_format::json ? view.json : view.cbor);
+  if (!flags.all) {
+    for (const auto& key : keys) ++view.key_refs[key];
+  }
+  sub->second.keys = std::move(keys);
+}
+
+// -- seq reservations (cluster mode) ------------------------------------------------------
+//
+//   serving --head reaches the reservation--> waiting --backup records more--> serving
+//
+// While waiting, every message but backup_is and handoff_to stays in the mailbox, so no
+// push is ever numbered beyond what the backup knows about: if this node dies, the room comes
+// back on the backup's node numbering above it.
+
+caf::behavior waiting(room_actor* self);
+
+void request_reservation(room_actor* self) {
+  auto& st = self->state;
+  if (!st.backup || st.reserving) return;
+  st.reserving = true;
+  const uint64_t limit = st.store.head() + st.cfg.reserve_block;
+  const caf::actor backup = st.backup;
+  self->request(backup, reserve_timeout, reserve_seq{st.id, limit})
+    .then(
+      [=](uint64_t recorded) {
+        auto& st = self->state;
+        st.reserving = false;
+        if (backup != st.backup) return request_reservation(self);  // asked the old backup
+        st.reserved = std::max(st.reserved, recorded);
+        if (st.blocked && st.store.head() < st.reserved) {
+          st.blocked = false;
+          self->set_default_handler(caf::print_and_drop);
+          self->unbecome();
+        }
+      },
+      [=](caf::error& err) {
+        auto& st = self->state;
+        st.reserving = false;
+        log().warn("room {}: reserving seqs failed ({}); trying again",
+                   st.id, self->system().render(err));
+        if (st.backup) self->delayed_send(self, std::chrono::milliseconds{100}, reserve_seq{});
+      });
+}
+
+void block(room_actor* self) {
+  auto& st = self->state;
+  if (st.blocked) return;
+  st.blocked = true;
+  self->set_default_handler(caf::skip);
+  self->become(caf::keep_behavior, waiting(self));
+  request_reservation(self);
+}
+
+void unblock_if_free(room_actor* self) {
+  auto& st = self->state;
+  const bool free = !st.cfg.reserve_seqs || (st.backup_known && st.store.head() < st.reserved);
+  if (free && st.blocked) {
+    st.blocked = false;
+    self->set_default_handler(caf::print_and_drop);
+    self->unbecome();
+  } else if (!free) {
+    block(self);
+  }
+}
+
+/// After a seq was taken: reserve ahead of need, or stop numbering until reserved.
+void after_numbering(room_actor* self) {
+  auto& st = self->state;
+  if (!st.cfg.reserve_seqs || !st.backup) return;
+  const uint64_t head = st.store.head();
+  if (head >= st.reserved) return block(self);
+  if (head + st.cfg.reserve_block / 2 >= st.reserved) request_reservation(self);
+}
+
+void set_backup(room_actor* self, const caf::actor& backup) {
+  auto& st = self->state;
+  st.backup_known = true;
+  if (backup == st.backup && (backup || st.reserved == std::numeric_limits<uint64_t>::max())) {
+    return unblock_if_free(self);
+  }
+  st.backup = backup;
+  if (!backup) {
+    // No other member: nobody could take the room over, so there is nothing to reserve.
+    st.reserved = std::numeric_limits<uint64_t>::max();
+  } else {
+    // A new backup knows nothing yet: it must record at least the current head before the
+    // next number is used.
+    st.reserved = st.store.head();
+  }
+  unblock_if_free(self);
+  request_reservation(self);
+}
+
+// -- moving between nodes -------------------------------------------------------------------
+
+room_snapshot snapshot_of(room_actor* self) {
+  auto& st = self->state;
+  room_snapshot snap;
+  snap.room = st.id;
+  snap.head = st.store.head();
+  for (const auto& [key, s] : st.store.streams()) {
+    stream_snapshot ss;
+    ss.key = key;
+    for (const auto& e : s) {
+      entry_snapshot es;
+      es.seq = e.seq;
+      protocol::append_cbor(es.value, e.val);
+      ss.entries.push_back(std::move(es));
+    }
+    snap.streams.push_back(std::move(ss));
+  }
+  for (const auto& [fanout, view] : st.fanouts) {
+    for (const auto& [conn, sub] : view.conns) {
+      snap.subscribers.push_back(subscriber_snapshot{
+        fanout, conn, sub.flags, std::vector<std::string>(sub.keys.begin(), sub.keys.end())});
+    }
+  }
+  return snap;
+}
+
+void restore(room_actor* self, room_snapshot& snap) {
+  std::unordered_map<std::string, stream> streams;
+  for (auto& ss : snap.streams) {
+    auto& s = streams[ss.key];
+    for (auto& es : ss.entries) {
+      auto v = protocol::parse_cbor(es.value, max_snapshot_depth);
+      if (!v) {
+        log().error("room {}: dropped an undecodable entry {} of key {}", snap.room, es.seq,
+                    ss.key);
+        continue;
+      }
+      s.push_back(entry{es.seq, std::move(*v)});
+    }
+  }
+  self->state.store.restore(std::move(streams), snap.head);
+  for (auto& sub : snap.subscribers) {
+    add_subscriber(self, sub.fanout, sub.conn, sub.flags,
+                   std::unordered_set<std::string>(sub.keys.begin(), sub.keys.end()));
+  }
+}
+
+caf::behavior forwarding(room_actor* self);
+
+/// Sends the room to the router `target` and, once it is there, forwards to it.
+void hand_over(room_actor* self, const caf::actor& target) {
+  auto router = caf::actor_cast<caf::actor>(self->current_sender());
+  auto snap = snapshot_of(self);
+  const auto subscribers = snap.subscribers.size();
+  self->request(target, handoff_timeout, adopt_room{std::move(snap)})
+    .await(
+      [=](caf::actor next) {
+        auto& st = self->state;
+        st.successor = next;
+        st.last_forward = self->clock().now();
+        // The last thing each fan-out hears from this actor: where the room is now.
+        for (const auto& [fanout, view] : st.fanouts) self->send(fanout, room_moved{next});
+        for (const auto& [fanout, view] : st.fanouts) self->demonitor(fanout);
+        log().info("room {} handed over at seq {} with {} subscriber(s)", st.id,
+                   st.store.head(), subscribers);
+        if (router) self->send(router, handed_off{st.id, true});
+        st.blocked = false;
+        self->set_default_handler(caf::print_and_drop);
+        self->become(forwarding(self));
+        self->delayed_send(self, forward_linger, expire_atom_v);
+      },
+      [=](caf::error& err) {
+        log().warn("room {}: hand-off failed: {}", self->state.id, self->system().render(err));
+        if (router) self->send(router, handed_off{self->state.id, false});
+      });
+}
+
+caf::behavior forwarding(room_actor* self) {
+  auto forward = [=](auto& msg) {
+    self->state.last_forward = self->clock().now();
+    self->send(self->state.successor, std::move(msg));
+  };
+  return {
+    [=](attach_msg& m) { forward(m); },
+    [=](detach_msg& m) { forward(m); },
+    [=](room_msg& m) { forward(m); },
+    [=](http_call& c) -> caf::delegated<http_result> {
+      self->state.last_forward = self->clock().now();
+      self->delegate(self->state.successor, std::move(c));
+      return {};
+    },
+    [=](drain_msg& d) -> caf::delegated<caf::actor> {
+      self->state.last_forward = self->clock().now();
+      self->delegate(self->state.successor, std::move(d));
+      return {};
+    },
+    [](backup_is&) {},
+    [](handoff_to&) {},
+    [](reserve_seq&) {},
+    [=](expire_atom) {
+      auto quiet = self->clock().now() - self->state.last_forward;
+      if (quiet >= forward_linger) return self->quit();
+      self->delayed_send(self, forward_linger - quiet, expire_atom_v);
+    },
+  };
+}
+
+caf::behavior waiting(room_actor* self) {
+  return {
+    [=](backup_is& b) { set_backup(self, b.router); },
+    [=](handoff_to& h) { hand_over(self, h.target); },
+    [=](reserve_seq&) { request_reservation(self); },  // a retry after a failure
+  };
+}
+
+caf::behavior serving(room_actor* self) {
+  return {
+    [=](attach_msg& m) {
+      auto& st = self->state;
+      add_subscriber(self, m.fanout, m.conn, m.flags, {});
+      if (m.flags.debug) {
+        // The debug feed opens with the whole store, one init per key.
+        for (const auto& [key, s] : st.store.streams()) {
+          self->send(m.fanout,
+                     reply_out{m.conn, payload{encode_init(m.flags.format, key, &s, 0)}});
+        }
+      }
+      touch(self);
+    },
+    [=](detach_msg& m) {
+      auto& st = self->state;
+      auto it = st.fanouts.find(m.fanout);
+      if (it != st.fanouts.end() && it->second.conns.count(m.conn) > 0) {
+        drop_subscriber(it->second, m.conn);
+        --st.connections;
+      }
+      touch(self);
+    },
+    [=](room_msg& m) {
+      auto& st = self->state;
+      reply_to to{m.fanout, m.conn, wire_format::json, nullptr};
+      auto it = st.fanouts.find(m.fanout);
+      bool known = false;
+      if (it != st.fanouts.end()) {
+        auto sub = it->second.conns.find(m.conn);
+        if (sub != it->second.conns.end()) {
+          to.format = sub->second.flags.format;
+          known = true;
+        }
+      }
+      http_result discard;
+      if (!known) {
+        // The connection has left: apply what it sent, but answer nobody.
+        if (m.req.kind != request_kind::push) return;
+        to.http = &discard;
+      }
+      handle_request(self, to, m.req);
+      touch(self);
+    },
+    [=](http_call& call) {
+      http_result result;
+      reply_to to{caf::actor{}, 0, call.format, &result};
+      handle_request(self, to, call.req);
+      touch(self);
+      return result;
+    },
+    [=](drain_msg&) -> caf::actor {
+      // Everything the fan-out sent through the old room has arrived before this.
+      return caf::actor_cast<caf::actor>(self);
+    },
+    [=](backup_is& b) { set_backup(self, b.router); },
+    [=](handoff_to& h) { hand_over(self, h.target); },
+    [=](reserve_seq&) { request_reservation(self); },
+    [=](expire_atom) {
+      auto& st = self->state;
+      st.expiry_armed = false;
+      if (st.connections > 0) return;
+      auto idle = self->clock().now() - st.last_touch;
+      if (idle >= st.cfg.ttl) {
+        log().info("room {} expired after {} s without connections or messages", st.id,
+                   std::chrono::duration_cast<std::chrono::seconds>(idle).count());
+        self->quit();
+        return;
+      }
+      st.expiry_armed = true;
+      self->delayed_send(self, st.cfg.ttl - idle, expire_atom_v);
+    },
+  };
+}
+
+void start(room_actor* self, std::string id, room_config cfg) {
+  auto& st = self->state;
+  st.id = std::move(id);
+  st.cfg = cfg;
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    for (auto i = st.fanouts.begin(); i != st.fanouts.end(); ++i) {
+      if (i->first.address() != dm.source) continue;
+      st.connections -= i->second.conns.size();
+      st.fanouts.erase(i);
+      log().debug("room {}: a fan-out went away ({})", st.id, to_string(dm.reason));
+      break;
+    }
+    touch(self);
+  });
+  self->become(serving(self));
+  // In a cluster, nothing is numbered before the backup is known.
+  if (cfg.reserve_seqs) block(self);
+  touch(self);
+}
+
+void fresh_room(room_actor* self, std::string id, room_config cfg, uint64_t start_after) {
+  self->state.store.advance_head(start_after);
+  log().debug("room {} started at seq {}", id, start_after);
+  start(self, std::move(id), cfg);
+}
+
+void moved_room(room_actor* self, room_snapshot snap, room_config cfg) {
+  log().debug("room {} arrived at seq {}", snap.room, snap.head);
+  restore(self, snap);
+  start(self, snap.room, cfg);
+}
+
+}  // namespace
+
+caf::actor spawn_room(caf::actor_system& sys, std::string id, room_config cfg,
+                      uint64_t start_after) {
+  return sys.spawn(fresh_room, std::move(id), cfg, start_after);
+}
+
+caf::actor spawn_room(caf::actor_system& sys, room_snapshot snapshot, room_config cfg) {
+  return sys.spawn(moved_room, std::move(snapshot), cfg);
+}
+
+}  // namespace driftd::actors

@@ -1,0 +1,66 @@
+#pragma once
+// Type IDs and atoms of every message driftd's actors exchange. Registered on each node by
+// `register_types`, so the names on the wire agree across the cluster.
+
+#include "caf/all.hpp"
+
+#include "actors/messages.hpp"
+#include "actors/ownership.hpp"
+
+CAF_BEGIN_TYPE_ID_BLOCK(driftd, caf::first_custom_type_id)
+
+  CAF_ADD_TYPE_ID(driftd, (driftd::protocol::request))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::payload))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::frames))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::conn_flags))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::client_msg))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::leave_msg))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::attach_msg))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::detach_msg))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::room_msg))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::push_out))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::debug_out))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::reply_out))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::subscribed_out))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::resolve_room))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::fanout_idle))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::directory_stats))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::http_call))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::http_result))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::entry_snapshot))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::stream_snapshot))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::subscriber_snapshot))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::room_snapshot))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::handoff_to))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::adopt_room))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::room_moved))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::drain_msg))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::backup_is))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::reserve_seq))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::open_room))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::forget_room))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::use_resolver))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::handoff_request))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::handoff_answer))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::resolve_owned))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::handed_off))
+
+  CAF_ADD_ATOM(driftd, driftd::actors, stop_atom, "stop")
+  CAF_ADD_ATOM(driftd, driftd::actors, closed_atom, "closed")
+  CAF_ADD_ATOM(driftd, driftd::actors, expire_atom, "expire")
+  CAF_ADD_ATOM(driftd, driftd::actors, stats_atom, "stats")
+  CAF_ADD_ATOM(driftd, driftd::actors, retry_atom, "retry")
+
+CAF_END_TYPE_ID_BLOCK(driftd)
+
+// Carries a sink (a pointer into this process): never leaves its node.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(driftd::actors::join_msg)
+
+namespace driftd::actors {
+
+/// Registers every driftd message type with an actor system's config.
+inline void register_types(caf::actor_system_config& cfg) {
+  cfg.add_message_types<caf::id_block::driftd>();
+}
+
+}  // namespace driftd::actors

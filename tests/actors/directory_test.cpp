@@ -1,0 +1,144 @@
+#include "actors/directory.hpp"
+
+#include <gtest/gtest.h>
+
+#include "actors/connection.hpp"
+#include "support.hpp"
+
+namespace driftd::actors {
+namespace {
+
+using namespace testing;
+using protocol::value;
+
+class DirectoryTest : public ::testing::Test {
+ protected:
+  DirectoryTest() : sys{test_config(cfg)}, self{sys} { dir = spawn_directory(sys, room_config{}); }
+
+  ~DirectoryTest() override {
+    self->send(dir, stop_atom_v);
+    self->wait_for(dir);
+  }
+
+  caf::actor join(const std::string& room, uint64_t conn, std::shared_ptr<sink> out) {
+    caf::actor answer;
+    self->request(dir, wait_limit, join_msg{room, conn, std::move(out), conn_flags{}})
+      .receive([&](caf::actor& a) { answer = a; },
+               [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
+    return answer;
+  }
+
+  directory_stats stats() {
+    directory_stats out;
+    self->request(dir, wait_limit, stats_atom_v)
+      .receive([&](directory_stats& s) { out = s; },
+               [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
+    return out;
+  }
+
+  http_result call(const std::string& room, protocol::request req) {
+    http_result out;
+    self->request(dir, wait_limit, http_call{room, std::move(req), protocol::wire_format::json})
+      .receive([&](http_result& r) { out = std::move(r); },
+               [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
+    return out;
+  }
+
+  caf::actor_system_config cfg;
+  caf::actor_system sys;
+  caf::scoped_actor self;
+  caf::actor dir;
+};
+
+TEST_F(DirectoryTest, ConnectionsOfOneRoomShareOneFanout) {
+  auto a = join("r1", 1, std::make_shared<recording_sink>());
+  auto b = join("r1", 2, std::make_shared<recording_sink>());
+  auto c = join("r2", 3, std::make_shared<recording_sink>());
+  EXPECT_TRUE(a);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  auto s = stats();
+  EXPECT_EQ(s.rooms, 2u);
+  EXPECT_EQ(s.fanouts, 2u);
+}
+
+TEST_F(DirectoryTest, ResolveAnswersTheSameRoomActorEachTime) {
+  caf::actor first;
+  caf::actor second;
+  self->request(dir, wait_limit, resolve_room{"r"}).receive([&](caf::actor& a) { first = a; },
+                                                           [](caf::error&) {});
+  self->request(dir, wait_limit, resolve_room{"r"}).receive([&](caf::actor& a) { second = a; },
+                                                           [](caf::error&) {});
+  EXPECT_TRUE(first);
+  EXPECT_EQ(first, second);
+}
+
+TEST_F(DirectoryTest, HttpCallsReachTheRoomAndItsSubscribers) {
+  auto sink = std::make_shared<recording_sink>();
+  auto fanout = join("r1", 1, sink);
+  self->send(fanout, client_msg{1, get("k")});
+  EXPECT_EQ(sink->wait_for(1)[0]["type"], "init");
+  EXPECT_EQ(call("r1", push("k", 1)).body, "null");
+  EXPECT_EQ(sink->wait_for(2)[1], push_msg("k", 1, 1));
+  EXPECT_EQ(value::parse(call("r1", push("k", 2)).body)["size"], 2);
+}
+
+TEST_F(DirectoryTest, AnIdleFanoutIsEndedAndTheNextJoinGetsAFreshOne) {
+  auto first = join("r1", 1, std::make_shared<recording_sink>());
+  self->monitor(first);
+  self->send(first, leave_msg{1});
+  bool down = false;
+  self->receive([&](caf::down_msg& dm) { down = dm.source == first.address(); },
+                caf::after(wait_limit) >> [] {});
+  EXPECT_TRUE(down);
+  auto second = join("r1", 2, std::make_shared<recording_sink>());
+  EXPECT_TRUE(second);
+  EXPECT_NE(first, second);
+}
+
+TEST_F(DirectoryTest, StopEndsRoomsAndFanouts) {
+  auto fanout = join("r1", 1, std::make_shared<recording_sink>());
+  self->monitor(fanout);
+  self->send(dir, stop_atom_v);
+  bool down = false;
+  self->receive([&](caf::down_msg& dm) { down = dm.source == fanout.address(); },
+                caf::after(wait_limit) >> [] {});
+  EXPECT_TRUE(down);
+}
+
+TEST_F(DirectoryTest, ConnectionActorsRouteInOrderAndLeaveOnClose) {
+  auto writer = std::make_shared<recording_sink>();
+  auto reader = std::make_shared<recording_sink>();
+  auto w = spawn_connection(sys, dir, "r1", writer, conn_flags{});
+  auto r = spawn_connection(sys, dir, "r1", reader, conn_flags{});
+  // Sent before the connections have joined: held, then routed in order.
+  caf::anon_send(r, get("k"));
+  EXPECT_EQ(reader->wait_for(1).size(), 1u);
+  for (int i = 1; i <= 50; ++i) caf::anon_send(w, push("k", i, protocol::action::relay));
+  auto got = reader->wait_for(51);
+  ASSERT_EQ(got.size(), 51u);
+  EXPECT_EQ(got[0]["type"], "init");
+  for (int i = 1; i <= 50; ++i) {
+    EXPECT_EQ(got[static_cast<std::size_t>(i)], push_msg("k", i, static_cast<uint64_t>(i)));
+  }
+  self->monitor(w);
+  caf::anon_send(w, closed_atom_v);
+  bool down = false;
+  self->receive([&](caf::down_msg& dm) { down = dm.source == w.address(); },
+                caf::after(wait_limit) >> [] {});
+  EXPECT_TRUE(down);
+  caf::anon_send(r, closed_atom_v);
+}
+
+TEST_F(DirectoryTest, AConnectionWhoseJoinFailsClosesItsSocket) {
+  auto sink = std::make_shared<recording_sink>();
+  auto silent = sys.spawn([](caf::event_based_actor*) -> caf::behavior {
+    return {[](join_msg&) -> caf::result<caf::actor> { return caf::sec::runtime_error; }};
+  });
+  spawn_connection(sys, silent, "r1", sink, conn_flags{});
+  EXPECT_EQ(sink->wait_for_close(), 1013);
+  self->send_exit(silent, caf::exit_reason::user_shutdown);
+}
+
+}  // namespace
+}  // namespace driftd::actors

@@ -1,0 +1,328 @@
+#include "actors/room.hpp"
+
+#include <gtest/gtest.h>
+
+#include "support.hpp"
+
+namespace driftd::actors {
+namespace {
+
+using namespace testing;
+using protocol::action;
+using protocol::value;
+using protocol::wire_format;
+
+/// A room, and this test playing the fan-out of one node (a scoped actor).
+class RoomTest : public ::testing::Test {
+ protected:
+  RoomTest() : sys{test_config(cfg)}, self{sys} {
+    room = spawn_room(sys, "r1", room_config{});
+    me = caf::actor_cast<caf::actor>(self);
+  }
+
+  ~RoomTest() override { self->send_exit(room, caf::exit_reason::user_shutdown); }
+
+  void attach(uint64_t conn, conn_flags flags = {}) {
+    self->send(room, attach_msg{me, conn, flags});
+  }
+
+  void request(uint64_t conn, protocol::request req) {
+    self->send(room, room_msg{me, conn, std::move(req)});
+  }
+
+  template <class T>
+  T next() {
+    T out;
+    bool got = false;
+    self->receive([&](T& x) { out = std::move(x), got = true; },
+                  caf::others >> [&](caf::message_view& m) -> caf::result<caf::message> {
+                    ADD_FAILURE() << "unexpected message: " << to_string(m.copy_content_to_message());
+                    return caf::message{};
+                  },
+                  caf::after(wait_limit) >> [&] { ADD_FAILURE() << "nothing arrived"; });
+    EXPECT_TRUE(got);
+    return out;
+  }
+
+  caf::actor_system_config cfg;
+  caf::actor_system sys;
+  caf::scoped_actor self;
+  caf::actor room;
+  caf::actor me;
+};
+
+TEST_F(RoomTest, AppendIsBroadcastOnceToAFanoutFollowingTheKey) {
+  attach(1);
+  attach(2);
+  request(1, get("k"));
+  request(2, get("k"));
+  EXPECT_EQ(parse(next<subscribed_out>().init), (value{{"type", "init"}, {"key", "k"}, {"data", value::array()}}));
+  next<subscribed_out>();
+  request(1, push("k", {{"a", 1}}));
+  auto p = next<push_out>();
+  EXPECT_EQ(p.seq, 1u);
+  EXPECT_EQ(p.key, "k");
+  EXPECT_FALSE(p.to_debug);
+  EXPECT_EQ(parse(p.msg.json), push_msg("k", {{"a", 1}}, 1));
+  EXPECT_FALSE(static_cast<bool>(p.msg.cbor));  // no CBOR connection here
+  // One message for the node, however many of its connections follow the key: the next
+  // thing to arrive is the answer to a ping, not a second copy.
+  request(1, ping(7));
+  EXPECT_EQ(parse(next<reply_out>().msg), (value{{"type", "pong"}, {"nonce", 7}}));
+}
+
+TEST_F(RoomTest, NothingIsSentToAFanoutWhoseConnectionsDoNotFollowTheKey) {
+  attach(1);
+  request(1, push("k", 1));
+  request(1, ping(1));
+  auto r = next<reply_out>();
+  EXPECT_EQ(r.conn, 1u);
+  EXPECT_EQ(parse(r.msg), (value{{"type", "pong"}, {"nonce", 1}}));
+}
+
+TEST_F(RoomTest, StreamSizeGoesToTheSenderAfterTheBroadcastOnlyAboveOne) {
+  attach(1);
+  request(1, get("k"));
+  next<subscribed_out>();
+  request(1, push("k", "a"));
+  EXPECT_EQ(next<push_out>().seq, 1u);
+  request(1, push("k", "b"));
+  EXPECT_EQ(next<push_out>().seq, 2u);
+  auto size = next<reply_out>();
+  EXPECT_EQ(size.conn, 1u);
+  EXPECT_EQ(parse(size.msg), (value{{"type", "stream_size"}, {"key", "k"}, {"size", 2}}));
+}
+
+TEST_F(RoomTest, GetReplaysEntriesAfterTheGivenSeqAndReportsTheHead) {
+  attach(1);
+  for (int i = 1; i <= 3; ++i) request(1, push("k", i));
+  request(1, push("other", "x", action::relay));
+  request(1, get("k", 1));
+  EXPECT_EQ(parse(next<reply_out>().msg)["size"], 2);
+  EXPECT_EQ(parse(next<reply_out>().msg)["size"], 3);
+  auto s = next<subscribed_out>();
+  EXPECT_EQ(s.head, 4u);
+  EXPECT_EQ(parse(s.init),
+            (value{{"type", "init"},
+                   {"key", "k"},
+                   {"data", {{{"seq", 2}, {"value", 2}}, {{"seq", 3}, {"value", 3}}}}}));
+}
+
+TEST_F(RoomTest, GetWithNullSeqSubscribesWithoutReplay) {
+  attach(1);
+  request(1, get("k", 0, false));
+  auto s = next<subscribed_out>();
+  EXPECT_FALSE(static_cast<bool>(s.init));
+  EXPECT_EQ(s.key, "k");
+  request(1, push("k", 1, action::relay));
+  EXPECT_EQ(next<push_out>().seq, 1u);
+}
+
+TEST_F(RoomTest, GetBeyondTheHeadIsAnErrorAndSubscribesNothing) {
+  attach(1);
+  request(1, get("k", 5));
+  EXPECT_EQ(parse(next<reply_out>().msg),
+            (value{{"type", "error"}, {"message", "seq 5 is beyond the room's last seq 0"}}));
+  request(1, push("k", 1, action::relay));
+  request(1, ping(2));
+  EXPECT_EQ(parse(next<reply_out>().msg), (value{{"type", "pong"}, {"nonce", 2}}));
+}
+
+TEST_F(RoomTest, CompactIsNotBroadcastAndTakesNoSeq) {
+  attach(1);
+  request(1, get("k"));
+  next<subscribed_out>();
+  request(1, push("k", 1));
+  next<push_out>();
+  request(1, push("k", 2));
+  next<push_out>();
+  next<reply_out>();  // stream_size 2
+  request(1, push("k", {{"reset", 3}}, action::compact, 1));
+  auto size = next<reply_out>();
+  EXPECT_EQ(parse(size.msg), (value{{"type", "stream_size"}, {"key", "k"}, {"size", 2}}));
+  request(1, push("k", 3, action::relay));
+  EXPECT_EQ(next<push_out>().seq, 3u);
+}
+
+TEST_F(RoomTest, CompactOutsideTheRangeIsAnError) {
+  attach(1);
+  request(1, push("k", 1));
+  request(1, push("k", "v", action::compact, 2));
+  EXPECT_EQ(parse(next<reply_out>().msg),
+            (value{{"type", "error"}, {"message", "compact seq 2 is outside 1..1"}}));
+}
+
+TEST_F(RoomTest, SubscribeAllReceivesEveryPushOfTheRoom) {
+  conn_flags all;
+  all.all = true;
+  attach(1, all);
+  request(1, push("a", 1));
+  request(1, push("b", 2, action::relay));
+  EXPECT_EQ(parse(next<push_out>().msg.json), push_msg("a", 1, 1));
+  EXPECT_EQ(parse(next<push_out>().msg.json), push_msg("b", 2, 2));
+}
+
+TEST_F(RoomTest, DebugConnectionsGetTheStoreOnAttachAndInitsAfterChanges) {
+  attach(9);
+  request(9, push("k", 1));
+  conn_flags debug;
+  debug.debug = true;
+  attach(1, debug);
+  auto opening = next<reply_out>();
+  EXPECT_EQ(opening.conn, 1u);
+  EXPECT_EQ(parse(opening.msg), (value{{"type", "init"},
+                                       {"key", "k"},
+                                       {"data", {{{"seq", 1}, {"value", 1}}}}}));
+  request(9, push("k", 2));
+  auto change = next<debug_out>();
+  EXPECT_EQ(parse(change.msg.json),
+            (value{{"type", "init"},
+                   {"key", "k"},
+                   {"data", {{{"seq", 1}, {"value", 1}}, {{"seq", 2}, {"value", 2}}}}}));
+  next<reply_out>();  // stream_size to conn 9
+  request(9, push("r", "x", action::relay));
+  auto relay = next<push_out>();
+  EXPECT_TRUE(relay.to_debug);
+  EXPECT_EQ(parse(relay.msg.json), push_msg("r", "x", 3));
+}
+
+TEST_F(RoomTest, EachFormatIsEncodedOnlyWhenSomeoneNeedsIt) {
+  conn_flags cbor;
+  cbor.format = wire_format::cbor;
+  cbor.all = true;
+  attach(1, cbor);
+  request(1, push("k", value::binary({1, 2, 3})));
+  auto p = next<push_out>();
+  EXPECT_FALSE(static_cast<bool>(p.msg.json));
+  EXPECT_EQ(parse_cbor(p.msg.cbor), push_msg("k", value::binary({1, 2, 3}), 1));
+}
+
+TEST_F(RoomTest, ErrorsOfInvalidRequestsComeBackInOrder) {
+  attach(1);
+  protocol::request bad;
+  bad.error = "unknown message type `x`";
+  request(1, ping(1));
+  request(1, bad);
+  request(1, ping(2));
+  EXPECT_EQ(parse(next<reply_out>().msg), (value{{"type", "pong"}, {"nonce", 1}}));
+  EXPECT_EQ(parse(next<reply_out>().msg),
+            (value{{"type", "error"}, {"message", "unknown message type `x`"}}));
+  EXPECT_EQ(parse(next<reply_out>().msg), (value{{"type", "pong"}, {"nonce", 2}}));
+}
+
+TEST_F(RoomTest, DetachedConnectionsStopReceiving) {
+  attach(1);
+  attach(2);
+  request(1, get("k"));
+  next<subscribed_out>();
+  self->send(room, detach_msg{me, 1});
+  request(2, push("k", 1));
+  request(2, ping(3));
+  EXPECT_EQ(parse(next<reply_out>().msg), (value{{"type", "pong"}, {"nonce", 3}}));
+}
+
+TEST_F(RoomTest, PushesOfAConnectionThatLeftAreStillApplied) {
+  request(42, push("k", 1));  // never attached: no answer, but the push counts
+  attach(1);
+  request(1, get("k"));
+  auto s = next<subscribed_out>();
+  EXPECT_EQ(parse(s.init)["data"], (value{{{"seq", 1}, {"value", 1}}}));
+}
+
+TEST_F(RoomTest, HttpCallsAnswerWithTheReplyOrNull) {
+  auto call = [&](protocol::request req) {
+    http_result out;
+    self->request(room, wait_limit, http_call{"r1", std::move(req), wire_format::json})
+      .receive([&](http_result& r) { out = std::move(r); },
+               [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
+    return out;
+  };
+  EXPECT_EQ(call(push("k", 1)).body, "null");
+  auto size = call(push("k", 2));
+  EXPECT_FALSE(size.error);
+  EXPECT_EQ(value::parse(size.body), (value{{"type", "stream_size"}, {"key", "k"}, {"size", 2}}));
+  EXPECT_EQ(value::parse(call(get("k", 1)).body),
+            (value{{"type", "init"}, {"key", "k"}, {"data", {{{"seq", 2}, {"value", 2}}}}}));
+  EXPECT_EQ(call(get("k", 0, false)).body, "null");
+  EXPECT_EQ(value::parse(call(ping(5)).body), (value{{"type", "pong"}, {"nonce", 5}}));
+  auto err = call(push("k", 1, action::compact, 9));
+  EXPECT_TRUE(err.error);
+  EXPECT_EQ(value::parse(err.body)["type"], "error");
+}
+
+TEST_F(RoomTest, AFanoutThatDiesIsForgotten) {
+  // A stand-in fan-out that we can end; the room must stop sending to it.
+  auto doomed = sys.spawn([](caf::event_based_actor*) -> caf::behavior {
+    return {[](const push_out&) {}};
+  });
+  self->send(room, attach_msg{doomed, 1, conn_flags{wire_format::json, false, true}});
+  self->send_exit(doomed, caf::exit_reason::kill);
+  self->wait_for(doomed);
+  attach(2);
+  request(2, push("k", 1));
+  request(2, ping(1));
+  // Only our own connection's answer arrives; the dead fan-out was dropped without fuss.
+  EXPECT_EQ(parse(next<reply_out>().msg), (value{{"type", "pong"}, {"nonce", 1}}));
+}
+
+/// Room expiry, on CAF's deterministic test scheduler.
+TEST(RoomExpiry, ARoomWithoutConnectionsEndsAfterItsTtl) {
+  caf::actor_system_config cfg;
+  test_config(cfg);
+  cfg.set("scheduler.policy", caf::atom("testing"));
+  caf::actor_system sys{cfg};
+  auto& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
+  auto room = spawn_room(sys, "r", room_config{std::chrono::seconds{10}});
+  bool down = false;
+  auto watcher = sys.spawn([&](caf::event_based_actor* self) -> caf::behavior {
+    self->monitor(room);
+    self->set_down_handler([&](caf::down_msg&) { down = true; });
+    return {[](int) {}};
+  });
+  sched.run();
+  sched.advance_time(std::chrono::seconds{9});
+  sched.run();
+  EXPECT_FALSE(down);
+  sched.advance_time(std::chrono::seconds{1});
+  sched.run();
+  EXPECT_TRUE(down);
+  caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+TEST(RoomExpiry, AMessageRestartsTheTtlAndAConnectionHoldsTheRoom) {
+  caf::actor_system_config cfg;
+  test_config(cfg);
+  cfg.set("scheduler.policy", caf::atom("testing"));
+  caf::actor_system sys{cfg};
+  auto& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
+  auto room = spawn_room(sys, "r", room_config{std::chrono::seconds{10}});
+  bool down = false;
+  auto fan = sys.spawn([&](caf::event_based_actor* self) -> caf::behavior {
+    self->monitor(room);
+    self->set_down_handler([&](caf::down_msg&) { down = true; });
+    return {[](reply_out&) {}, [](push_out&) {}};
+  });
+  sched.run();
+  sched.advance_time(std::chrono::seconds{6});
+  caf::anon_send(room, room_msg{fan, 1, push("k", 1)});  // a message from nobody attached
+  sched.run();
+  sched.advance_time(std::chrono::seconds{6});
+  sched.run();
+  EXPECT_FALSE(down);  // 12 s since start, 6 s since the message
+  caf::anon_send(room, attach_msg{fan, 1, conn_flags{}});
+  sched.run();
+  sched.advance_time(std::chrono::seconds{60});
+  sched.run();
+  EXPECT_FALSE(down);  // a connection holds it
+  caf::anon_send(room, detach_msg{fan, 1});
+  sched.run();
+  sched.advance_time(std::chrono::seconds{10});
+  sched.run();
+  EXPECT_TRUE(down);
+  caf::anon_send_exit(fan, caf::exit_reason::user_shutdown);
+  sched.run();
+}
+
+}  // namespace
+}  // namespace driftd::actors
