@@ -1,0 +1,47 @@
+#include "net/context.hpp"
+
+#include <vector>
+
+#include "net/ws_session.hpp"
+
+namespace driftd::net {
+
+spdlog::logger& log() { return config::logger("net"); }
+
+context::context(caf::actor_system& system, caf::actor dir, config::settings s,
+                 const std::string& secret)
+    : sys(system), directory(std::move(dir)), settings(std::move(s)), ids(secret) {
+  limits.max_key_bytes = settings.max_key_bytes;
+  limits.max_depth = settings.max_depth;
+  node_name = settings.node_name.empty() ? "node-" + std::to_string(settings.port)
+                                         : settings.node_name;
+}
+
+void session_registry::add(const std::shared_ptr<ws_session>& s) {
+  std::lock_guard<std::mutex> guard{mutex_};
+  sessions_.emplace(s.get(), s);
+}
+
+void session_registry::remove(const ws_session* s) {
+  std::lock_guard<std::mutex> guard{mutex_};
+  sessions_.erase(s);
+}
+
+void session_registry::for_each(const std::function<void(const std::shared_ptr<ws_session>&)>& f) {
+  std::vector<std::shared_ptr<ws_session>> live;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    live.reserve(sessions_.size());
+    for (auto& [ptr, weak] : sessions_) {
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
+  }
+  for (auto& s : live) f(s);
+}
+
+std::size_t session_registry::size() const {
+  std::lock_guard<std::mutex> guard{mutex_};
+  return sessions_.size();
+}
+
+}  // namespace driftd::net

@@ -1,0 +1,79 @@
+#pragma once
+// What every session of a node shares: settings, the actor system, counters, and the set
+// of open WebSocket sessions.
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "caf/all.hpp"
+
+#include "config/logging.hpp"
+#include "config/settings.hpp"
+#include "protocol/message.hpp"
+#include "protocol/room_id.hpp"
+
+namespace driftd::net {
+
+class ws_session;
+
+/// Node-wide counters; relaxed atomics, read for /stats and logs.
+struct counters {
+  std::atomic<uint64_t> sockets_open{0};
+  std::atomic<uint64_t> websockets_open{0};
+  std::atomic<uint64_t> websockets_total{0};
+  std::atomic<uint64_t> http_requests{0};
+  std::atomic<uint64_t> rejected_messages{0};
+  std::atomic<uint64_t> slow_consumers_closed{0};
+  std::atomic<uint64_t> oversize_closed{0};
+  std::atomic<uint64_t> protocol_errors{0};
+  std::atomic<uint64_t> idle_closed{0};
+};
+
+/// The open WebSocket sessions, so that shutdown can close each with 1001. Thread-safe.
+class session_registry {
+ public:
+  void add(const std::shared_ptr<ws_session>& s);
+  void remove(const ws_session* s);
+  /// Calls `f` on every live session (outside the lock).
+  void for_each(const std::function<void(const std::shared_ptr<ws_session>&)>& f);
+  std::size_t size() const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::unordered_map<const ws_session*, std::weak_ptr<ws_session>> sessions_;
+};
+
+/// Shared by the listener and every session of a node. Lives as long as any of them (they
+/// hold it by shared_ptr); the actor system must outlive it.
+struct context {
+  context(caf::actor_system& system, caf::actor dir, config::settings s,
+          const std::string& secret);
+
+  context(const context&) = delete;
+  context& operator=(const context&) = delete;
+
+  caf::actor_system& sys;
+  /// The node's room directory (actors::spawn_directory).
+  caf::actor directory;
+  /// Answers cluster_view_atom / cluster_room queries for /cluster; null on a single node.
+  caf::actor cluster;
+  config::settings settings;
+  protocol::room_ids ids;
+  protocol::limits limits;
+  std::string node_name;
+  counters stats;
+  session_registry sessions;
+  /// Keeps warnings about bad client input from flooding the log.
+  config::log_limiter input_warnings{5};
+  /// False once shutdown began: new connections are refused.
+  std::atomic<bool> accepting{true};
+};
+
+spdlog::logger& log();
+
+}  // namespace driftd::net

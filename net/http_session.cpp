@@ -1,0 +1,449 @@
+#include "net/http_session.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <nlohmann/json.hpp>
+
+#include "actors/messages.hpp"
+#include "actors/type_ids.hpp"
+#include "net/ws_session.hpp"
+#include "protocol/message.hpp"
+
+namespace driftd::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using boost::system::error_code;
+
+namespace {
+
+/// How long an HTTP send waits for its room to answer.
+constexpr auto room_call_timeout = std::chrono::seconds{10};
+
+/// Request headers beyond this size are refused with 431.
+constexpr std::uint32_t max_header_bytes = 16 * 1024;
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+/// Host header values we are willing to echo into URLs: host names, IPv4, [IPv6], port.
+bool plausible_host(std::string_view host) {
+  if (host.empty() || host.size() > 255) return false;
+  return std::all_of(host.begin(), host.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
+           c == '[' || c == ']' || c == '_';
+  });
+}
+
+/// Sec-WebSocket-Accept for a client key (RFC 6455 §4.2.2).
+std::string websocket_accept(std::string_view key) {
+  static constexpr std::string_view guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  std::string material{key};
+  material += guid;
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(material.data()), material.size(), digest);
+  unsigned char encoded[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];
+  int n = EVP_EncodeBlock(encoded, digest, SHA_DIGEST_LENGTH);
+  return std::string{reinterpret_cast<char*>(encoded), static_cast<std::size_t>(n)};
+}
+
+/// A Sec-WebSocket-Key must be the base64 form of 16 bytes.
+bool valid_websocket_key(std::string_view key) {
+  if (key.size() != 24 || key.substr(22) != "==") return false;
+  return std::all_of(key.begin(), key.begin() + 22, [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/';
+  });
+}
+
+std::string error_json(const std::string& message) {
+  return nlohmann::json{{"error", message}}.dump();
+}
+
+/// Runs one request against an actor from outside the actor world, then calls `done` with
+/// the answer or the error, on an actor thread.
+template <class Answer, class Message, class Done>
+void ask(caf::actor_system& sys, const caf::actor& dest, Message msg, Done done) {
+  sys.spawn([dest, msg = std::move(msg), done](caf::event_based_actor* self) mutable {
+    self->request(dest, room_call_timeout, std::move(msg))
+      .then([done](Answer& answer) { done(std::move(answer), caf::error{}); },
+            [done](caf::error& err) { done(Answer{}, std::move(err)); });
+  });
+}
+
+}  // namespace
+
+http_session::http_session(asio::ip::tcp::socket socket, std::shared_ptr<context> ctx)
+    : stream_(std::move(socket)), ctx_(std::move(ctx)) {}
+
+http_session::~http_session() {
+  if (!handed_off_) ctx_->stats.sockets_open.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void http_session::run() {
+  asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+}
+
+void http_session::do_read() {
+  parser_.emplace();
+  parser_->header_limit(max_header_bytes);
+  parser_->body_limit(ctx_->settings.max_body_bytes);
+  // The first request must arrive whole within the handshake timeout (slow senders cannot
+  // hold a socket); later ones on a kept-alive connection within the HTTP timeout.
+  stream_.expires_after(first_request_ ? ctx_->settings.handshake_timeout
+                                       : ctx_->settings.http_timeout);
+  http::async_read_header(stream_, buffer_, *parser_,
+                          [self = shared_from_this()](error_code ec, std::size_t) {
+                            self->on_header(ec);
+                          });
+}
+
+void http_session::on_header(error_code ec) {
+  if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+      ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+      ec == asio::error::eof) {
+    return shut();
+  }
+  if (ec == http::error::body_limit) {
+    // A Content-Length over the limit is refused before any of the body is read.
+    return respond_error(http::status::payload_too_large,
+                         "body larger than " + std::to_string(ctx_->settings.max_body_bytes) +
+                           " bytes",
+                         true);
+  }
+  if (ec == http::error::header_limit) {
+    return respond_error(http::status::request_header_fields_too_large, "headers too large",
+                         true);
+  }
+  if (ec) return respond_error(http::status::bad_request, "malformed request: " + ec.message(), true);
+
+  // Refuse the shapes that let a front proxy and us disagree on where a request ends.
+  const auto& req = parser_->get();
+  auto te = req.count(http::field::transfer_encoding);
+  if (te > 0) {
+    if (te > 1 || !iequals(trim(req[http::field::transfer_encoding]), "chunked")) {
+      return respond_error(http::status::bad_request,
+                           "unsupported Transfer-Encoding (only `chunked` is accepted)", true);
+    }
+    if (req.count(http::field::content_length) > 0) {
+      return respond_error(http::status::bad_request,
+                           "Transfer-Encoding and Content-Length together", true);
+    }
+  }
+  if (req.count(http::field::content_length) > 1) {
+    return respond_error(http::status::bad_request, "more than one Content-Length", true);
+  }
+  if (parser_->is_done()) return handle();
+
+  auto go_on = [self = shared_from_this()] {
+    http::async_read(self->stream_, self->buffer_, *self->parser_,
+                     [self](error_code ec, std::size_t) { self->on_body(ec); });
+  };
+  if (iequals(req[http::field::expect], "100-continue")) {
+    static const std::string continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
+    asio::async_write(stream_, asio::buffer(continue_line),
+                      [self = shared_from_this(), go_on](error_code ec, std::size_t) {
+                        if (ec) return self->shut();
+                        go_on();
+                      });
+    return;
+  }
+  go_on();
+}
+
+void http_session::on_body(error_code ec) {
+  if (ec == http::error::body_limit) {
+    return respond_error(http::status::payload_too_large,
+                         "body larger than " + std::to_string(ctx_->settings.max_body_bytes) +
+                           " bytes",
+                         true);
+  }
+  if (ec == beast::error::timeout || ec == http::error::end_of_stream ||
+      ec == http::error::partial_message || ec == asio::error::eof) {
+    return shut();
+  }
+  if (ec) return respond_error(http::status::bad_request, "malformed request: " + ec.message(), true);
+  handle();
+}
+
+void http_session::handle() {
+  first_request_ = false;
+  ctx_->stats.http_requests.fetch_add(1, std::memory_order_relaxed);
+  const auto& req = parser_->get();
+  const auto r = match_route(req.target());
+  const auto method = req.method();
+
+  if (r.kind == route_kind::not_found) return respond_error(http::status::not_found, "no such route");
+
+  if (method == http::verb::options) {
+    // CORS preflight.
+    auto origin = req[http::field::origin];
+    const auto& allowed = ctx_->settings.cors_origins;
+    if (!allowed.empty() && !origin.empty() &&
+        std::find(allowed.begin(), allowed.end(), origin) == allowed.end()) {
+      return respond_error(http::status::forbidden, "origin not allowed");
+    }
+    auto res = make_response(http::status::no_content, "");
+    res.set(http::field::access_control_allow_methods, "GET, POST, OPTIONS");
+    auto asked = req[http::field::access_control_request_headers];
+    res.set(http::field::access_control_allow_headers,
+            asked.empty() ? beast::string_view{"Content-Type, Authorization, Accept"} : asked);
+    res.set(http::field::access_control_max_age, "86400");
+    res.erase(http::field::content_type);
+    return respond(std::move(res));
+  }
+
+  const bool wants_post = r.kind == route_kind::new_room || r.kind == route_kind::room_send;
+  if ((wants_post && method != http::verb::post) || (!wants_post && method != http::verb::get)) {
+    auto res = make_response(http::status::method_not_allowed,
+                             error_json("method not allowed"));
+    res.set(http::field::allow, allowed_methods(r.kind));
+    return respond(std::move(res));
+  }
+
+  switch (r.kind) {
+    case route_kind::new_room:
+      return respond(make_response(http::status::ok, room_document(ctx_->ids.generate())));
+    case route_kind::room_info:
+      if (!ctx_->ids.valid(r.room)) return respond_error(http::status::not_found, "no such room");
+      return respond(make_response(http::status::ok, room_document(r.room)));
+    case route_kind::room_connect:
+      return upgrade(r);
+    case route_kind::room_send:
+      return send_to_room(r);
+    case route_kind::healthz:
+      if (!ctx_->accepting.load()) {
+        return respond_error(http::status::service_unavailable, "shutting down");
+      }
+      return respond(make_response(http::status::ok,
+                                   nlohmann::json{{"status", "ok"}, {"node", ctx_->node_name}}.dump()));
+    case route_kind::stats:
+      return stats();
+    case route_kind::cluster:
+    case route_kind::cluster_room:
+      return cluster(r);
+    case route_kind::not_found:
+      break;
+  }
+  respond_error(http::status::not_found, "no such route");
+}
+
+void http_session::upgrade(const route& r) {
+  const auto& req = parser_->get();
+  if (!beast::websocket::is_upgrade(req)) {
+    auto res = make_response(http::status::upgrade_required,
+                             error_json("this route only accepts WebSocket upgrades"));
+    res.set(http::field::upgrade, "websocket");
+    res.set(http::field::connection, "Upgrade");
+    return respond(std::move(res));
+  }
+  if (!ctx_->ids.valid(r.room)) return respond_error(http::status::not_found, "no such room", true);
+  if (req[http::field::sec_websocket_version] != "13") {
+    auto res = make_response(http::status::upgrade_required,
+                             error_json("unsupported WebSocket version"));
+    res.set(http::field::sec_websocket_version, "13");
+    return respond(std::move(res), true);
+  }
+  auto key = req[http::field::sec_websocket_key];
+  if (!valid_websocket_key(key)) {
+    return respond_error(http::status::bad_request, "missing or malformed Sec-WebSocket-Key", true);
+  }
+  auto query = parse_connect_query(query_of(req.target()));
+  if (!query.error.empty()) return respond_error(http::status::bad_request, query.error, true);
+  const auto& allowed = ctx_->settings.cors_origins;
+  auto origin = req[http::field::origin];
+  if (!allowed.empty() && !origin.empty() &&
+      std::find(allowed.begin(), allowed.end(), origin) == allowed.end()) {
+    return respond_error(http::status::forbidden, "origin not allowed", true);
+  }
+  if (!ctx_->accepting.load()) {
+    return respond_error(http::status::service_unavailable, "shutting down", true);
+  }
+
+  std::string answer =
+    "HTTP/1.1 101 Switching Protocols\r\n"
+    "Upgrade: websocket\r\n"
+    "Connection: Upgrade\r\n"
+    "Sec-WebSocket-Accept: " +
+    websocket_accept(key) + "\r\n\r\n";
+  actors::conn_flags flags;
+  flags.format = query.cbor ? protocol::wire_format::cbor : protocol::wire_format::json;
+  flags.debug = query.debug;
+  flags.all = query.all;
+
+  // Bytes the client sent after its request (frames it did not wait to send) go first.
+  auto leftover = buffer_.data();
+  std::string already_read{static_cast<const char*>(leftover.data()), leftover.size()};
+  stream_.expires_never();
+  handed_off_ = true;
+  auto session =
+    std::make_shared<ws_session>(stream_.release_socket(), ctx_, r.room, flags);
+  session->start(std::move(answer), already_read);
+}
+
+void http_session::send_to_room(const route& r) {
+  if (!ctx_->ids.valid(r.room)) return respond_error(http::status::not_found, "no such room");
+  const auto& req = parser_->get();
+  const bool cbor = req[http::field::content_type].find("cbor") != beast::string_view::npos;
+  const auto format = cbor ? protocol::wire_format::cbor : protocol::wire_format::json;
+  const char* content_type = cbor ? "application/cbor" : "application/json";
+  auto msg = req.body().empty() ? protocol::request{}
+                                : protocol::decode_request(req.body(), format, ctx_->limits);
+  if (req.body().empty()) msg.error = "empty body";
+  if (msg.kind == protocol::request_kind::invalid) {
+    ctx_->stats.rejected_messages.fetch_add(1, std::memory_order_relaxed);
+    return respond(make_response(http::status::bad_request,
+                                 protocol::encode_error(format, msg.error), content_type));
+  }
+  ask<actors::http_result>(
+    ctx_->sys, ctx_->directory, actors::http_call{r.room, std::move(msg), format},
+    [self = shared_from_this(), content_type](actors::http_result result, caf::error err) {
+      asio::post(self->stream_.get_executor(), [self, content_type, result = std::move(result),
+                                                err = std::move(err)]() mutable {
+        if (err) {
+          log().warn("HTTP send: room did not answer: {}", self->ctx_->sys.render(err));
+          return self->respond_error(http::status::service_unavailable, "room unavailable");
+        }
+        auto status = result.error ? http::status::bad_request : http::status::ok;
+        self->respond(self->make_response(status, std::move(result.body), content_type));
+      });
+    });
+}
+
+void http_session::stats() {
+  ask<actors::directory_stats>(
+    ctx_->sys, ctx_->directory, actors::stats_atom_v,
+    [self = shared_from_this()](actors::directory_stats dir, caf::error err) {
+      asio::post(self->stream_.get_executor(), [self, dir, err = std::move(err)] {
+        if (err) return self->respond_error(http::status::service_unavailable, "no answer");
+        const auto& s = self->ctx_->stats;
+        nlohmann::json doc{
+          {"node", self->ctx_->node_name},
+          {"rooms", dir.rooms},
+          {"room_fanouts", dir.fanouts},
+          {"sockets_open", s.sockets_open.load()},
+          {"websockets_open", s.websockets_open.load()},
+          {"websockets_total", s.websockets_total.load()},
+          {"http_requests", s.http_requests.load()},
+          {"rejected_messages", s.rejected_messages.load()},
+          {"slow_consumers_closed", s.slow_consumers_closed.load()},
+          {"oversize_closed", s.oversize_closed.load()},
+          {"protocol_errors", s.protocol_errors.load()},
+          {"idle_closed", s.idle_closed.load()},
+        };
+        self->respond(self->make_response(http::status::ok, doc.dump()));
+      });
+    });
+}
+
+void http_session::cluster(const route& r) {
+  const std::string http_addr = ctx_->settings.host + ":" + std::to_string(ctx_->settings.port);
+  if (r.kind == route_kind::cluster_room) {
+    if (!ctx_->ids.valid(r.room)) return respond_error(http::status::not_found, "no such room");
+    return respond(make_response(
+      http::status::ok,
+      nlohmann::json{{"room", r.room}, {"owner", ctx_->node_name}, {"http", http_addr}}.dump()));
+  }
+  nlohmann::json member{
+    {"name", ctx_->node_name}, {"cluster", ""}, {"http", http_addr}, {"state", "up"}};
+  respond(make_response(http::status::ok,
+                        nlohmann::json{{"node", ctx_->node_name},
+                                       {"members", nlohmann::json::array({member})}}
+                          .dump()));
+}
+
+std::string http_session::room_document(const std::string& room) const {
+  std::string http_base;
+  std::string ws_base;
+  const auto& pub = ctx_->settings.public_url;
+  if (!pub.empty()) {
+    auto sep = pub.find("://");
+    std::string scheme = pub.substr(0, sep);
+    std::string rest = pub.substr(sep + 3);
+    while (!rest.empty() && rest.back() == '/') rest.pop_back();
+    const bool secure = scheme == "https" || scheme == "wss";
+    http_base = (secure ? "https://" : "http://") + rest;
+    ws_base = (secure ? "wss://" : "ws://") + rest;
+  } else {
+    std::string host{parser_->get()[http::field::host]};
+    if (!plausible_host(host)) {
+      host = ctx_->settings.host + ":" + std::to_string(ctx_->settings.port);
+    }
+    http_base = "http://" + host;
+    ws_base = "ws://" + host;
+  }
+  return nlohmann::json{{"room", room},
+                        {"socket_url", ws_base + "/room/" + room + "/connect"},
+                        {"http_url", http_base + "/room/" + room + "/send"}}
+    .dump();
+}
+
+http_session::response http_session::make_response(http::status status, std::string body,
+                                                   const char* content_type) const {
+  const auto& req = parser_->get();
+  response res{status, req.version()};
+  res.set(http::field::server, "driftd");
+  res.set(http::field::content_type, content_type);
+  const auto& allowed = ctx_->settings.cors_origins;
+  if (allowed.empty()) {
+    res.set(http::field::access_control_allow_origin, "*");
+  } else {
+    auto origin = req[http::field::origin];
+    if (std::find(allowed.begin(), allowed.end(), origin) != allowed.end()) {
+      res.set(http::field::access_control_allow_origin, origin);
+    }
+    res.set(http::field::vary, "Origin");
+  }
+  res.keep_alive(req.keep_alive());
+  res.body() = std::move(body);
+  res.prepare_payload();
+  return res;
+}
+
+void http_session::respond_error(http::status status, const std::string& message, bool close) {
+  respond(make_response(status, error_json(message)), close);
+}
+
+void http_session::respond(response res, bool close) {
+  if (close) res.keep_alive(false);
+  close = close || !res.keep_alive();
+  pending_ = std::make_shared<response>(std::move(res));
+  stream_.expires_after(ctx_->settings.http_timeout);
+  http::async_write(stream_, *pending_,
+                    [self = shared_from_this(), close](error_code ec, std::size_t) {
+                      self->on_written(close, ec);
+                    });
+}
+
+void http_session::on_written(bool close, error_code ec) {
+  pending_.reset();
+  if (ec || close) return shut();
+  do_read();
+}
+
+void http_session::shut() {
+  error_code ec;
+  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  stream_.close();
+}
+
+}  // namespace driftd::net

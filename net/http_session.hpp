@@ -1,0 +1,67 @@
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "net/context.hpp"
+#include "net/routes.hpp"
+
+namespace driftd::net {
+
+/// One client TCP connection while it speaks HTTP/1.1: reads requests (with limits and
+/// timeouts), answers the HTTP routes, and hands the socket to a ws_session when a
+/// WebSocket upgrade to a known room is accepted.
+///
+/// Threads: runs on its socket's strand. Lifetime: owned by shared_ptr; pending handlers
+/// keep it alive.
+class http_session : public std::enable_shared_from_this<http_session> {
+ public:
+  using request = boost::beast::http::request<boost::beast::http::string_body>;
+  using response = boost::beast::http::response<boost::beast::http::string_body>;
+
+  /// `socket`'s executor must be a strand of its own. The socket is already counted in
+  /// `ctx->stats.sockets_open`; the session uncounts it when it closes it.
+  http_session(boost::asio::ip::tcp::socket socket, std::shared_ptr<context> ctx);
+  ~http_session();
+
+  http_session(const http_session&) = delete;
+  http_session& operator=(const http_session&) = delete;
+
+  void run();
+
+ private:
+  void do_read();
+  void on_header(boost::beast::error_code ec);
+  void on_body(boost::beast::error_code ec);
+  void handle();
+  void upgrade(const route& r);
+  void send_to_room(const route& r);
+  void stats();
+  void cluster(const route& r);
+
+  response make_response(boost::beast::http::status status, std::string body,
+                         const char* content_type = "application/json") const;
+  void respond(response res, bool close = false);
+  void respond_error(boost::beast::http::status status, const std::string& message,
+                     bool close = false);
+  void on_written(bool close, boost::beast::error_code ec);
+  void shut();
+
+  /// Host part of the URLs handed to clients: the configured public URL, else the
+  /// request's Host header.
+  std::string room_document(const std::string& room) const;
+
+  boost::beast::tcp_stream stream_;
+  boost::beast::flat_buffer buffer_;
+  std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
+  std::shared_ptr<context> ctx_;
+  std::shared_ptr<response> pending_;
+  bool first_request_ = true;
+  bool handed_off_ = false;
+};
+
+}  // namespace driftd::net

@@ -1,0 +1,47 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "net/context.hpp"
+
+namespace driftd::net {
+
+/// Accepts client connections and starts an http_session on a strand of its own for each.
+/// Threads: `start` and `stop` may be called from any thread; the rest runs on the
+/// acceptor's strand. Lifetime: owned by shared_ptr; the pending accept keeps it alive until
+/// `stop`.
+class listener : public std::enable_shared_from_this<listener> {
+ public:
+  /// Binds `host:port` (port 0: any free port). On failure returns null and sets `error`.
+  static std::shared_ptr<listener> open(boost::asio::io_context& ioc, const std::string& host,
+                                        uint16_t port, std::shared_ptr<context> ctx,
+                                        std::string& error);
+
+  listener(boost::asio::io_context& ioc, std::shared_ptr<context> ctx);
+
+  /// The bound port.
+  uint16_t port() const { return port_; }
+
+  void start();
+
+  /// Stops accepting; open connections are not touched.
+  void stop();
+
+ private:
+  void do_accept();
+  void on_accept(const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket);
+
+  boost::asio::io_context& ioc_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::steady_timer retry_;
+  std::shared_ptr<context> ctx_;
+  uint16_t port_ = 0;
+};
+
+}  // namespace driftd::net

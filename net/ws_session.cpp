@@ -1,0 +1,330 @@
+#include "net/ws_session.hpp"
+
+#include <array>
+#include <chrono>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+
+#include "actors/connection.hpp"
+#include "actors/type_ids.hpp"
+#include "protocol/close_code.hpp"
+
+namespace driftd::net {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+namespace {
+
+/// Reads per readiness notice before yielding to other sessions on this thread.
+constexpr int reads_per_wakeup = 4;
+
+/// Bytes read per system call. Shared by the sessions of a thread, so that an idle
+/// connection holds no read buffer of its own.
+constexpr std::size_t read_chunk = 64 * 1024;
+
+/// A write queue that grew beyond this many entries is released once drained.
+constexpr std::size_t keep_queue_capacity = 256;
+
+std::string suppressed_note(uint64_t n) {
+  return n == 0 ? std::string{} : " (" + std::to_string(n) + " similar suppressed)";
+}
+
+}  // namespace
+
+ws_session::ws_session(asio::ip::tcp::socket socket, std::shared_ptr<context> ctx,
+                       std::string room, actors::conn_flags flags)
+    : socket_(std::move(socket)),
+      ctx_(std::move(ctx)),
+      room_(std::move(room)),
+      flags_(flags),
+      parser_(ctx_->settings.max_frame_bytes),
+      timer_(socket_.get_executor()) {}
+
+ws_session::~ws_session() = default;
+
+void ws_session::start(std::string handshake_response, std::string_view already_read) {
+  ctx_->stats.websockets_open.fetch_add(1, std::memory_order_relaxed);
+  ctx_->stats.websockets_total.fetch_add(1, std::memory_order_relaxed);
+  ctx_->sessions.add(shared_from_this());
+  error_code ec;
+  socket_.non_blocking(true, ec);
+  queue_raw(std::move(handshake_response));
+  flush();
+  conn_ = actors::spawn_connection(ctx_->sys, ctx_->directory, room_, shared_from_this(), flags_);
+  log().debug("room {}: websocket open ({}{}{})", room_,
+              flags_.format == protocol::wire_format::cbor ? "cbor" : "json",
+              flags_.debug ? ", debug" : "", flags_.all ? ", subscribe=all" : "");
+  arm_timer(ctx_->settings.idle_timeout / 2);
+  if (!already_read.empty() && !feed(already_read)) return;
+  do_read();
+}
+
+// -- reading ------------------------------------------------------------------------------
+
+void ws_session::do_read() {
+  socket_.async_wait(asio::ip::tcp::socket::wait_read,
+                     [self = shared_from_this()](const error_code& ec) { self->on_readable(ec); });
+}
+
+void ws_session::on_readable(const error_code& ec) {
+  if (phase_ == phase::closed) return;
+  if (ec) return finish();
+  thread_local std::array<char, read_chunk> buffer;
+  for (int i = 0; i < reads_per_wakeup; ++i) {
+    error_code rec;
+    std::size_t n = socket_.read_some(asio::buffer(buffer), rec);
+    if (rec == asio::error::would_block || rec == asio::error::try_again) break;
+    if (rec) return finish();  // end of stream or reset, maybe without a close frame
+    if (!feed({buffer.data(), n})) return;
+    if (n < buffer.size()) break;
+  }
+  do_read();
+}
+
+bool ws_session::feed(std::string_view bytes) {
+  heard_from_peer_ = true;
+  auto status = parser_.consume(bytes, *this);
+  if (!status) {
+    auto& counter = status.close_code == protocol::close_code::too_big ? ctx_->stats.oversize_closed
+                                                                       : ctx_->stats.protocol_errors;
+    counter.fetch_add(1, std::memory_order_relaxed);
+    uint64_t suppressed = 0;
+    if (ctx_->input_warnings.allow(suppressed)) {
+      log().warn("room {}: closing a websocket ({}): {}{}", room_, status.close_code,
+                 status.reason, suppressed_note(suppressed));
+    }
+    // A peer that broke the protocol gets our close frame but no wait for its own.
+    close_received_ = true;
+    begin_close(status.close_code, status.reason, false);
+    return false;
+  }
+  return phase_ == phase::open || (phase_ == phase::closing && !close_received_);
+}
+
+bool ws_session::on_message(bool text, std::string_view payload) {
+  if (phase_ != phase::open) return true;  // closing: the room hears nothing more
+  protocol::request req;
+  if (payload.empty()) {
+    req.error = "empty message";
+  } else {
+    req = protocol::decode_request(
+      payload, text ? protocol::wire_format::json : protocol::wire_format::cbor, ctx_->limits);
+  }
+  if (req.kind == protocol::request_kind::invalid) {
+    ctx_->stats.rejected_messages.fetch_add(1, std::memory_order_relaxed);
+    uint64_t suppressed = 0;
+    if (ctx_->input_warnings.allow(suppressed)) {
+      log().warn("room {}: rejected a message: {}{}", room_, req.error,
+                 suppressed_note(suppressed));
+    }
+  }
+  // Errors travel through the room too, so that every answer keeps the order of the
+  // messages that caused it.
+  caf::anon_send(conn_, std::move(req));
+  return true;
+}
+
+bool ws_session::on_ping(std::string_view payload) {
+  if (phase_ == phase::open) {
+    queue_raw(make_control_frame(ws_opcode::pong, payload));
+    flush();
+  }
+  return true;
+}
+
+bool ws_session::on_pong(std::string_view) {
+  ping_outstanding_ = false;
+  return true;
+}
+
+bool ws_session::on_close(uint16_t code, std::string_view reason) {
+  close_received_ = true;
+  if (!close_queued_) {
+    // Echo the peer's code (RFC 6455 §5.5.1); 1005 means it sent none, so neither do we.
+    begin_close(code == 1005 ? 0 : code, {}, false);
+  } else if (close_sent_) {
+    finish();
+  }
+  log().debug("room {}: peer closed the websocket ({} {})", room_, code, reason);
+  return false;
+}
+
+// -- writing ------------------------------------------------------------------------------
+
+void ws_session::deliver(const actors::payload& message) {
+  bool post = false;
+  bool overflow = false;
+  std::size_t behind = 0;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    if (!accepting_) return;
+    behind = pending_bytes_ + inflight_bytes_ + message.size();
+    if (behind > ctx_->settings.max_queue_bytes) {
+      // Never skip a message: a subscriber that cannot keep up is closed instead.
+      accepting_ = false;
+      pending_.clear();
+      pending_bytes_ = 0;
+      overflow = true;
+    } else {
+      pending_.push_back(out_item{message, false});
+      pending_bytes_ += message.size();
+      post = !flush_posted_;
+      flush_posted_ = true;
+    }
+  }
+  if (overflow) {
+    ctx_->stats.slow_consumers_closed.fetch_add(1, std::memory_order_relaxed);
+    uint64_t suppressed = 0;
+    if (ctx_->input_warnings.allow(suppressed)) {
+      log().warn("room {}: closing a subscriber that fell {} bytes behind (limit {}){}", room_,
+                 behind, ctx_->settings.max_queue_bytes, suppressed_note(suppressed));
+    }
+    asio::post(socket_.get_executor(), [self = shared_from_this()] {
+      self->begin_close(protocol::close_code::policy_violation,
+                        "subscriber too slow: outbound queue limit exceeded", true);
+    });
+  } else if (post) {
+    post_flush();
+  }
+}
+
+void ws_session::close(uint16_t code, std::string reason) {
+  asio::post(socket_.get_executor(),
+             [self = shared_from_this(), code, reason = std::move(reason)]() mutable {
+               self->begin_close(code, std::move(reason), false);
+             });
+}
+
+void ws_session::queue_raw(std::string bytes) {
+  std::lock_guard<std::mutex> guard{mutex_};
+  pending_bytes_ += bytes.size();
+  pending_.push_back(out_item{actors::payload{std::move(bytes)}, true});
+}
+
+void ws_session::post_flush() {
+  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->flush(); });
+}
+
+void ws_session::flush() {
+  if (write_in_flight_ || phase_ == phase::closed) return;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    flush_posted_ = false;
+    if (pending_.empty()) return;
+    writing_.swap(pending_);
+    inflight_bytes_ = pending_bytes_;
+    pending_bytes_ = 0;
+  }
+  // Frame every message here, so that one socket write carries the whole batch.
+  headers_.resize(writing_.size() * max_frame_header);
+  iov_.clear();
+  iov_.reserve(writing_.size() * 2);
+  unsigned char* header = headers_.data();
+  const auto op =
+    flags_.format == protocol::wire_format::json ? ws_opcode::text : ws_opcode::binary;
+  for (const auto& item : writing_) {
+    if (!item.raw) {
+      std::size_t n = write_frame_header(header, op, item.bytes.size());
+      iov_.emplace_back(header, n);
+      header += n;
+    }
+    iov_.emplace_back(item.bytes->data(), item.bytes->size());
+  }
+  write_in_flight_ = true;
+  asio::async_write(socket_, iov_,
+                    [self = shared_from_this()](const error_code& ec, std::size_t) {
+                      self->on_write(ec);
+                    });
+}
+
+void ws_session::on_write(const error_code& ec) {
+  write_in_flight_ = false;
+  bool drained;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    inflight_bytes_ = 0;
+    drained = pending_.empty();
+  }
+  writing_.clear();
+  if (writing_.capacity() > keep_queue_capacity) {
+    // A burst is over; an idle connection keeps no big buffers.
+    writing_ = {};
+    iov_ = {};
+    headers_ = {};
+  }
+  if (phase_ == phase::closed) return;
+  if (ec) return finish();
+  if (close_queued_ && drained && !close_sent_) {
+    close_sent_ = true;  // the close frame is always the last thing queued
+    if (close_received_) return finish();
+  }
+  flush();
+}
+
+// -- lifecycle ----------------------------------------------------------------------------
+
+void ws_session::begin_close(uint16_t code, std::string reason, bool drop_queued) {
+  if (phase_ != phase::open) return;
+  phase_ = phase::closing;
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    accepting_ = false;
+    if (drop_queued) {
+      pending_.clear();
+      pending_bytes_ = 0;
+    }
+  }
+  queue_raw(make_control_frame(ws_opcode::close, reason, code));
+  close_queued_ = true;
+  arm_timer(ctx_->settings.close_timeout);
+  flush();
+  log().debug("room {}: closing websocket ({} {})", room_, code, reason);
+}
+
+void ws_session::finish() {
+  if (phase_ == phase::closed) return;
+  phase_ = phase::closed;
+  timer_.cancel();
+  error_code ec;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
+  {
+    std::lock_guard<std::mutex> guard{mutex_};
+    accepting_ = false;
+    pending_.clear();
+    pending_bytes_ = 0;
+  }
+  if (conn_) caf::anon_send(conn_, actors::closed_atom_v);
+  ctx_->sessions.remove(this);
+  ctx_->stats.websockets_open.fetch_sub(1, std::memory_order_relaxed);
+  ctx_->stats.sockets_open.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void ws_session::arm_timer(std::chrono::milliseconds after) {
+  timer_.expires_after(after);
+  timer_.async_wait([self = shared_from_this()](const error_code& ec) { self->on_timer(ec); });
+}
+
+void ws_session::on_timer(const error_code& ec) {
+  if (ec || phase_ == phase::closed) return;
+  // A wait that completed just before the timer was re-armed is stale.
+  if (timer_.expiry() > std::chrono::steady_clock::now()) return;
+  if (phase_ == phase::closing) return finish();  // the peer never answered our close
+  const auto interval = ctx_->settings.idle_timeout / 2;
+  if (heard_from_peer_) {
+    heard_from_peer_ = false;
+    ping_outstanding_ = false;
+  } else if (!ping_outstanding_) {
+    ping_outstanding_ = true;
+    queue_raw(make_control_frame(ws_opcode::ping));
+    flush();
+  } else {
+    ctx_->stats.idle_closed.fetch_add(1, std::memory_order_relaxed);
+    return begin_close(protocol::close_code::going_away, "idle timeout", false);
+  }
+  arm_timer(interval);
+}
+
+}  // namespace driftd::net

@@ -1,0 +1,121 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "caf/all.hpp"
+
+#include "actors/messages.hpp"
+#include "actors/sink.hpp"
+#include "net/context.hpp"
+#include "net/ws_frame.hpp"
+
+namespace driftd::net {
+
+/// One WebSocket connection after its upgrade request was accepted. Reads frames with our
+/// own parser; writes by framing queued messages itself and sending many of them in one
+/// socket write. Control frames (pong, close, ping) go through the same queue, so nothing
+/// interleaves.
+///
+/// Threads: the socket's executor is a strand; every member except the `sink` interface
+/// runs on it. `deliver`, `close` and `format` may be called from any thread (actors).
+/// Lifetime: owned by shared_ptr; pending handlers, the connection actor's sink reference
+/// and fan-outs keep it alive.
+class ws_session final : public actors::sink,
+                         public std::enable_shared_from_this<ws_session>,
+                         private frame_handler {
+ public:
+  /// `socket`'s executor must be a strand of its own.
+  ws_session(boost::asio::ip::tcp::socket socket, std::shared_ptr<context> ctx, std::string room,
+             actors::conn_flags flags);
+  ~ws_session() override;
+
+  ws_session(const ws_session&) = delete;
+  ws_session& operator=(const ws_session&) = delete;
+
+  /// Writes `handshake_response` (the 101 answer), spawns the connection actor, and starts
+  /// reading, first from `already_read` (bytes that followed the upgrade request). Call once,
+  /// on the strand.
+  void start(std::string handshake_response, std::string_view already_read);
+
+  /// Ends the session at once, without a closing handshake. Only for node shutdown, after
+  /// the I/O threads have stopped.
+  void abandon() { finish(); }
+
+  // -- actors::sink ------------------------------------------------------------------
+  void deliver(const actors::payload& message) override;
+  void close(uint16_t code, std::string reason) override;
+  protocol::wire_format format() const override { return flags_.format; }
+
+ private:
+  /// One queued write: a data message to frame, or bytes already complete on the wire.
+  struct out_item {
+    actors::payload bytes;
+    bool raw = false;
+  };
+
+  enum class phase : uint8_t { open, closing, closed };
+
+  // -- reading --
+  void do_read();
+  void on_readable(const boost::system::error_code& ec);
+  bool feed(std::string_view bytes);
+  bool on_message(bool text, std::string_view payload) override;
+  bool on_ping(std::string_view payload) override;
+  bool on_pong(std::string_view payload) override;
+  bool on_close(uint16_t code, std::string_view reason) override;
+
+  // -- writing --
+  /// Queues complete wire bytes (handshake, control frames). Strand only.
+  void queue_raw(std::string bytes);
+  void post_flush();
+  void flush();
+  void on_write(const boost::system::error_code& ec);
+
+  // -- lifecycle --
+  /// Starts the closing handshake: no more deliveries, a close frame, then wait for the
+  /// peer's close (bounded by close_timeout). `drop_queued` discards unsent messages.
+  void begin_close(uint16_t code, std::string reason, bool drop_queued);
+  /// Closes the socket and tells the connection actor. Idempotent. Strand only.
+  void finish();
+  void arm_timer(std::chrono::milliseconds after);
+  void on_timer(const boost::system::error_code& ec);
+
+  boost::asio::ip::tcp::socket socket_;
+  std::shared_ptr<context> ctx_;
+  std::string room_;
+  actors::conn_flags flags_;
+  caf::actor conn_;
+  frame_parser parser_;
+  boost::asio::steady_timer timer_;
+
+  // Shared with deliver()/close() callers; guarded by mutex_.
+  std::mutex mutex_;
+  std::vector<out_item> pending_;
+  std::size_t pending_bytes_ = 0;
+  std::size_t inflight_bytes_ = 0;
+  bool flush_posted_ = false;
+  bool accepting_ = true;
+
+  // Strand only.
+  std::vector<out_item> writing_;
+  std::vector<unsigned char> headers_;
+  std::vector<boost::asio::const_buffer> iov_;
+  bool write_in_flight_ = false;
+  phase phase_ = phase::open;
+  bool close_queued_ = false;
+  bool close_sent_ = false;
+  bool close_received_ = false;
+  bool heard_from_peer_ = false;
+  bool ping_outstanding_ = false;
+};
+
+}  // namespace driftd::net
