@@ -1,0 +1,70 @@
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "caf/all.hpp"
+
+#include "config/settings.hpp"
+
+namespace driftd::net {
+class listener;
+struct context;
+}  // namespace driftd::net
+
+namespace driftd::node {
+
+/// A driftd node: its actor system, room directory, I/O threads and client listener.
+/// `start`, `stop` and `port` may be called from any thread; `stop` is idempotent and is
+/// also run by the destructor.
+class node {
+ public:
+  explicit node(config::settings s);
+  ~node();
+
+  node(const node&) = delete;
+  node& operator=(const node&) = delete;
+
+  /// Binds the client port and starts serving. Returns an error text, or empty on success.
+  std::string start();
+
+  /// The bound client port (after a successful start).
+  uint16_t port() const { return port_; }
+
+  /// Stops accepting, closes every WebSocket with 1001 (waiting at most close_timeout for
+  /// them to go), ends every actor, and joins the I/O threads.
+  void stop();
+
+  const config::settings& settings() const { return settings_; }
+
+ private:
+  config::settings settings_;
+  caf::actor_system_config cfg_;
+  // Declared before the io_context so that it is destroyed after it: I/O handlers may still
+  // hold actor handles while they are torn down.
+  std::unique_ptr<caf::actor_system> sys_;
+  std::unique_ptr<boost::asio::io_context> ioc_;
+  std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  std::vector<std::thread> io_threads_;
+  caf::actor directory_;
+  std::shared_ptr<net::context> ctx_;
+  std::shared_ptr<net::listener> listener_;
+  uint16_t port_ = 0;
+  std::mutex stop_mutex_;
+  bool started_ = false;
+  bool stopped_ = false;
+};
+
+/// CPUs this process may run on (its affinity mask), at least 1.
+unsigned usable_cpus();
+
+}  // namespace driftd::node
