@@ -1,0 +1,281 @@
+#include "cluster/membership.hpp"
+
+#include <map>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "caf/io/all.hpp"
+#include "caf/openssl/all.hpp"
+
+#include "cluster/auth.hpp"
+#include "cluster/type_ids.hpp"
+#include "config/logging.hpp"
+
+namespace driftd::cluster {
+
+namespace {
+
+/// How long connecting to a peer and its answer to `hello` may take.
+constexpr auto connect_timeout = std::chrono::seconds{5};
+
+struct membership_state {
+  static inline const char* name = "driftd.membership";
+
+  membership_config cfg;
+  caf::actor router;
+  /// By name; this node included.
+  std::map<std::string, member> members;
+  /// Cluster addresses with a connection attempt under way.
+  std::set<std::string> connecting;
+  /// Addresses that turned out to lead to this very node.
+  std::set<std::string> own_addresses;
+};
+
+using membership_actor = caf::stateful_actor<membership_state>;
+
+spdlog::logger& log() { return config::logger("cluster"); }
+
+bool split_host_port(const std::string& addr, std::string& host, uint16_t& port) {
+  auto colon = addr.rfind(':');
+  if (colon == std::string::npos) return false;
+  host = addr.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  try {
+    int p = std::stoi(addr.substr(colon + 1));
+    if (p <= 0 || p > 65535) return false;
+    port = static_cast<uint16_t>(p);
+  } catch (...) {
+    return false;
+  }
+  return true;
+}
+
+void publish_view(membership_actor* self) {
+  members_view view;
+  view.self = self->state.cfg.self.name;
+  for (auto& [name, m] : self->state.members) view.members.push_back(m);
+  self->send(self->state.router, std::move(view));
+}
+
+std::vector<member_addr> up_addresses(membership_actor* self) {
+  std::vector<member_addr> out;
+  for (auto& [name, m] : self->state.members) {
+    if (m.up) out.push_back(m.addr);
+  }
+  return out;
+}
+
+void spread_gossip(membership_actor* self) {
+  gossip g{up_addresses(self)};
+  for (auto& [name, m] : self->state.members) {
+    if (m.up && name != self->state.cfg.self.name) self->send(m.node, g);
+  }
+}
+
+/// Records a member reached over our own connection. Returns false for a stale incarnation.
+bool admit(membership_actor* self, const member_addr& addr, const caf::actor& node,
+           const caf::actor& router) {
+  auto& st = self->state;
+  auto it = st.members.find(addr.name);
+  if (it != st.members.end()) {
+    auto& known = it->second;
+    // Incarnations are start times: a smaller one is an earlier life of a member we know.
+    if (addr.incarnation < known.addr.incarnation) return false;
+    if (known.up && known.addr.incarnation == addr.incarnation && known.node == node) {
+      return true;  // already known through this very connection
+    }
+    if (known.node && known.node != node) self->demonitor(known.node);
+  }
+  member m{addr, node, router, true};
+  self->monitor(node);
+  const bool fresh = it == st.members.end() || !it->second.up ||
+                     it->second.addr.incarnation != addr.incarnation;
+  st.members[addr.name] = std::move(m);
+  if (fresh) {
+    log().info("member {} is up (cluster {}, http {})", addr.name, addr.cluster, addr.http);
+    publish_view(self);
+    spread_gossip(self);
+  }
+  return true;
+}
+
+void mark_down(membership_actor* self, const std::string& name, const char* why) {
+  auto it = self->state.members.find(name);
+  if (it == self->state.members.end() || !it->second.up) return;
+  it->second.up = false;
+  log().warn("member {} is down ({})", name, why);
+  publish_view(self);
+}
+
+/// Connects to a member or seed at `addr` and introduces this node.
+void try_connect(membership_actor* self, const std::string& addr) {
+  auto& st = self->state;
+  if (addr == st.cfg.self.cluster || st.own_addresses.count(addr) > 0) return;
+  if (!st.connecting.insert(addr).second) return;
+  std::string host;
+  uint16_t port = 0;
+  if (!split_host_port(addr, host, port)) {
+    st.connecting.erase(addr);
+    log().error("cannot parse cluster address `{}`", addr);
+    return;
+  }
+  auto done = [=] { self->state.connecting.erase(addr); };
+  auto mm = st.cfg.tls ? self->system().openssl_manager().actor_handle()
+                       : self->system().middleman().actor_handle();
+  self->request(mm, connect_timeout, caf::connect_atom_v, host, port)
+    .then(
+      [=](const caf::node_id& nid, caf::strong_actor_ptr ptr, const std::set<std::string>&) {
+        if (nid == self->system().node()) {
+          self->state.own_addresses.insert(addr);
+          return done();
+        }
+        if (!ptr) {
+          log().warn("nothing listens as a driftd member at {}", addr);
+          return done();
+        }
+        auto peer = caf::actor_cast<caf::actor>(ptr);
+        const auto& me = self->state.cfg.self;
+        self
+          ->request(peer, connect_timeout,
+                    hello{me, self->state.router, self->state.cfg.cluster_name,
+                          membership_proof(self->state.cfg.secret, self->state.cfg.cluster_name,
+                                           me)})
+          .then(
+            [=](welcome& w) {
+              done();
+              const auto& cfg = self->state.cfg;
+              if (!proof_matches(cfg.secret, cfg.cluster_name, w.from, w.proof)) {
+                log().error("{} answered without knowing the cluster secret; ignoring it", addr);
+                return;
+              }
+              admit(self, w.from, peer, w.router);
+              for (const auto& other : w.members) {
+                auto known = self->state.members.find(other.name);
+                if (known == self->state.members.end() || !known->second.up ||
+                    known->second.addr.incarnation != other.incarnation) {
+                  try_connect(self, other.cluster);
+                }
+              }
+            },
+            [=](caf::error& err) {
+              done();
+              log().warn("{} refused to admit this node: {}", addr, self->system().render(err));
+            });
+      },
+      [=](caf::error& err) {
+        done();
+        log().debug("cannot reach {}: {}", addr, self->system().render(err));
+      });
+}
+
+/// True when the current message comes from the node of an admitted member.
+bool from_member(membership_actor* self) {
+  auto sender = self->current_sender();
+  if (!sender) return false;
+  for (auto& [name, m] : self->state.members) {
+    if (m.up && m.node && m.node.node() == sender->node()) return true;
+  }
+  return false;
+}
+
+std::string view_json(membership_actor* self) {
+  nlohmann::json members = nlohmann::json::array();
+  for (auto& [name, m] : self->state.members) {
+    members.push_back({{"name", name},
+                       {"cluster", m.addr.cluster},
+                       {"http", m.addr.http},
+                       {"state", m.up ? "up" : "down"}});
+  }
+  return nlohmann::json{{"node", self->state.cfg.self.name}, {"members", members}}.dump();
+}
+
+caf::behavior membership(membership_actor* self, membership_config cfg, caf::actor router) {
+  auto& st = self->state;
+  st.cfg = std::move(cfg);
+  st.router = std::move(router);
+  st.members[st.cfg.self.name] =
+    member{st.cfg.self, caf::actor_cast<caf::actor>(self), st.router, true};
+  publish_view(self);
+  self->send(self, tick_atom_v);
+
+  self->set_down_handler([=](caf::down_msg& dm) {
+    for (auto& [name, m] : self->state.members) {
+      if (m.node && m.node.address() == dm.source) {
+        mark_down(self, name, "connection lost");
+        return;
+      }
+    }
+  });
+
+  return {
+    [=](hello& h) -> caf::result<welcome> {
+      auto& st = self->state;
+      if (h.cluster_name != st.cfg.cluster_name) {
+        log().error("refused {} from cluster `{}` (this is `{}`)", h.from.name, h.cluster_name,
+                    st.cfg.cluster_name);
+        return caf::make_error(caf::sec::runtime_error, "wrong cluster name");
+      }
+      if (!proof_matches(st.cfg.secret, st.cfg.cluster_name, h.from, h.proof)) {
+        log().error("refused {}: it does not know the cluster secret", h.from.name);
+        return caf::make_error(caf::sec::runtime_error, "wrong cluster secret");
+      }
+      if (h.from.name == st.cfg.self.name) {
+        log().error("refused a second node named {} at {}", h.from.name, h.from.cluster);
+        return caf::make_error(caf::sec::runtime_error, "duplicate node name");
+      }
+      auto peer = caf::actor_cast<caf::actor>(self->current_sender());
+      if (!admit(self, h.from, peer, h.router)) {
+        return caf::make_error(caf::sec::runtime_error, "stale incarnation");
+      }
+      const auto& me = st.cfg.self;
+      return welcome{me, st.router, membership_proof(st.cfg.secret, st.cfg.cluster_name, me),
+                     up_addresses(self)};
+    },
+    [=](gossip& g) {
+      if (!from_member(self)) return;
+      for (const auto& addr : g.members) {
+        auto known = self->state.members.find(addr.name);
+        if (known == self->state.members.end() || !known->second.up ||
+            known->second.addr.incarnation != addr.incarnation) {
+          try_connect(self, addr.cluster);
+        }
+      }
+    },
+    [=](leaving& l) {
+      if (!from_member(self)) return;
+      auto it = self->state.members.find(l.name);
+      if (it != self->state.members.end() && it->second.addr.incarnation == l.incarnation) {
+        mark_down(self, l.name, "left");
+      }
+    },
+    [=](tick_atom) {
+      auto& st = self->state;
+      for (const auto& seed : st.cfg.seeds) try_connect(self, seed);
+      for (auto& [name, m] : st.members) {
+        if (!m.up) try_connect(self, m.addr.cluster);
+      }
+      self->delayed_send(self, st.cfg.retry_interval, tick_atom_v);
+    },
+    [=](view_atom) { return view_json(self); },
+    [=](leave_atom) {
+      auto& st = self->state;
+      for (auto& [name, m] : st.members) {
+        if (m.up && name != st.cfg.self.name) {
+          self->send(m.node, leaving{st.cfg.self.name, st.cfg.self.incarnation});
+        }
+      }
+      return true;
+    },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_membership(caf::actor_system& sys, membership_config cfg, caf::actor router) {
+  return sys.spawn(membership, std::move(cfg), std::move(router));
+}
+
+}  // namespace driftd::cluster

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "caf/all.hpp"
+
+#include "cluster/messages.hpp"
+
+namespace driftd::cluster {
+
+struct membership_config {
+  /// This node; `incarnation` is its start time (ns since the epoch), so that a restarted
+  /// node outranks its earlier life.
+  member_addr self;
+  /// host:port of members to join through (this node's own address may be among them).
+  std::vector<std::string> seeds;
+  std::string cluster_name;
+  std::string secret;
+  /// How often unreachable seeds and down members are tried again.
+  std::chrono::milliseconds retry_interval{500};
+  /// Connect through CAF's OpenSSL manager (mutual TLS) instead of plain BASP.
+  bool tls = false;
+};
+
+/// Spawns the node's membership actor, to be published on the cluster port. It joins the
+/// cluster through the seeds, connects directly to every member it learns of, and keeps the
+/// member table current: a member is down when its connection drops (CAF heartbeats make that
+/// prompt), when it says it leaves, or when it comes back as a new incarnation. Every change
+/// goes to `router` as a `members_view`.
+///
+///   hello -> welcome       a node joins (checked: cluster name and proof of the secret)
+///   gossip                 members a peer knows; unknown ones get connected
+///   leaving                a peer stops on purpose
+///   view_atom -> string    this node's view as JSON, for GET /cluster
+///   leave_atom -> bool     tell every member this node is leaving (before shutdown)
+caf::actor spawn_membership(caf::actor_system& sys, membership_config cfg, caf::actor router);
+
+}  // namespace driftd::cluster

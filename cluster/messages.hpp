@@ -1,0 +1,114 @@
+#pragma once
+// Messages between the membership actors of a cluster, and from membership to the router.
+// Every type has an `inspect` overload and a type ID (cluster/type_ids.hpp).
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "caf/all.hpp"
+
+namespace driftd::cluster {
+
+/// Where a member is, as gossip carries it: no actor handles, so that every node reaches
+/// every other node through a connection of its own.
+struct member_addr {
+  std::string name;
+  /// host:port of its cluster listener.
+  std::string cluster;
+  /// host:port of its client listener.
+  std::string http;
+  /// Random per process start: tells a restarted node from its previous life.
+  uint64_t incarnation = 0;
+};
+
+/// A member as this node knows it.
+struct member {
+  member_addr addr;
+  caf::actor node;    ///< its membership actor (reached over our own connection)
+  caf::actor router;  ///< its router
+  bool up = false;
+};
+
+/// First words between two nodes: who I am, which cluster I belong to, and a proof that I
+/// know the cluster's secret. Answered with a `welcome`.
+struct hello {
+  member_addr from;
+  caf::actor router;
+  std::string cluster_name;
+  std::string proof;
+};
+
+struct welcome {
+  member_addr from;
+  caf::actor router;
+  std::string proof;
+  /// Every member the answering node knows to be up.
+  std::vector<member_addr> members;
+};
+
+/// Sent to every member when a node learns of members; the receiver connects to those it
+/// does not know.
+struct gossip {
+  std::vector<member_addr> members;
+};
+
+/// A member stops on purpose: count it out now rather than when its connection drops.
+struct leaving {
+  std::string name;
+  uint64_t incarnation = 0;
+};
+
+/// The membership's current picture, for the router: every known member with its state.
+struct members_view {
+  std::string self;
+  std::vector<member> members;
+};
+
+/// Which member owns a room, as JSON for GET /cluster/room/{id}.
+struct owner_of {
+  std::string room;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, owner_of& x) {
+  return f(caf::meta::type_name("driftd::owner_of"), x.room);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, member_addr& x) {
+  return f(caf::meta::type_name("driftd::member_addr"), x.name, x.cluster, x.http,
+           x.incarnation);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, member& x) {
+  return f(caf::meta::type_name("driftd::member"), x.addr, x.node, x.router, x.up);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, hello& x) {
+  return f(caf::meta::type_name("driftd::hello"), x.from, x.router, x.cluster_name, x.proof);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, welcome& x) {
+  return f(caf::meta::type_name("driftd::welcome"), x.from, x.router, x.proof, x.members);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, gossip& x) {
+  return f(caf::meta::type_name("driftd::gossip"), x.members);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, leaving& x) {
+  return f(caf::meta::type_name("driftd::leaving"), x.name, x.incarnation);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, members_view& x) {
+  return f(caf::meta::type_name("driftd::members_view"), x.self, x.members);
+}
+
+}  // namespace driftd::cluster

@@ -1,0 +1,327 @@
+#include "cluster/router.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "actors/ownership.hpp"
+#include "actors/type_ids.hpp"
+#include "cluster/messages.hpp"
+#include "cluster/placement.hpp"
+#include "cluster/type_ids.hpp"
+#include "config/logging.hpp"
+
+namespace driftd::cluster {
+
+namespace {
+
+using namespace driftd::actors;
+
+/// How long a router waits for another router or its directory to answer.
+constexpr auto call_timeout = std::chrono::seconds{5};
+
+/// How long a stopping node waits for its rooms to reach their new owners.
+constexpr auto leave_timeout = std::chrono::seconds{10};
+
+struct incoming_room {
+  std::vector<caf::response_promise> waiting;
+  uint64_t reserved = 0;
+};
+
+struct router_state {
+  static inline const char* name = "driftd.router";
+
+  router_config cfg;
+  caf::actor directory;
+  std::vector<member> members;
+  /// Names of the members rooms may be placed on.
+  std::vector<std::string> live;
+  /// Rooms whose sequencer runs on this node.
+  std::unordered_map<std::string, caf::actor> owned;
+  /// Rooms elsewhere, as their owners answered; dropped when the membership changes.
+  std::unordered_map<std::string, caf::actor> remote;
+  /// The highest seq each room backed up here said it may use.
+  std::unordered_map<std::string, uint64_t> reservations;
+  /// Rooms this node owns but has not opened yet, with whoever waits for them.
+  std::unordered_map<std::string, incoming_room> incoming;
+  bool leaving = false;
+  std::size_t handoffs_pending = 0;
+  std::vector<caf::response_promise> leave_waiters;
+};
+
+using router_actor = caf::stateful_actor<router_state>;
+
+spdlog::logger& log() { return config::logger("cluster"); }
+
+std::string owner_name(router_actor* self, const std::string& room,
+                       const std::string& exclude = {}) {
+  std::vector<std::string> names;
+  for (const auto& n : self->state.live) {
+    if (n != exclude) names.push_back(n);
+  }
+  if (names.empty()) return {};
+  return names[rank(names, room).front()];
+}
+
+const member* find_member(router_actor* self, const std::string& name) {
+  for (const auto& m : self->state.members) {
+    if (m.addr.name == name) return &m;
+  }
+  return nullptr;
+}
+
+caf::actor router_of(router_actor* self, const std::string& name) {
+  if (name == self->state.cfg.self) return caf::actor_cast<caf::actor>(self);
+  auto* m = find_member(self, name);
+  return m && m->up ? m->router : caf::actor{};
+}
+
+/// The router of the member that would own `room` if this node were gone.
+caf::actor backup_of(router_actor* self, const std::string& room) {
+  auto next = owner_name(self, room, self->state.cfg.self);
+  return next.empty() ? caf::actor{} : router_of(self, next);
+}
+
+void finish_leave_if_done(router_actor* self) {
+  auto& st = self->state;
+  if (!st.leaving || st.handoffs_pending > 0) return;
+  for (auto& rp : st.leave_waiters) rp.deliver(true);
+  st.leave_waiters.clear();
+}
+
+/// Sends a room of ours to the router `target`; the room forwards what still reaches it.
+void hand_off(router_actor* self, const std::string& room, const caf::actor& target) {
+  auto& st = self->state;
+  auto it = st.owned.find(room);
+  if (it == st.owned.end()) return;
+  log().info("room {} moves to another node", room);
+  self->send(it->second, handoff_to{target});
+  self->demonitor(it->second);
+  st.owned.erase(it);
+  self->send(st.directory, forget_room{room});
+  ++st.handoffs_pending;
+}
+
+void take_ownership(router_actor* self, const std::string& room, const caf::actor& actor) {
+  auto& st = self->state;
+  st.owned[room] = actor;
+  self->monitor(actor);
+  auto in = st.incoming.find(room);
+  if (in != st.incoming.end()) {
+    for (auto& rp : in->second.waiting) rp.deliver(actor);
+    st.incoming.erase(in);
+  }
+  // The view may have changed while the room was on its way.
+  auto owner = owner_name(self, room);
+  if (owner != st.cfg.self && !owner.empty()) {
+    if (auto target = router_of(self, owner)) return hand_off(self, room, target);
+  }
+  self->send(actor, backup_is{backup_of(self, room)});
+}
+
+void open_here(router_actor* self, const std::string& room, uint64_t start_after) {
+  self->request(self->state.directory, call_timeout, open_room{room, start_after})
+    .then([=](caf::actor actor) { take_ownership(self, room, actor); },
+          [=](caf::error& err) {
+            auto in = self->state.incoming.find(room);
+            if (in == self->state.incoming.end()) return;
+            for (auto& rp : in->second.waiting) rp.deliver(err);
+            self->state.incoming.erase(in);
+          });
+}
+
+/// A room this node owns but does not have: ask the member that owned it before this node
+/// counted (it may hand it over), then open it, numbering above every reservation known.
+caf::result<caf::actor> resolve_here(router_actor* self, const std::string& room) {
+  auto& st = self->state;
+  if (auto it = st.owned.find(room); it != st.owned.end()) return it->second;
+  auto rp = self->make_response_promise<caf::actor>();
+  auto& in = st.incoming[room];
+  in.waiting.push_back(rp);
+  if (in.waiting.size() > 1) return rp;  // already asked
+  auto prev = owner_name(self, room, st.cfg.self);
+  auto prev_router = prev.empty() ? caf::actor{} : router_of(self, prev);
+  if (!prev_router) {
+    open_here(self, room, st.reservations[room]);
+    return rp;
+  }
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  self->request(prev_router, call_timeout, handoff_request{room, me})
+    .then(
+      [=](handoff_answer& answer) {
+        auto& st = self->state;
+        auto reserved = std::max(st.reservations[room], answer.reserved);
+        if (!answer.coming) return open_here(self, room, reserved);
+        // The room is on its way; should its old node die first, open it here anyway.
+        self->state.incoming[room].reserved = reserved;
+        self->delayed_send(self, st.cfg.handoff_wait, open_room{room, reserved});
+      },
+      [=](caf::error&) { open_here(self, room, self->state.reservations[room]); });
+  return rp;
+}
+
+std::string view_json(router_actor* self) {
+  nlohmann::json members = nlohmann::json::array();
+  for (const auto& m : self->state.members) {
+    members.push_back({{"name", m.addr.name},
+                       {"cluster", m.addr.cluster},
+                       {"http", m.addr.http},
+                       {"state", m.up ? "up" : "down"}});
+  }
+  return nlohmann::json{{"node", self->state.cfg.self}, {"members", members}}.dump();
+}
+
+caf::behavior router(router_actor* self, router_config cfg, caf::actor directory) {
+  self->state.cfg = std::move(cfg);
+  self->state.directory = std::move(directory);
+  self->state.live = {self->state.cfg.self};
+
+  self->set_down_handler([=](caf::down_msg& dm) {
+    auto& st = self->state;
+    for (auto it = st.owned.begin(); it != st.owned.end(); ++it) {
+      if (it->second.address() == dm.source) {
+        st.owned.erase(it);
+        return;
+      }
+    }
+    for (auto it = st.remote.begin(); it != st.remote.end(); ++it) {
+      if (it->second.address() == dm.source) {
+        st.remote.erase(it);
+        return;
+      }
+    }
+  });
+
+  return {
+    [=](members_view& view) {
+      auto& st = self->state;
+      st.members = std::move(view.members);
+      st.live.clear();
+      for (const auto& m : st.members) {
+        if (m.up && !(st.leaving && m.addr.name == st.cfg.self)) st.live.push_back(m.addr.name);
+      }
+      for (auto& [room, actor] : st.remote) self->demonitor(actor);
+      st.remote.clear();
+      std::vector<std::pair<std::string, caf::actor>> moving;
+      for (auto& [room, actor] : st.owned) {
+        auto owner = owner_name(self, room);
+        if (owner != st.cfg.self && !owner.empty()) {
+          if (auto target = router_of(self, owner)) moving.emplace_back(room, target);
+        } else {
+          self->send(actor, backup_is{backup_of(self, room)});
+        }
+      }
+      for (auto& [room, target] : moving) hand_off(self, room, target);
+    },
+    [=](resolve_room& r) -> caf::result<caf::actor> {
+      auto& st = self->state;
+      auto owner = owner_name(self, r.room);
+      if (owner.empty()) return caf::make_error(caf::sec::runtime_error, "no live member");
+      if (owner == st.cfg.self) return resolve_here(self, r.room);
+      if (auto it = st.remote.find(r.room); it != st.remote.end()) return it->second;
+      auto target = router_of(self, owner);
+      if (!target) return caf::make_error(caf::sec::runtime_error, "owner unreachable");
+      auto rp = self->make_response_promise<caf::actor>();
+      auto room = r.room;
+      self->request(target, call_timeout, resolve_owned{room})
+        .then(
+          [=](caf::actor actor) mutable {
+            self->state.remote[room] = actor;
+            self->monitor(actor);
+            rp.deliver(actor);
+          },
+          [=](caf::error& err) mutable { rp.deliver(err); });
+      return rp;
+    },
+    [=](resolve_owned& r) -> caf::result<caf::actor> {
+      if (owner_name(self, r.room) != self->state.cfg.self) {
+        return caf::make_error(caf::sec::runtime_error, "not the owner");
+      }
+      return resolve_here(self, r.room);
+    },
+    [=](handoff_request& req) -> handoff_answer {
+      auto& st = self->state;
+      handoff_answer answer{false, st.reservations[req.room]};
+      if (st.owned.count(req.room) > 0) {
+        hand_off(self, req.room, req.requester);
+        answer.coming = true;
+      }
+      return answer;
+    },
+    [=](adopt_room& a) -> caf::result<caf::actor> {
+      auto& st = self->state;
+      const std::string room = a.snapshot.room;
+      if (auto it = st.owned.find(room); it != st.owned.end()) return it->second;
+      auto rp = self->make_response_promise<caf::actor>();
+      self->request(st.directory, call_timeout, std::move(a))
+        .then(
+          [=](caf::actor actor) mutable {
+            take_ownership(self, room, actor);
+            rp.deliver(actor);
+          },
+          [=](caf::error& err) mutable { rp.deliver(err); });
+      return rp;
+    },
+    [=](open_room& o) {
+      // The previous owner promised the room but it did not come in time.
+      if (self->state.incoming.count(o.room) > 0 && self->state.owned.count(o.room) == 0) {
+        log().warn("room {} did not arrive from its previous owner; opening it here", o.room);
+        open_here(self, o.room, o.start_after);
+      }
+    },
+    [=](reserve_seq& r) -> uint64_t {
+      auto& v = self->state.reservations[r.room];
+      v = std::max(v, r.limit);
+      return r.limit;
+    },
+    [=](handed_off& h) {
+      auto& st = self->state;
+      if (st.handoffs_pending > 0) --st.handoffs_pending;
+      if (!h.ok) log().warn("room {} could not be handed over", h.room);
+      finish_leave_if_done(self);
+    },
+    [=](leave_atom) -> caf::result<bool> {
+      auto& st = self->state;
+      st.leaving = true;
+      st.live.erase(std::remove(st.live.begin(), st.live.end(), st.cfg.self), st.live.end());
+      std::vector<std::pair<std::string, caf::actor>> moving;
+      for (auto& [room, actor] : st.owned) {
+        auto owner = owner_name(self, room);
+        if (auto target = owner.empty() ? caf::actor{} : router_of(self, owner)) {
+          moving.emplace_back(room, target);
+        }
+      }
+      for (auto& [room, target] : moving) hand_off(self, room, target);
+      if (st.handoffs_pending == 0) return true;
+      auto rp = self->make_response_promise<bool>();
+      st.leave_waiters.push_back(rp);
+      self->delayed_send(self, leave_timeout, tick_atom_v);
+      return rp;
+    },
+    [=](tick_atom) {
+      // The leave deadline: whatever has not arrived by now is left to crash recovery.
+      auto& st = self->state;
+      if (st.leave_waiters.empty()) return;
+      log().warn("{} room(s) still on their way when leaving", st.handoffs_pending);
+      st.handoffs_pending = 0;
+      finish_leave_if_done(self);
+    },
+    [=](view_atom) { return view_json(self); },
+    [=](owner_of& q) {
+      auto owner = owner_name(self, q.room);
+      auto* m = find_member(self, owner);
+      return nlohmann::json{{"room", q.room}, {"owner", owner}, {"http", m ? m->addr.http : ""}}
+        .dump();
+    },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_router(caf::actor_system& sys, router_config cfg, caf::actor directory) {
+  return sys.spawn(router, std::move(cfg), std::move(directory));
+}
+
+}  // namespace driftd::cluster
