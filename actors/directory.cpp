@@ -119,7 +119,7 @@ caf::behavior directory(directory_actor* self, room_config rooms_cfg) {
     [=](forget_room& f) {
       auto& st = self->state;
       auto it = st.rooms.find(f.room);
-      if (it == st.rooms.end()) return;
+      if (it == st.rooms.end() || it->second != f.actor) return;
       st.retired.push_back(std::move(it->second));
       st.rooms.erase(it);
     },
@@ -134,7 +134,8 @@ caf::behavior directory(directory_actor* self, room_config rooms_cfg) {
       st.fanouts.erase(i);
     },
     [=](stats_atom) {
-      return directory_stats{self->state.rooms.size(), self->state.fanouts.size()};
+      return directory_stats{self->state.rooms.size(), self->state.fanouts.size(),
+                             self->state.retired.size()};
     },
     [=](stop_atom) {
       auto& st = self->state;

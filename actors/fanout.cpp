@@ -18,8 +18,8 @@ namespace driftd::actors {
 
 namespace {
 
-/// How long one attempt to resolve the room may take.
-constexpr auto resolve_timeout = std::chrono::seconds{5};
+/// How long one attempt to resolve the room may take (then it is tried again).
+constexpr auto resolve_timeout = std::chrono::seconds{2};
 
 /// Attempts to find the room's actor before giving its connections up (with back-off,
 /// about 30 s in all: long enough for a failed node to be noticed and its rooms re-homed).

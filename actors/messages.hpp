@@ -125,6 +125,15 @@ struct fanout_idle {
 struct directory_stats {
   uint64_t rooms = 0;
   uint64_t fanouts = 0;
+  /// Rooms that moved to another node and still forward.
+  uint64_t forwarding = 0;
+};
+
+/// What the node knows of its cluster, as a JSON document: with an empty `room`, the member
+/// table (GET /cluster); otherwise the room's owner (GET /cluster/room/{id}). Answered with
+/// a string by the cluster router.
+struct cluster_query {
+  std::string room;
 };
 
 // -- HTTP sends ------------------------------------------------------------------------
@@ -227,7 +236,12 @@ typename Inspector::result_type inspect(Inspector& f, fanout_idle& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, directory_stats& x) {
-  return f(caf::meta::type_name("driftd::directory_stats"), x.rooms, x.fanouts);
+  return f(caf::meta::type_name("driftd::directory_stats"), x.rooms, x.fanouts, x.forwarding);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cluster_query& x) {
+  return f(caf::meta::type_name("driftd::cluster_query"), x.room);
 }
 
 template <class Inspector>

@@ -83,9 +83,11 @@ struct open_room {
   uint64_t start_after = 0;
 };
 
-/// To a directory: the room has moved away; forget its actor (it forwards for a while).
+/// To a directory: the room has moved away; forget its actor `actor` (it forwards for a
+/// while), unless the room has a newer actor here by now.
 struct forget_room {
   std::string room;
+  caf::actor actor;
 };
 
 /// To a directory: resolve rooms and serve HTTP calls through `resolver` (a cluster router).
@@ -176,7 +178,7 @@ typename Inspector::result_type inspect(Inspector& f, open_room& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, forget_room& x) {
-  return f(caf::meta::type_name("driftd::forget_room"), x.room);
+  return f(caf::meta::type_name("driftd::forget_room"), x.room, x.actor);
 }
 
 template <class Inspector>

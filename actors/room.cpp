@@ -1,5 +1,6 @@
 #include "actors/room.hpp"
 
+#include <algorithm>
 #include <limits>
 #include <map>
 #include <unordered_map>
@@ -78,6 +79,8 @@ struct room_state {
   // -- after a hand-off --
   caf::actor successor;
   caf::actor_clock::time_point last_forward;
+  /// Fan-outs told that the room moved that have not drained through here yet.
+  std::vector<caf::actor> undrained;
 };
 
 using room_actor = caf::stateful_actor<room_state>;
@@ -90,8 +93,11 @@ constexpr auto handoff_timeout = std::chrono::seconds{10};
 /// How long a room's backup may take to record a reservation.
 constexpr auto reserve_timeout = std::chrono::seconds{2};
 
-/// A room that moved forwards stragglers until it has seen none for this long.
+/// A room that moved forwards stragglers until it has seen none for this long...
 constexpr auto forward_linger = std::chrono::seconds{10};
+
+/// ...or, once every fan-out it knew has switched over, for this long.
+constexpr auto forward_linger_drained = std::chrono::milliseconds{250};
 
 /// Values inside a snapshot were checked on their way in; this bound only protects against
 /// a corrupt peer.
@@ -424,15 +430,18 @@ void hand_over(room_actor* self, const caf::actor& target) {
         st.successor = next;
         st.last_forward = self->clock().now();
         // The last thing each fan-out hears from this actor: where the room is now.
-        for (const auto& [fanout, view] : st.fanouts) self->send(fanout, room_moved{next});
-        for (const auto& [fanout, view] : st.fanouts) self->demonitor(fanout);
+        for (const auto& [fanout, view] : st.fanouts) {
+          self->send(fanout, room_moved{next});
+          self->demonitor(fanout);
+          st.undrained.push_back(fanout);
+        }
         log().info("room {} handed over at seq {} with {} subscriber(s)", st.id,
                    st.store.head(), subscribers);
         if (router) self->send(router, handed_off{st.id, true});
         st.blocked = false;
         self->set_default_handler(caf::print_and_drop);
         self->become(forwarding(self));
-        self->delayed_send(self, forward_linger, expire_atom_v);
+        self->delayed_send(self, forward_linger_drained, expire_atom_v);
       },
       [=](caf::error& err) {
         log().warn("room {}: hand-off failed: {}", self->state.id, self->system().render(err));
@@ -455,17 +464,23 @@ caf::behavior forwarding(room_actor* self) {
       return {};
     },
     [=](drain_msg& d) -> caf::delegated<caf::actor> {
-      self->state.last_forward = self->clock().now();
-      self->delegate(self->state.successor, std::move(d));
+      auto& st = self->state;
+      st.last_forward = self->clock().now();
+      st.undrained.erase(std::remove(st.undrained.begin(), st.undrained.end(), d.fanout),
+                         st.undrained.end());
+      self->delegate(st.successor, std::move(d));
       return {};
     },
     [](backup_is&) {},
     [](handoff_to&) {},
     [](reserve_seq&) {},
     [=](expire_atom) {
-      auto quiet = self->clock().now() - self->state.last_forward;
-      if (quiet >= forward_linger) return self->quit();
-      self->delayed_send(self, forward_linger - quiet, expire_atom_v);
+      auto& st = self->state;
+      auto quiet = self->clock().now() - st.last_forward;
+      auto linger = st.undrained.empty() ? forward_linger_drained : forward_linger;
+      if (quiet >= linger) return self->quit();
+      self->delayed_send(self, std::min<caf::timespan>(linger - quiet, forward_linger_drained),
+                         expire_atom_v);
     },
   };
 }

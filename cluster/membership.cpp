@@ -89,7 +89,7 @@ bool admit(membership_actor* self, const member_addr& addr, const caf::actor& no
     }
     if (known.node && known.node != node) self->demonitor(known.node);
   }
-  member m{addr, node, router, true};
+  member m{addr, node, router, true, false};
   self->monitor(node);
   const bool fresh = it == st.members.end() || !it->second.up ||
                      it->second.addr.incarnation != addr.incarnation;
@@ -187,7 +187,7 @@ std::string view_json(membership_actor* self) {
     members.push_back({{"name", name},
                        {"cluster", m.addr.cluster},
                        {"http", m.addr.http},
-                       {"state", m.up ? "up" : "down"}});
+                       {"state", !m.up ? "down" : m.leaving ? "leaving" : "up"}});
   }
   return nlohmann::json{{"node", self->state.cfg.self.name}, {"members", members}}.dump();
 }
@@ -197,7 +197,7 @@ caf::behavior membership(membership_actor* self, membership_config cfg, caf::act
   st.cfg = std::move(cfg);
   st.router = std::move(router);
   st.members[st.cfg.self.name] =
-    member{st.cfg.self, caf::actor_cast<caf::actor>(self), st.router, true};
+    member{st.cfg.self, caf::actor_cast<caf::actor>(self), st.router, true, false};
   publish_view(self);
   self->send(self, tick_atom_v);
 
@@ -247,8 +247,11 @@ caf::behavior membership(membership_actor* self, membership_config cfg, caf::act
     [=](leaving& l) {
       if (!from_member(self)) return;
       auto it = self->state.members.find(l.name);
-      if (it != self->state.members.end() && it->second.addr.incarnation == l.incarnation) {
-        mark_down(self, l.name, "left");
+      if (it != self->state.members.end() && it->second.addr.incarnation == l.incarnation &&
+          it->second.up && !it->second.leaving) {
+        it->second.leaving = true;
+        log().info("member {} is leaving", l.name);
+        publish_view(self);
       }
     },
     [=](tick_atom) {
@@ -262,11 +265,13 @@ caf::behavior membership(membership_actor* self, membership_config cfg, caf::act
     [=](view_atom) { return view_json(self); },
     [=](leave_atom) {
       auto& st = self->state;
+      st.members[st.cfg.self.name].leaving = true;
       for (auto& [name, m] : st.members) {
         if (m.up && name != st.cfg.self.name) {
           self->send(m.node, leaving{st.cfg.self.name, st.cfg.self.incarnation});
         }
       }
+      publish_view(self);
       return true;
     },
   };

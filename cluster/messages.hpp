@@ -28,6 +28,9 @@ struct member {
   caf::actor node;    ///< its membership actor (reached over our own connection)
   caf::actor router;  ///< its router
   bool up = false;
+  /// Stopping on purpose: no room is placed on it any more, but it still answers (it is
+  /// handing its rooms over).
+  bool leaving = false;
 };
 
 /// First words between two nodes: who I am, which cluster I belong to, and a proof that I
@@ -65,16 +68,6 @@ struct members_view {
   std::vector<member> members;
 };
 
-/// Which member owns a room, as JSON for GET /cluster/room/{id}.
-struct owner_of {
-  std::string room;
-};
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, owner_of& x) {
-  return f(caf::meta::type_name("driftd::owner_of"), x.room);
-}
-
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, member_addr& x) {
   return f(caf::meta::type_name("driftd::member_addr"), x.name, x.cluster, x.http,
@@ -83,7 +76,8 @@ typename Inspector::result_type inspect(Inspector& f, member_addr& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, member& x) {
-  return f(caf::meta::type_name("driftd::member"), x.addr, x.node, x.router, x.up);
+  return f(caf::meta::type_name("driftd::member"), x.addr, x.node, x.router, x.up,
+           x.leaving);
 }
 
 template <class Inspector>

@@ -1,6 +1,7 @@
 #include "cluster/router.hpp"
 
 #include <algorithm>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -19,8 +20,9 @@ namespace {
 
 using namespace driftd::actors;
 
-/// How long a router waits for another router or its directory to answer.
-constexpr auto call_timeout = std::chrono::seconds{5};
+/// How long a router waits for another router or its directory to answer. Short: callers
+/// retry, and a node that died unnoticed must not stall them.
+constexpr auto call_timeout = std::chrono::seconds{1};
 
 /// How long a stopping node waits for its rooms to reach their new owners.
 constexpr auto leave_timeout = std::chrono::seconds{10};
@@ -38,6 +40,12 @@ struct router_state {
   std::vector<member> members;
   /// Names of the members rooms may be placed on.
   std::vector<std::string> live;
+  /// Names of the members that answer: the live ones and those leaving.
+  std::vector<std::string> reachable;
+  /// Routers of other members this node watches, and those it saw end: a member whose
+  /// router ended counts as down at once, whatever the membership says yet.
+  std::set<caf::actor_addr> watched;
+  std::set<caf::actor_addr> dead_routers;
   /// Rooms whose sequencer runs on this node.
   std::unordered_map<std::string, caf::actor> owned;
   /// Rooms elsewhere, as their owners answered; dropped when the membership changes.
@@ -55,14 +63,26 @@ using router_actor = caf::stateful_actor<router_state>;
 
 spdlog::logger& log() { return config::logger("cluster"); }
 
-std::string owner_name(router_actor* self, const std::string& room,
-                       const std::string& exclude = {}) {
+std::string first_ranked(const std::vector<std::string>& among, const std::string& room,
+                         const std::string& exclude) {
   std::vector<std::string> names;
-  for (const auto& n : self->state.live) {
+  for (const auto& n : among) {
     if (n != exclude) names.push_back(n);
   }
   if (names.empty()) return {};
   return names[rank(names, room).front()];
+}
+
+/// The member the room belongs on (optionally as if `exclude` were gone).
+std::string owner_name(router_actor* self, const std::string& room,
+                       const std::string& exclude = {}) {
+  return first_ranked(self->state.live, room, exclude);
+}
+
+/// The member that held the room before this node counted: leaving members included, since
+/// they are still handing their rooms over.
+std::string previous_owner(router_actor* self, const std::string& room) {
+  return first_ranked(self->state.reachable, room, self->state.cfg.self);
 }
 
 const member* find_member(router_actor* self, const std::string& name) {
@@ -75,7 +95,7 @@ const member* find_member(router_actor* self, const std::string& name) {
 caf::actor router_of(router_actor* self, const std::string& name) {
   if (name == self->state.cfg.self) return caf::actor_cast<caf::actor>(self);
   auto* m = find_member(self, name);
-  return m && m->up ? m->router : caf::actor{};
+  return m && m->up ? m->router : caf::actor{};  // leaving members are up
 }
 
 /// The router of the member that would own `room` if this node were gone.
@@ -100,7 +120,6 @@ void hand_off(router_actor* self, const std::string& room, const caf::actor& tar
   self->send(it->second, handoff_to{target});
   self->demonitor(it->second);
   st.owned.erase(it);
-  self->send(st.directory, forget_room{room});
   ++st.handoffs_pending;
 }
 
@@ -113,11 +132,9 @@ void take_ownership(router_actor* self, const std::string& room, const caf::acto
     for (auto& rp : in->second.waiting) rp.deliver(actor);
     st.incoming.erase(in);
   }
-  // The view may have changed while the room was on its way.
-  auto owner = owner_name(self, room);
-  if (owner != st.cfg.self && !owner.empty()) {
-    if (auto target = router_of(self, owner)) return hand_off(self, room, target);
-  }
+  // Even if this node's view says the room belongs elsewhere, keep it: the sender saw a
+  // newer view, or the next view change (or the owner asking for it) moves it on. Bouncing
+  // it back at once could send it to and fro while views settle.
   self->send(actor, backup_is{backup_of(self, room)});
 }
 
@@ -141,7 +158,7 @@ caf::result<caf::actor> resolve_here(router_actor* self, const std::string& room
   auto& in = st.incoming[room];
   in.waiting.push_back(rp);
   if (in.waiting.size() > 1) return rp;  // already asked
-  auto prev = owner_name(self, room, st.cfg.self);
+  auto prev = previous_owner(self, room);
   auto prev_router = prev.empty() ? caf::actor{} : router_of(self, prev);
   if (!prev_router) {
     open_here(self, room, st.reservations[room]);
@@ -168,9 +185,37 @@ std::string view_json(router_actor* self) {
     members.push_back({{"name", m.addr.name},
                        {"cluster", m.addr.cluster},
                        {"http", m.addr.http},
-                       {"state", m.up ? "up" : "down"}});
+                       {"state", !m.up ? "down" : m.leaving ? "leaving" : "up"}});
   }
   return nlohmann::json{{"node", self->state.cfg.self}, {"members", members}}.dump();
+}
+
+/// Derives placement from the member table, and moves or re-backs the rooms held here.
+void recompute(router_actor* self) {
+  auto& st = self->state;
+  st.live.clear();
+  st.reachable.clear();
+  for (const auto& m : st.members) {
+    const bool me = m.addr.name == st.cfg.self;
+    if (!me && m.up && m.router && st.watched.insert(m.router.address()).second) {
+      self->monitor(m.router);
+    }
+    if (!m.up || (!me && st.dead_routers.count(m.router.address()) > 0)) continue;
+    st.reachable.push_back(m.addr.name);
+    if (!m.leaving && !(st.leaving && me)) st.live.push_back(m.addr.name);
+  }
+  for (auto& [room, actor] : st.remote) self->demonitor(actor);
+  st.remote.clear();
+  std::vector<std::pair<std::string, caf::actor>> moving;
+  for (auto& [room, actor] : st.owned) {
+    auto owner = owner_name(self, room);
+    if (owner != st.cfg.self && !owner.empty()) {
+      if (auto target = router_of(self, owner)) moving.emplace_back(room, target);
+    } else {
+      self->send(actor, backup_is{backup_of(self, room)});
+    }
+  }
+  for (auto& [room, target] : moving) hand_off(self, room, target);
 }
 
 caf::behavior router(router_actor* self, router_config cfg, caf::actor directory) {
@@ -192,28 +237,16 @@ caf::behavior router(router_actor* self, router_config cfg, caf::actor directory
         return;
       }
     }
+    if (st.watched.erase(dm.source) > 0) {
+      st.dead_routers.insert(dm.source);
+      recompute(self);
+    }
   });
 
   return {
     [=](members_view& view) {
-      auto& st = self->state;
-      st.members = std::move(view.members);
-      st.live.clear();
-      for (const auto& m : st.members) {
-        if (m.up && !(st.leaving && m.addr.name == st.cfg.self)) st.live.push_back(m.addr.name);
-      }
-      for (auto& [room, actor] : st.remote) self->demonitor(actor);
-      st.remote.clear();
-      std::vector<std::pair<std::string, caf::actor>> moving;
-      for (auto& [room, actor] : st.owned) {
-        auto owner = owner_name(self, room);
-        if (owner != st.cfg.self && !owner.empty()) {
-          if (auto target = router_of(self, owner)) moving.emplace_back(room, target);
-        } else {
-          self->send(actor, backup_is{backup_of(self, room)});
-        }
-      }
-      for (auto& [room, target] : moving) hand_off(self, room, target);
+      self->state.members = std::move(view.members);
+      recompute(self);
     },
     [=](resolve_room& r) -> caf::result<caf::actor> {
       auto& st = self->state;
@@ -279,21 +312,24 @@ caf::behavior router(router_actor* self, router_config cfg, caf::actor directory
     [=](handed_off& h) {
       auto& st = self->state;
       if (st.handoffs_pending > 0) --st.handoffs_pending;
-      if (!h.ok) log().warn("room {} could not be handed over", h.room);
+      if (h.ok) {
+        // It forwards for a while; new local requests must not reach it any more.
+        self->send(st.directory,
+                   forget_room{h.room, caf::actor_cast<caf::actor>(self->current_sender())});
+      } else if (st.owned.count(h.room) == 0) {
+        // Its new node did not take it: it is still ours.
+        log().warn("room {} could not be handed over; keeping it", h.room);
+        auto actor = caf::actor_cast<caf::actor>(self->current_sender());
+        st.owned[h.room] = actor;
+        self->monitor(actor);
+        self->send(actor, backup_is{backup_of(self, h.room)});
+      }
       finish_leave_if_done(self);
     },
     [=](leave_atom) -> caf::result<bool> {
       auto& st = self->state;
       st.leaving = true;
-      st.live.erase(std::remove(st.live.begin(), st.live.end(), st.cfg.self), st.live.end());
-      std::vector<std::pair<std::string, caf::actor>> moving;
-      for (auto& [room, actor] : st.owned) {
-        auto owner = owner_name(self, room);
-        if (auto target = owner.empty() ? caf::actor{} : router_of(self, owner)) {
-          moving.emplace_back(room, target);
-        }
-      }
-      for (auto& [room, target] : moving) hand_off(self, room, target);
+      recompute(self);  // with this node out of placement, every room moves
       if (st.handoffs_pending == 0) return true;
       auto rp = self->make_response_promise<bool>();
       st.leave_waiters.push_back(rp);
@@ -308,8 +344,8 @@ caf::behavior router(router_actor* self, router_config cfg, caf::actor directory
       st.handoffs_pending = 0;
       finish_leave_if_done(self);
     },
-    [=](view_atom) { return view_json(self); },
-    [=](owner_of& q) {
+    [=](cluster_query& q) -> std::string {
+      if (q.room.empty()) return view_json(self);
       auto owner = owner_name(self, q.room);
       auto* m = find_member(self, owner);
       return nlohmann::json{{"room", q.room}, {"owner", owner}, {"http", m ? m->addr.http : ""}}

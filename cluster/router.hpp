@@ -30,7 +30,7 @@ struct router_config {
 ///   resolve_owned -> caf::actor      another router asks the room's owner
 ///   handoff_request -> handoff_answer, adopt_room -> caf::actor, reserve_seq -> uint64_t
 ///   leave_atom -> bool               hand every room away (node stopping); answers when done
-///   view_atom -> string, owner_of -> string    JSON for GET /cluster and /cluster/room/{id}
+///   cluster_query -> string          JSON for GET /cluster and /cluster/room/{id}
 caf::actor spawn_router(caf::actor_system& sys, router_config cfg, caf::actor directory);
 
 }  // namespace driftd::cluster

@@ -13,7 +13,6 @@ CAF_BEGIN_TYPE_ID_BLOCK(driftd_cluster, caf::first_custom_type_id + 100)
   CAF_ADD_TYPE_ID(driftd_cluster, (driftd::cluster::gossip))
   CAF_ADD_TYPE_ID(driftd_cluster, (driftd::cluster::leaving))
   CAF_ADD_TYPE_ID(driftd_cluster, (driftd::cluster::members_view))
-  CAF_ADD_TYPE_ID(driftd_cluster, (driftd::cluster::owner_of))
 
   CAF_ADD_ATOM(driftd_cluster, driftd::cluster, tick_atom, "tick")
   CAF_ADD_ATOM(driftd_cluster, driftd::cluster, view_atom, "view")

@@ -356,19 +356,36 @@ void http_session::stats() {
 }
 
 void http_session::cluster(const route& r) {
-  const std::string http_addr = ctx_->settings.host + ":" + std::to_string(ctx_->settings.port);
-  if (r.kind == route_kind::cluster_room) {
-    if (!ctx_->ids.valid(r.room)) return respond_error(http::status::not_found, "no such room");
-    return respond(make_response(
-      http::status::ok,
-      nlohmann::json{{"room", r.room}, {"owner", ctx_->node_name}, {"http", http_addr}}.dump()));
+  if (r.kind == route_kind::cluster_room && !ctx_->ids.valid(r.room)) {
+    return respond_error(http::status::not_found, "no such room");
   }
-  nlohmann::json member{
-    {"name", ctx_->node_name}, {"cluster", ""}, {"http", http_addr}, {"state", "up"}};
-  respond(make_response(http::status::ok,
-                        nlohmann::json{{"node", ctx_->node_name},
-                                       {"members", nlohmann::json::array({member})}}
-                          .dump()));
+  const std::string http_addr = ctx_->settings.host + ":" + std::to_string(ctx_->settings.port);
+  if (!ctx_->cluster) {
+    // A single node: it owns every room and is the only member.
+    if (r.kind == route_kind::cluster_room) {
+      return respond(make_response(
+        http::status::ok,
+        nlohmann::json{{"room", r.room}, {"owner", ctx_->node_name}, {"http", http_addr}}.dump()));
+    }
+    nlohmann::json member{
+      {"name", ctx_->node_name}, {"cluster", ""}, {"http", http_addr}, {"state", "up"}};
+    return respond(make_response(http::status::ok,
+                                 nlohmann::json{{"node", ctx_->node_name},
+                                                {"members", nlohmann::json::array({member})}}
+                                   .dump()));
+  }
+  auto query = actors::cluster_query{r.kind == route_kind::cluster_room ? r.room : ""};
+  ask<std::string>(ctx_->sys, ctx_->cluster, std::move(query),
+                   [self = shared_from_this()](std::string doc, caf::error err) {
+                     asio::post(self->stream_.get_executor(), [self, doc = std::move(doc),
+                                                               err = std::move(err)]() mutable {
+                       if (err) {
+                         return self->respond_error(http::status::service_unavailable,
+                                                    "cluster view unavailable");
+                       }
+                       self->respond(self->make_response(http::status::ok, std::move(doc)));
+                     });
+                   });
 }
 
 std::string http_session::room_document(const std::string& room) const {

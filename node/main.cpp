@@ -1,6 +1,11 @@
 // driftd: a clustered, DriftDB-compatible WebSocket message relay.
 
+#include <chrono>
+#include <condition_variable>
 #include <csignal>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
 #include <cstdio>
 
 #include <boost/asio/io_context.hpp>
@@ -40,6 +45,28 @@ int main(int argc, char** argv) {
     log.info("received {}, shutting down", signo == SIGINT ? "SIGINT" : "SIGTERM");
   });
   signals_ioc.run();
+
+  // Stopping is bounded by the close and hand-off timeouts. Should it hang anyway (an actor
+  // that never ends), say so and leave rather than hold the port forever.
+  std::mutex mutex;
+  std::condition_variable stopped_cv;
+  bool stopped = false;
+  std::thread watchdog{[&] {
+    std::unique_lock<std::mutex> lock{mutex};
+    auto limit = settings.close_timeout * 2 + std::chrono::seconds{30};
+    if (!stopped_cv.wait_for(lock, limit, [&] { return stopped; })) {
+      log.critical("shutdown did not finish within {} s; exiting",
+                   std::chrono::duration_cast<std::chrono::seconds>(limit).count());
+      log.flush();
+      std::_Exit(1);
+    }
+  }};
   n.stop();
+  {
+    std::lock_guard<std::mutex> guard{mutex};
+    stopped = true;
+  }
+  stopped_cv.notify_one();
+  watchdog.join();
   return 0;
 }

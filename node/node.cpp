@@ -6,8 +6,15 @@
 #include <sstream>
 
 
+#include "caf/io/all.hpp"
+#include "caf/openssl/all.hpp"
+
 #include "actors/directory.hpp"
+#include "actors/ownership.hpp"
 #include "actors/type_ids.hpp"
+#include "cluster/membership.hpp"
+#include "cluster/router.hpp"
+#include "cluster/type_ids.hpp"
 #include "config/logging.hpp"
 #include "net/context.hpp"
 #include "net/listener.hpp"
@@ -20,6 +27,22 @@ namespace driftd::node {
 namespace {
 
 spdlog::logger& log() { return config::logger("node"); }
+
+/// How long a stopping cluster node waits for its rooms to reach their new owners.
+constexpr auto handoff_deadline = std::chrono::seconds{15};
+
+/// Spawning actors or using a scoped actor leaves the calling thread holding a reference to
+/// CAF's logger (a thread-local), and ~actor_system waits until that logger is gone: a node
+/// stopped from another thread would hang for as long as this one lives. Dropping the
+/// reference when leaving start()/stop() avoids that.
+struct release_caf_logger {
+  ~release_caf_logger() { caf::logger::set_current_actor_system(nullptr); }
+};
+
+std::string host_port(const std::string& host, uint16_t port) {
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+         std::to_string(port);
+}
 
 }  // namespace
 
@@ -42,13 +65,9 @@ std::string node::start() {
   std::lock_guard<std::mutex> guard{stop_mutex_};
   if (started_) return "node already started";
   started_ = true;
-  // Creating the actor system and spawning in it leave this thread holding a reference to
-  // CAF's logger (a thread-local), and ~actor_system waits until that logger is gone: stop()
-  // on another thread would hang for as long as this one lives. Drop the reference however
-  // start() returns.
-  struct release_caf_logger {
-    ~release_caf_logger() { caf::logger::set_current_actor_system(nullptr); }
-  } release_on_return;
+  release_caf_logger release_on_return;
+  const bool clustered = settings_.cluster_port != 0;
+  const bool tls = !settings_.tls_cert.empty();
 
   const unsigned cpus = usable_cpus();
   const unsigned actor_threads = settings_.actor_threads ? settings_.actor_threads : cpus;
@@ -60,6 +79,23 @@ std::string node::start() {
     return "actor system configuration failed";
   }
   actors::register_types(cfg_);
+  if (clustered) {
+    cluster::register_types(cfg_);
+    cfg_.load<caf::io::middleman>();
+    if (tls) {
+      cfg_.load<caf::openssl::manager>();
+      cfg_.openssl_certificate = settings_.tls_cert;
+      cfg_.openssl_key = settings_.tls_key;
+      cfg_.openssl_cafile = settings_.tls_ca;
+    }
+    // CAF 0.17 ships with heartbeats off: without them a frozen peer is noticed only when
+    // TCP gives up, minutes later.
+    cfg_.set("middleman.heartbeat-interval", caf::timespan{settings_.heartbeat_interval});
+    cfg_.set("middleman.connection-timeout", caf::timespan{settings_.failure_timeout});
+    // Nodes of another cluster (or another program) are refused in the BASP handshake.
+    cfg_.set("middleman.app-identifiers",
+             std::vector<std::string>{"driftd/" + settings_.cluster_name});
+  }
   cfg_.set("scheduler.max-threads", static_cast<size_t>(actor_threads));
   cfg_.set("logger.file-verbosity", caf::atom("quiet"));
   cfg_.set("logger.console-verbosity", caf::atom("quiet"));
@@ -67,10 +103,17 @@ std::string node::start() {
 
   actors::room_config rooms;
   rooms.ttl = settings_.room_ttl;
+  rooms.reserve_seqs = clustered;
   directory_ = actors::spawn_directory(*sys_, rooms);
 
   std::string secret = settings_.secret;
-  if (secret.empty()) {
+  if (secret.empty() && clustered) {
+    // Every node must agree on the secret; one derived from the cluster name lets a local
+    // cluster start without one, but anybody who knows the name could join it.
+    secret = "driftd-insecure-default-secret/" + settings_.cluster_name;
+    log().warn("no --secret given: using an insecure default derived from the cluster name; "
+               "set the same --secret on every node");
+  } else if (secret.empty()) {
     secret = protocol::random_secret();
     log().info("no secret configured: room ids are valid only while this process runs");
   }
@@ -83,6 +126,39 @@ std::string node::start() {
   port_ = listener_->port();
   ctx_->settings.port = port_;
   if (settings_.node_name.empty()) ctx_->node_name = "node-" + std::to_string(port_);
+
+  if (clustered) {
+    cluster::router_config rc;
+    rc.self = ctx_->node_name;
+    router_ = cluster::spawn_router(*sys_, rc, directory_);
+    caf::anon_send(directory_, actors::use_resolver{router_});
+    cluster::membership_config mc;
+    mc.self.name = ctx_->node_name;
+    mc.self.cluster = host_port(settings_.cluster_host, settings_.cluster_port);
+    mc.self.http = host_port(settings_.host, port_);
+    mc.self.incarnation = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+        std::chrono::system_clock::now().time_since_epoch())
+        .count());
+    mc.seeds = settings_.seeds;
+    mc.cluster_name = settings_.cluster_name;
+    mc.secret = secret;
+    mc.tls = tls;
+    membership_ = cluster::spawn_membership(*sys_, mc, router_);
+    auto published =
+      tls ? caf::openssl::publish(membership_, settings_.cluster_port,
+                                  settings_.cluster_host.c_str(), true)
+          : sys_->middleman().publish(membership_, settings_.cluster_port,
+                                      settings_.cluster_host.c_str(), true);
+    if (!published) {
+      return "cannot listen for cluster peers on " + mc.self.cluster + ": " +
+             sys_->render(published.error());
+    }
+    ctx_->cluster = router_;
+    log().info("cluster {}: member {} on {}{}, seeds {}", settings_.cluster_name,
+               ctx_->node_name, mc.self.cluster, tls ? " (mutual TLS)" : "",
+               settings_.seeds.empty() ? std::string{"none"} : std::to_string(settings_.seeds.size()));
+  }
   listener_->start();
 
   work_ = std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
@@ -98,6 +174,8 @@ void node::stop() {
   std::lock_guard<std::mutex> guard{stop_mutex_};
   if (!started_ || stopped_) return;
   stopped_ = true;
+  release_caf_logger release_on_return;
+  if (router_ && membership_) leave_cluster();
   log().info("stopping: closing {} websocket(s)", ctx_ ? ctx_->sessions.size() : 0);
 
   if (ctx_) ctx_->accepting.store(false);
@@ -124,15 +202,47 @@ void node::stop() {
   }
   if (sys_) {
     if (directory_) caf::anon_send(directory_, actors::stop_atom_v);
+    if (membership_) caf::anon_send_exit(membership_, caf::exit_reason::user_shutdown);
+    if (router_) caf::anon_send_exit(router_, caf::exit_reason::user_shutdown);
     sys_->await_all_actors_done();
   }
   // Actors are gone and hold no session; now the sockets can go, then the actor system.
   listener_.reset();
   ctx_.reset();
   directory_ = caf::actor{};
+  router_ = caf::actor{};
+  membership_ = caf::actor{};
   ioc_.reset();
   sys_.reset();
   log().info("stopped");
+}
+
+void node::leave_cluster() {
+  caf::scoped_actor self{*sys_};
+  // First stop being a place for rooms (peers then ask this node for the rooms they now
+  // own), then hand every room over, then let the moved rooms forward what is in flight.
+  self->request(membership_, std::chrono::seconds{2}, cluster::leave_atom_v)
+    .receive([](bool) {}, [](caf::error&) {});
+  auto started = std::chrono::steady_clock::now();
+  self->request(router_, handoff_deadline, cluster::leave_atom_v)
+    .receive([](bool) {},
+             [&](caf::error& err) {
+               log().warn("rooms were not all handed over: {}", sys_->render(err));
+             });
+  auto deadline = std::chrono::steady_clock::now() + settings_.close_timeout;
+  for (;;) {
+    uint64_t forwarding = 0;
+    self->request(directory_, std::chrono::seconds{1}, actors::stats_atom_v)
+      .receive([&](actors::directory_stats& s) { forwarding = s.forwarding; },
+               [](caf::error&) {});
+    if (forwarding == 0 || std::chrono::steady_clock::now() >= deadline) break;
+    // Forwarders end on their own once every fan-out has switched; look again shortly.
+    self->receive(caf::after(std::chrono::milliseconds{20}) >> [] {});
+  }
+  log().info("left the cluster; rooms handed over in {} ms",
+             std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now() - started)
+               .count());
 }
 
 }  // namespace driftd::node

@@ -47,6 +47,9 @@ class node {
   const config::settings& settings() const { return settings_; }
 
  private:
+  /// Hands this node's rooms to the rest of the cluster before it stops.
+  void leave_cluster();
+
   config::settings settings_;
   caf::actor_system_config cfg_;
   // Declared before the io_context so that it is destroyed after it: I/O handlers may still
@@ -56,6 +59,9 @@ class node {
   std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::vector<std::thread> io_threads_;
   caf::actor directory_;
+  // Cluster mode only.
+  caf::actor router_;
+  caf::actor membership_;
   std::shared_ptr<net::context> ctx_;
   std::shared_ptr<net::listener> listener_;
   uint16_t port_ = 0;
