@@ -5,7 +5,7 @@ JOBS ?= 2
 PORT ?= 8080
 ARGS ?=
 
-.PHONY: all deps configure build run test unit-test cluster bench clean format
+.PHONY: all deps configure build run cluster test unit-test bench clean format
 
 all: build
 
@@ -21,6 +21,10 @@ build: configure
 ## Installs what is missing, builds, and starts one node on 127.0.0.1:$(PORT).
 run: build
 	./$(BUILD_DIR)/driftd --port $(PORT) $(ARGS)
+
+## Installs what is missing, builds, and starts a local 3-node cluster (8081-8083).
+cluster: build
+	bash scripts/local-cluster.sh $(ARGS)
 
 ## Installs what is missing, builds, and runs every test (unit, integration, cluster, compatibility).
 test: build

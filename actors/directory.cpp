@@ -107,13 +107,16 @@ caf::behavior directory(directory_actor* self, room_config rooms_cfg) {
       return rp;
     },
     [=](open_room& o) -> caf::actor { return room_for(self, o.room, o.start_after); },
-    [=](adopt_room& a) -> caf::actor {
+    [=](adopt_room& a) -> caf::result<caf::actor> {
       auto& st = self->state;
       auto [it, fresh] = st.rooms.try_emplace(a.snapshot.room);
-      if (fresh) {
-        it->second = spawn_room(self->system(), std::move(a.snapshot), st.rooms_cfg);
-        self->monitor(it->second);
+      if (!fresh) {
+        // The room already lives here: it takes the arriving copy in.
+        self->delegate(it->second, std::move(a));
+        return caf::delegated<caf::actor>{};
       }
+      it->second = spawn_room(self->system(), std::move(a.snapshot), st.rooms_cfg);
+      self->monitor(it->second);
       return it->second;
     },
     [=](forget_room& f) {

@@ -395,7 +395,7 @@ room_snapshot snapshot_of(room_actor* self) {
   return snap;
 }
 
-void restore(room_actor* self, room_snapshot& snap) {
+std::unordered_map<std::string, stream> streams_of(room_snapshot& snap) {
   std::unordered_map<std::string, stream> streams;
   for (auto& ss : snap.streams) {
     auto& s = streams[ss.key];
@@ -409,11 +409,35 @@ void restore(room_actor* self, room_snapshot& snap) {
       s.push_back(entry{es.seq, std::move(*v)});
     }
   }
-  self->state.store.restore(std::move(streams), snap.head);
+  return streams;
+}
+
+void add_subscribers(room_actor* self, room_snapshot& snap) {
   for (auto& sub : snap.subscribers) {
     add_subscriber(self, sub.fanout, sub.conn, sub.flags,
                    std::unordered_set<std::string>(sub.keys.begin(), sub.keys.end()));
   }
+}
+
+void restore(room_actor* self, room_snapshot& snap) {
+  self->state.store.restore(streams_of(snap), snap.head);
+  add_subscribers(self, snap);
+}
+
+/// A second copy of this room arrives (two nodes briefly disagreed on who owns it): keep
+/// the counter above both, for each key the stream that went furthest, and every subscriber.
+void merge(room_actor* self, room_snapshot& snap) {
+  auto& st = self->state;
+  log().warn("room {}: merging a second copy (seq {} here, {} arriving)", st.id,
+             st.store.head(), snap.head);
+  st.store.advance_head(snap.head);
+  for (auto& [key, incoming] : streams_of(snap)) {
+    const stream* mine = st.store.find(key);
+    if (!mine || mine->empty() || (!incoming.empty() && incoming.back().seq > mine->back().seq)) {
+      st.store.replace_stream(key, std::move(incoming));
+    }
+  }
+  add_subscribers(self, snap);
 }
 
 caf::behavior forwarding(room_actor* self);
@@ -546,6 +570,11 @@ caf::behavior serving(room_actor* self) {
     },
     [=](drain_msg&) -> caf::actor {
       // Everything the fan-out sent through the old room has arrived before this.
+      return caf::actor_cast<caf::actor>(self);
+    },
+    [=](adopt_room& a) -> caf::actor {
+      merge(self, a.snapshot);
+      unblock_if_free(self);
       return caf::actor_cast<caf::actor>(self);
     },
     [=](backup_is& b) { set_backup(self, b.router); },

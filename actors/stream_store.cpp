@@ -60,4 +60,12 @@ void stream_store::restore(std::unordered_map<std::string, stream> streams, uint
   head_ = head;
 }
 
+void stream_store::replace_stream(const std::string& key, stream s) {
+  if (s.empty()) {
+    streams_.erase(key);
+  } else {
+    streams_[key] = std::move(s);
+  }
+}
+
 }  // namespace driftd::actors

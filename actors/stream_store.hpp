@@ -71,6 +71,9 @@ class stream_store {
   /// Replaces everything (hand-off of a room between nodes).
   void restore(std::unordered_map<std::string, stream> streams, uint64_t head);
 
+  /// Replaces one key's entries (`s` must be in ascending seq order, at most head()).
+  void replace_stream(const std::string& key, stream s);
+
  private:
   std::unordered_map<std::string, stream> streams_;
   uint64_t head_ = 0;

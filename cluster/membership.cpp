@@ -1,6 +1,7 @@
 #include "cluster/membership.hpp"
 
 #include <map>
+#include <random>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -17,7 +18,7 @@ namespace driftd::cluster {
 namespace {
 
 /// How long connecting to a peer and its answer to `hello` may take.
-constexpr auto connect_timeout = std::chrono::seconds{5};
+constexpr auto connect_timeout = std::chrono::seconds{2};
 
 struct membership_state {
   static inline const char* name = "driftd.membership";
@@ -30,6 +31,10 @@ struct membership_state {
   std::set<std::string> connecting;
   /// Addresses that turned out to lead to this very node.
   std::set<std::string> own_addresses;
+  /// Which member each address we connected to turned out to be (seeds may be spelled
+  /// differently from what the member advertises).
+  std::map<std::string, std::string> address_owner;
+  std::minstd_rand rng{std::random_device{}()};
 };
 
 using membership_actor = caf::stateful_actor<membership_state>;
@@ -111,9 +116,23 @@ void mark_down(membership_actor* self, const std::string& name, const char* why)
 }
 
 /// Connects to a member or seed at `addr` and introduces this node.
+bool reaches_live_member(membership_actor* self, const std::string& addr) {
+  auto& st = self->state;
+  auto named = st.address_owner.find(addr);
+  for (auto& [name, m] : st.members) {
+    if (!m.up) continue;
+    if (m.addr.cluster == addr) return true;
+    if (named != st.address_owner.end() && named->second == name) return true;
+  }
+  return false;
+}
+
 void try_connect(membership_actor* self, const std::string& addr) {
   auto& st = self->state;
   if (addr == st.cfg.self.cluster || st.own_addresses.count(addr) > 0) return;
+  // Connected already (either way round): a second connection to the same node is at best
+  // wasted and, through the TLS manager, replaces the first one and drops its proxies.
+  if (reaches_live_member(self, addr)) return;
   if (!st.connecting.insert(addr).second) return;
   std::string host;
   uint16_t port = 0;
@@ -151,6 +170,7 @@ void try_connect(membership_actor* self, const std::string& addr) {
                 log().error("{} answered without knowing the cluster secret; ignoring it", addr);
                 return;
               }
+              self->state.address_owner[addr] = w.from.name;
               admit(self, w.from, peer, w.router);
               for (const auto& other : w.members) {
                 auto known = self->state.members.find(other.name);
@@ -260,7 +280,11 @@ caf::behavior membership(membership_actor* self, membership_config cfg, caf::act
       for (auto& [name, m] : st.members) {
         if (!m.up) try_connect(self, m.addr.cluster);
       }
-      self->delayed_send(self, st.cfg.retry_interval, tick_atom_v);
+      // Jitter: nodes started together would otherwise dial each other in lockstep, and two
+      // simultaneous connections between the same pair make CAF drop one of them.
+      std::uniform_int_distribution<int64_t> jitter{0, st.cfg.retry_interval.count()};
+      self->delayed_send(self, st.cfg.retry_interval / 2 + std::chrono::milliseconds{jitter(st.rng)},
+                         tick_atom_v);
     },
     [=](view_atom) { return view_json(self); },
     [=](leave_atom) {

@@ -286,12 +286,12 @@ caf::behavior router(router_actor* self, router_config cfg, caf::actor directory
     [=](adopt_room& a) -> caf::result<caf::actor> {
       auto& st = self->state;
       const std::string room = a.snapshot.room;
-      if (auto it = st.owned.find(room); it != st.owned.end()) return it->second;
+      // A room already here takes the arriving copy in (the directory hands it over).
       auto rp = self->make_response_promise<caf::actor>();
       self->request(st.directory, call_timeout, std::move(a))
         .then(
           [=](caf::actor actor) mutable {
-            take_ownership(self, room, actor);
+            if (self->state.owned.count(room) == 0) take_ownership(self, room, actor);
             rp.deliver(actor);
           },
           [=](caf::error& err) mutable { rp.deliver(err); });

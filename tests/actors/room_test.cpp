@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "actors/ownership.hpp"
 #include "support.hpp"
 
 namespace driftd::actors {
@@ -263,6 +264,74 @@ TEST_F(RoomTest, AFanoutThatDiesIsForgotten) {
   request(2, ping(1));
   // Only our own connection's answer arrives; the dead fan-out was dropped without fuss.
   EXPECT_EQ(parse(next<reply_out>().msg), (value{{"type", "pong"}, {"nonce", 1}}));
+}
+
+TEST_F(RoomTest, ASecondCopyIsMergedKeepingTheHigherCounterAndTheNewerStreams) {
+  attach(1);
+  request(1, push("a", "a-here"));   // seq 1
+  request(1, push("b", "b-here"));   // seq 2
+  request(1, push("b", "b-here2"));  // seq 3
+  next<reply_out>();                 // stream_size of b
+  auto cbor = [](const value& v) {
+    std::string out;
+    protocol::append_cbor(out, v);
+    return out;
+  };
+  room_snapshot copy;
+  copy.room = "r1";
+  copy.head = 50;
+  copy.streams.push_back(stream_snapshot{"a", {entry_snapshot{40, cbor("a-there")}}});
+  copy.streams.push_back(stream_snapshot{"b", {entry_snapshot{1, cbor("b-old")}}});
+  caf::actor answered;
+  self->request(room, wait_limit, adopt_room{copy})
+    .receive([&](caf::actor& a) { answered = a; }, [](caf::error& e) { FAIL() << to_string(e); });
+  EXPECT_EQ(answered, room);
+  request(1, get("a"));
+  EXPECT_EQ(parse(next<subscribed_out>().init)["data"],
+            (value{{{"seq", 40}, {"value", "a-there"}}}));  // went further: taken
+  request(1, get("b"));
+  EXPECT_EQ(parse(next<subscribed_out>().init)["data"],
+            (value{{{"seq", 2}, {"value", "b-here"}}, {{"seq", 3}, {"value", "b-here2"}}}));
+  request(1, push("a", "next", action::relay));
+  EXPECT_EQ(next<push_out>().seq, 51u);  // above both copies' counters
+}
+
+TEST_F(RoomTest, AHandedOverRoomForwardsAndTellsItsFanouts) {
+  // A stand-in for the new node's router: takes the snapshot, answers with a new room.
+  auto next_room = spawn_room(sys, "r1", room_config{});
+  room_snapshot received;
+  auto target = sys.spawn([&received, next_room](caf::event_based_actor*) -> caf::behavior {
+    return {[&received, next_room](adopt_room& a) {
+      received = a.snapshot;
+      return next_room;
+    }};
+  });
+  attach(1);
+  request(1, get("k"));
+  next<subscribed_out>();
+  request(1, push("k", 1));
+  next<push_out>();
+  self->send(room, handoff_to{target});
+  auto moved = next<room_moved>();
+  EXPECT_EQ(moved.room, next_room);
+  auto done = next<handed_off>();  // to whoever asked for the hand-off: here, this test
+  EXPECT_TRUE(done.ok);
+  EXPECT_EQ(done.room, "r1");
+  EXPECT_EQ(received.head, 1u);
+  ASSERT_EQ(received.subscribers.size(), 1u);
+  EXPECT_EQ(received.subscribers[0].conn, 1u);
+  EXPECT_EQ(received.subscribers[0].keys, std::vector<std::string>{"k"});
+  // What still reaches the old actor is forwarded: this push is numbered by the new room
+  // (which knows nothing yet, so it starts at 1: the snapshot went to our stand-in only).
+  self->send(next_room, attach_msg{me, 1, conn_flags{}});
+  request(1, ping(4));
+  EXPECT_EQ(parse(next<reply_out>().msg), (value{{"type", "pong"}, {"nonce", 4}}));
+  caf::actor drained;
+  self->request(room, wait_limit, drain_msg{me})
+    .receive([&](caf::actor& a) { drained = a; }, [](caf::error& e) { FAIL() << to_string(e); });
+  EXPECT_EQ(drained, next_room);
+  self->send_exit(next_room, caf::exit_reason::user_shutdown);
+  self->send_exit(target, caf::exit_reason::user_shutdown);
 }
 
 /// Room expiry, on CAF's deterministic test scheduler.
