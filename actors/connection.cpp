@@ -1,8 +1,8 @@
 #include "actors/connection.hpp"
 
 #include <chrono>
-#include <unordered_set>
 
+#include "actors/key_set.hpp"
 #include "actors/type_ids.hpp"
 #include "config/logging.hpp"
 #include "protocol/close_code.hpp"
@@ -21,7 +21,7 @@ struct connection_state {
   std::shared_ptr<sink> out;
   caf::actor fanout;
   /// The keys this connection asked to follow.
-  std::unordered_set<std::string> keys;
+  key_set keys;
 };
 
 using connection_actor = caf::stateful_actor<connection_state>;

@@ -4,10 +4,10 @@
 #include <chrono>
 #include <memory>
 #include <unordered_map>
-#include <unordered_set>
 #include <variant>
 #include <vector>
 
+#include "actors/key_set.hpp"
 #include "actors/messages.hpp"
 #include "actors/ownership.hpp"
 #include "actors/type_ids.hpp"
@@ -38,7 +38,7 @@ struct target {
 struct local_conn {
   std::shared_ptr<sink> out;
   conn_flags flags;
-  std::unordered_set<std::string> keys;
+  key_set keys;
 };
 
 /// Something a room sent to this fan-out.
@@ -97,7 +97,7 @@ void apply(fanout_actor* self, push_out& m) {
   if (m.to_debug) {
     for (const auto& t : st.debug) {
       auto c = st.conns.find(t.conn);
-      if (c->second.flags.all || c->second.keys.count(m.key) > 0) continue;  // has it
+      if (c->second.flags.all || c->second.keys.contains(m.key)) continue;  // has it
       t.out->deliver(m.msg.in(t.format));
     }
   }
@@ -115,7 +115,7 @@ void apply(fanout_actor* self, subscribed_out& m) {
   auto i = st.conns.find(m.conn);
   if (i == st.conns.end()) return;
   auto& c = i->second;
-  if (c.keys.insert(m.key).second && !c.flags.all) {
+  if (c.keys.insert(m.key) && !c.flags.all) {
     st.by_key[m.key].push_back(target{c.out.get(), c.flags.format, m.conn});
   }
   // The init (or the subscription alone) brings the connection up to the room's head.

@@ -4,10 +4,10 @@
 #include <limits>
 #include <map>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
+#include "actors/key_set.hpp"
 #include "actors/messages.hpp"
 #include "actors/ownership.hpp"
 #include "actors/stream_store.hpp"
@@ -27,7 +27,7 @@ using protocol::wire_format;
 /// One connection as the room sees it.
 struct subscriber {
   conn_flags flags;
-  std::unordered_set<std::string> keys;
+  key_set keys;
 };
 
 /// Everything the room knows about one fan-out (one node's connections to this room).
@@ -216,7 +216,7 @@ void handle_get(room_actor* self, const reply_to& to, request& req) {
   auto view = st.fanouts.find(to.fanout);
   if (view != st.fanouts.end()) {
     auto sub = view->second.conns.find(to.conn);
-    if (sub != view->second.conns.end() && sub->second.keys.insert(req.key).second &&
+    if (sub != view->second.conns.end() && sub->second.keys.insert(req.key) &&
         !sub->second.flags.all) {
       ++view->second.key_refs[req.key];
     }
@@ -264,7 +264,7 @@ void drop_subscriber(fanout_view& view, uint64_t conn) {
 }
 
 void add_subscriber(room_actor* self, const caf::actor& fanout, uint64_t conn,
-                    const conn_flags& flags, std::unordered_set<std::string> keys) {
+                    const conn_flags& flags, const std::vector<std::string>& keys) {
   auto& st = self->state;
   auto [it, fresh] = st.fanouts.try_emplace(fanout);
   if (fresh) self->monitor(fanout);
@@ -275,10 +275,9 @@ void add_subscriber(room_actor* self, const caf::actor& fanout, uint64_t conn,
   view.all += flags.all;
   view.debug += flags.debug;
   ++(flags.format == wire_format::json ? view.json : view.cbor);
-  if (!flags.all) {
-    for (const auto& key : keys) ++view.key_refs[key];
+  for (const auto& key : keys) {
+    if (sub->second.keys.insert(key) && !flags.all) ++view.key_refs[key];
   }
-  sub->second.keys = std::move(keys);
 }
 
 // -- seq reservations (cluster mode) ------------------------------------------------------
@@ -389,7 +388,7 @@ room_snapshot snapshot_of(room_actor* self) {
   for (const auto& [fanout, view] : st.fanouts) {
     for (const auto& [conn, sub] : view.conns) {
       snap.subscribers.push_back(subscriber_snapshot{
-        fanout, conn, sub.flags, std::vector<std::string>(sub.keys.begin(), sub.keys.end())});
+        fanout, conn, sub.flags, sub.keys.sorted()});
     }
   }
   return snap;
@@ -414,8 +413,7 @@ std::unordered_map<std::string, stream> streams_of(room_snapshot& snap) {
 
 void add_subscribers(room_actor* self, room_snapshot& snap) {
   for (auto& sub : snap.subscribers) {
-    add_subscriber(self, sub.fanout, sub.conn, sub.flags,
-                   std::unordered_set<std::string>(sub.keys.begin(), sub.keys.end()));
+    add_subscriber(self, sub.fanout, sub.conn, sub.flags, sub.keys);
   }
 }
 

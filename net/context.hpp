@@ -32,6 +32,9 @@ struct counters {
   std::atomic<uint64_t> oversize_closed{0};
   std::atomic<uint64_t> protocol_errors{0};
   std::atomic<uint64_t> idle_closed{0};
+  /// Socket writes of WebSocket sessions, and the messages they carried.
+  std::atomic<uint64_t> socket_writes{0};
+  std::atomic<uint64_t> messages_written{0};
 };
 
 /// The open WebSocket sessions, so that shutdown can close each with 1001. Thread-safe.

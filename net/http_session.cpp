@@ -349,6 +349,8 @@ void http_session::stats() {
           {"oversize_closed", s.oversize_closed.load()},
           {"protocol_errors", s.protocol_errors.load()},
           {"idle_closed", s.idle_closed.load()},
+          {"socket_writes", s.socket_writes.load()},
+          {"messages_written", s.messages_written.load()},
         };
         self->respond(self->make_response(http::status::ok, doc.dump()));
       });

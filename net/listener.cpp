@@ -6,6 +6,7 @@
 #include <boost/asio/strand.hpp>
 
 #include "net/http_session.hpp"
+#include "net/ws_session.hpp"
 
 namespace driftd::net {
 
@@ -46,10 +47,27 @@ std::shared_ptr<listener> listener::open(asio::io_context& ioc, const std::strin
 }
 
 listener::listener(asio::io_context& ioc, std::shared_ptr<context> ctx)
-    : ioc_(ioc), acceptor_(asio::make_strand(ioc)), retry_(ioc), ctx_(std::move(ctx)) {}
+    : ioc_(ioc),
+      acceptor_(asio::make_strand(ioc)),
+      retry_(ioc),
+      sweep_(acceptor_.get_executor()),
+      ctx_(std::move(ctx)) {}
 
 void listener::start() {
-  asio::post(acceptor_.get_executor(), [self = shared_from_this()] { self->do_accept(); });
+  asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
+    self->do_accept();
+    self->arm_idle_sweep();
+  });
+}
+
+void listener::arm_idle_sweep() {
+  sweep_.expires_after(ctx_->settings.idle_timeout / 2);
+  sweep_.async_wait([self = shared_from_this()](const error_code& ec) {
+    if (ec || !self->acceptor_.is_open()) return;
+    self->ctx_->sessions.for_each(
+      [](const std::shared_ptr<ws_session>& s) { s->check_idle(); });
+    self->arm_idle_sweep();
+  });
 }
 
 void listener::stop() {
@@ -57,6 +75,7 @@ void listener::stop() {
     error_code ec;
     self->acceptor_.close(ec);
     self->retry_.cancel();
+    self->sweep_.cancel();
   });
 }
 

@@ -36,10 +36,14 @@ class listener : public std::enable_shared_from_this<listener> {
  private:
   void do_accept();
   void on_accept(const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket);
+  /// Every half idle timeout: lets each WebSocket check for a silent peer. One timer for
+  /// the node instead of one per connection.
+  void arm_idle_sweep();
 
   boost::asio::io_context& ioc_;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer retry_;
+  boost::asio::steady_timer sweep_;
   std::shared_ptr<context> ctx_;
   uint16_t port_ = 0;
 };

@@ -1,6 +1,12 @@
 #include "net/ws_session.hpp"
 
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <algorithm>
 #include <array>
+#include <cerrno>
+#include <iterator>
 #include <chrono>
 
 #include <boost/asio/post.hpp>
@@ -25,7 +31,13 @@ constexpr int reads_per_wakeup = 4;
 constexpr std::size_t read_chunk = 64 * 1024;
 
 /// A write queue that grew beyond this many entries is released once drained.
-constexpr std::size_t keep_queue_capacity = 256;
+constexpr std::size_t keep_queue_capacity = 64;
+
+/// Likewise for the bytes a full socket did not take.
+constexpr std::size_t keep_backlog_capacity = 64 * 1024;
+
+/// iovecs per system call (Linux's IOV_MAX): a header and a payload per message.
+constexpr std::size_t max_iovecs = 1024;
 
 std::string suppressed_note(uint64_t n) {
   return n == 0 ? std::string{} : " (" + std::to_string(n) + " similar suppressed)";
@@ -39,8 +51,7 @@ ws_session::ws_session(asio::ip::tcp::socket socket, std::shared_ptr<context> ct
       ctx_(std::move(ctx)),
       room_(std::move(room)),
       flags_(flags),
-      parser_(ctx_->settings.max_frame_bytes),
-      timer_(socket_.get_executor()) {}
+      parser_(ctx_->settings.max_frame_bytes) {}
 
 ws_session::~ws_session() = default;
 
@@ -48,6 +59,7 @@ void ws_session::start(std::string handshake_response, std::string_view already_
   ctx_->stats.websockets_open.fetch_add(1, std::memory_order_relaxed);
   ctx_->stats.websockets_total.fetch_add(1, std::memory_order_relaxed);
   ctx_->sessions.add(shared_from_this());
+  heard_from_peer_ = true;  // the upgrade request: silence is counted from now
   error_code ec;
   socket_.non_blocking(true, ec);
   queue_raw(std::move(handshake_response));
@@ -56,7 +68,6 @@ void ws_session::start(std::string handshake_response, std::string_view already_
   log().debug("room {}: websocket open ({}{}{})", room_,
               flags_.format == protocol::wire_format::cbor ? "cbor" : "json",
               flags_.debug ? ", debug" : "", flags_.all ? ", subscribe=all" : "");
-  arm_timer(ctx_->settings.idle_timeout / 2);
   if (!already_read.empty() && !feed(already_read)) return;
   do_read();
 }
@@ -158,7 +169,7 @@ void ws_session::deliver(const actors::payload& message) {
   bool overflow = false;
   std::size_t behind = 0;
   {
-    std::lock_guard<std::mutex> guard{mutex_};
+    std::lock_guard<spin_lock> guard{mutex_};
     if (!accepting_) return;
     behind = pending_bytes_ + inflight_bytes_ + message.size();
     if (behind > ctx_->settings.max_queue_bytes) {
@@ -198,7 +209,7 @@ void ws_session::close(uint16_t code, std::string reason) {
 }
 
 void ws_session::queue_raw(std::string bytes) {
-  std::lock_guard<std::mutex> guard{mutex_};
+  std::lock_guard<spin_lock> guard{mutex_};
   pending_bytes_ += bytes.size();
   pending_.push_back(out_item{actors::payload{std::move(bytes)}, true});
 }
@@ -209,57 +220,113 @@ void ws_session::post_flush() {
 
 void ws_session::flush() {
   if (write_in_flight_ || phase_ == phase::closed) return;
-  {
-    std::lock_guard<std::mutex> guard{mutex_};
-    flush_posted_ = false;
-    if (pending_.empty()) return;
-    writing_.swap(pending_);
-    inflight_bytes_ = pending_bytes_;
-    pending_bytes_ = 0;
-  }
-  // Frame every message here, so that one socket write carries the whole batch.
-  headers_.resize(writing_.size() * max_frame_header);
-  iov_.clear();
-  iov_.reserve(writing_.size() * 2);
-  unsigned char* header = headers_.data();
+  // Scratch shared by the sessions of one thread: an idle connection owns no write buffers.
+  thread_local std::vector<out_item> batch;
+  thread_local std::array<iovec, max_iovecs> iov;
+  thread_local std::array<unsigned char, max_iovecs / 2 * max_frame_header> headers;
   const auto op =
     flags_.format == protocol::wire_format::json ? ws_opcode::text : ws_opcode::binary;
-  for (const auto& item : writing_) {
-    if (!item.raw) {
-      std::size_t n = write_frame_header(header, op, item.bytes.size());
-      iov_.emplace_back(header, n);
-      header += n;
+  const int fd = socket_.native_handle();
+  for (;;) {
+    {
+      std::lock_guard<spin_lock> guard{mutex_};
+      flush_posted_ = false;
+      if (pending_.empty()) break;
+      batch.insert(batch.end(), std::make_move_iterator(pending_.begin()),
+                   std::make_move_iterator(pending_.end()));
+      pending_.clear();
+      if (pending_.capacity() > keep_queue_capacity) pending_ = {};
+      inflight_bytes_ = pending_bytes_;
+      pending_bytes_ = 0;
     }
-    iov_.emplace_back(item.bytes->data(), item.bytes->size());
+    std::size_t next = 0;
+    while (next < batch.size()) {
+      // One system call for up to max_iovecs / 2 messages.
+      std::size_t count = 0;
+      std::size_t total = 0;
+      std::size_t end = next;
+      unsigned char* header = headers.data();
+      while (end < batch.size() && count + 2 <= iov.size()) {
+        const auto& item = batch[end++];
+        if (!item.raw) {
+          std::size_t n = write_frame_header(header, op, item.bytes.size());
+          iov[count++] = iovec{header, n};
+          header += n;
+          total += n;
+        }
+        iov[count++] = iovec{const_cast<char*>(item.bytes->data()), item.bytes.size()};
+        total += item.bytes.size();
+      }
+      msghdr msg{};
+      msg.msg_iov = iov.data();
+      msg.msg_iovlen = count;
+      ssize_t sent = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+      ctx_->stats.socket_writes.fetch_add(1, std::memory_order_relaxed);
+      if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        batch.clear();
+        return finish();
+      }
+      const auto done = static_cast<std::size_t>(std::max<ssize_t>(sent, 0));
+      if (done == total) {
+        ctx_->stats.messages_written.fetch_add(end - next, std::memory_order_relaxed);
+        next = end;
+        continue;
+      }
+      // The socket is full: keep what it did not take, in order, and wait until it can.
+      std::size_t skip = done;
+      for (std::size_t i = 0; i < count; ++i) {
+        const auto len = iov[i].iov_len;
+        if (skip >= len) {
+          skip -= len;
+          continue;
+        }
+        backlog_.append(static_cast<const char*>(iov[i].iov_base) + skip, len - skip);
+        skip = 0;
+      }
+      unsigned char frame_header[max_frame_header];
+      for (std::size_t i = end; i < batch.size(); ++i) {
+        const auto& item = batch[i];
+        if (!item.raw) {
+          std::size_t n = write_frame_header(frame_header, op, item.bytes.size());
+          backlog_.append(reinterpret_cast<const char*>(frame_header), n);
+        }
+        backlog_.append(*item.bytes);
+      }
+      ctx_->stats.messages_written.fetch_add(batch.size() - next, std::memory_order_relaxed);
+      batch.clear();
+      {
+        std::lock_guard<spin_lock> guard{mutex_};
+        inflight_bytes_ = backlog_.size();
+      }
+      write_in_flight_ = true;
+      asio::async_write(socket_, asio::buffer(backlog_),
+                        [self = shared_from_this()](const error_code& ec, std::size_t) {
+                          self->on_write(ec);
+                        });
+      return;
+    }
+    batch.clear();  // releases the shared buffers now, not at this thread's next flush
   }
-  write_in_flight_ = true;
-  asio::async_write(socket_, iov_,
-                    [self = shared_from_this()](const error_code& ec, std::size_t) {
-                      self->on_write(ec);
-                    });
+  {
+    std::lock_guard<spin_lock> guard{mutex_};
+    inflight_bytes_ = 0;
+  }
+  drained();
+}
+
+void ws_session::drained() {
+  if (close_queued_ && !close_sent_) {
+    close_sent_ = true;  // the close frame is always the last thing queued
+    if (close_received_) finish();
+  }
 }
 
 void ws_session::on_write(const error_code& ec) {
   write_in_flight_ = false;
-  bool drained;
-  {
-    std::lock_guard<std::mutex> guard{mutex_};
-    inflight_bytes_ = 0;
-    drained = pending_.empty();
-  }
-  writing_.clear();
-  if (writing_.capacity() > keep_queue_capacity) {
-    // A burst is over; an idle connection keeps no big buffers.
-    writing_ = {};
-    iov_ = {};
-    headers_ = {};
-  }
+  backlog_.clear();
+  if (backlog_.capacity() > keep_backlog_capacity) backlog_ = std::string{};
   if (phase_ == phase::closed) return;
   if (ec) return finish();
-  if (close_queued_ && drained && !close_sent_) {
-    close_sent_ = true;  // the close frame is always the last thing queued
-    if (close_received_) return finish();
-  }
   flush();
 }
 
@@ -269,7 +336,7 @@ void ws_session::begin_close(uint16_t code, std::string reason, bool drop_queued
   if (phase_ != phase::open) return;
   phase_ = phase::closing;
   {
-    std::lock_guard<std::mutex> guard{mutex_};
+    std::lock_guard<spin_lock> guard{mutex_};
     accepting_ = false;
     if (drop_queued) {
       pending_.clear();
@@ -278,7 +345,11 @@ void ws_session::begin_close(uint16_t code, std::string reason, bool drop_queued
   }
   queue_raw(make_control_frame(ws_opcode::close, reason, code));
   close_queued_ = true;
-  arm_timer(ctx_->settings.close_timeout);
+  close_timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor());
+  close_timer_->expires_after(ctx_->settings.close_timeout);
+  close_timer_->async_wait([self = shared_from_this()](const error_code& ec) {
+    if (!ec) self->finish();  // the peer never answered our close
+  });
   flush();
   log().debug("room {}: closing websocket ({} {})", room_, code, reason);
 }
@@ -286,12 +357,12 @@ void ws_session::begin_close(uint16_t code, std::string reason, bool drop_queued
 void ws_session::finish() {
   if (phase_ == phase::closed) return;
   phase_ = phase::closed;
-  timer_.cancel();
+  if (close_timer_) close_timer_->cancel();
   error_code ec;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);
   {
-    std::lock_guard<std::mutex> guard{mutex_};
+    std::lock_guard<spin_lock> guard{mutex_};
     accepting_ = false;
     pending_.clear();
     pending_bytes_ = 0;
@@ -302,17 +373,12 @@ void ws_session::finish() {
   ctx_->stats.sockets_open.fetch_sub(1, std::memory_order_relaxed);
 }
 
-void ws_session::arm_timer(std::chrono::milliseconds after) {
-  timer_.expires_after(after);
-  timer_.async_wait([self = shared_from_this()](const error_code& ec) { self->on_timer(ec); });
+void ws_session::check_idle() {
+  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->on_idle_check(); });
 }
 
-void ws_session::on_timer(const error_code& ec) {
-  if (ec || phase_ == phase::closed) return;
-  // A wait that completed just before the timer was re-armed is stale.
-  if (timer_.expiry() > std::chrono::steady_clock::now()) return;
-  if (phase_ == phase::closing) return finish();  // the peer never answered our close
-  const auto interval = ctx_->settings.idle_timeout / 2;
+void ws_session::on_idle_check() {
+  if (phase_ != phase::open) return;
   if (heard_from_peer_) {
     heard_from_peer_ = false;
     ping_outstanding_ = false;
@@ -322,9 +388,8 @@ void ws_session::on_timer(const error_code& ec) {
     flush();
   } else {
     ctx_->stats.idle_closed.fetch_add(1, std::memory_order_relaxed);
-    return begin_close(protocol::close_code::going_away, "idle timeout", false);
+    begin_close(protocol::close_code::going_away, "idle timeout", false);
   }
-  arm_timer(interval);
 }
 
 }  // namespace driftd::net

@@ -16,6 +16,7 @@
 #include "actors/messages.hpp"
 #include "actors/sink.hpp"
 #include "net/context.hpp"
+#include "net/spin_lock.hpp"
 #include "net/ws_frame.hpp"
 
 namespace driftd::net {
@@ -50,6 +51,10 @@ class ws_session final : public actors::sink,
   /// the I/O threads have stopped.
   void abandon() { finish(); }
 
+  /// Called by the node's idle sweep every half idle timeout, from any thread: pings a
+  /// silent peer, and closes the connection (1001) when the previous ping went unanswered.
+  void check_idle();
+
   // -- actors::sink ------------------------------------------------------------------
   void deliver(const actors::payload& message) override;
   void close(uint16_t code, std::string reason) override;
@@ -77,7 +82,12 @@ class ws_session final : public actors::sink,
   /// Queues complete wire bytes (handshake, control frames). Strand only.
   void queue_raw(std::string bytes);
   void post_flush();
+  /// Writes everything queued: framed here, many messages per system call, straight from
+  /// the shared buffers. Only when the socket is full is the rest copied into `backlog_`
+  /// and written asynchronously.
   void flush();
+  /// Bookkeeping once the queue is empty and nothing is in flight.
+  void drained();
   void on_write(const boost::system::error_code& ec);
 
   // -- lifecycle --
@@ -86,8 +96,7 @@ class ws_session final : public actors::sink,
   void begin_close(uint16_t code, std::string reason, bool drop_queued);
   /// Closes the socket and tells the connection actor. Idempotent. Strand only.
   void finish();
-  void arm_timer(std::chrono::milliseconds after);
-  void on_timer(const boost::system::error_code& ec);
+  void on_idle_check();
 
   boost::asio::ip::tcp::socket socket_;
   std::shared_ptr<context> ctx_;
@@ -95,10 +104,11 @@ class ws_session final : public actors::sink,
   actors::conn_flags flags_;
   caf::actor conn_;
   frame_parser parser_;
-  boost::asio::steady_timer timer_;
+  /// Only while closing (idle sessions hold no timer): bounds the wait for the peer's close.
+  std::unique_ptr<boost::asio::steady_timer> close_timer_;
 
   // Shared with deliver()/close() callers; guarded by mutex_.
-  std::mutex mutex_;
+  spin_lock mutex_;
   std::vector<out_item> pending_;
   std::size_t pending_bytes_ = 0;
   std::size_t inflight_bytes_ = 0;
@@ -106,9 +116,8 @@ class ws_session final : public actors::sink,
   bool accepting_ = true;
 
   // Strand only.
-  std::vector<out_item> writing_;
-  std::vector<unsigned char> headers_;
-  std::vector<boost::asio::const_buffer> iov_;
+  /// Bytes taken from the queue that the socket did not accept yet.
+  std::string backlog_;
   bool write_in_flight_ = false;
   phase phase_ = phase::open;
   bool close_queued_ = false;

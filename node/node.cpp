@@ -3,6 +3,7 @@
 #include <sched.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <sstream>
 
 
@@ -97,6 +98,7 @@ std::string node::start() {
              std::vector<std::string>{"driftd/" + settings_.cluster_name});
   }
   cfg_.set("scheduler.max-threads", static_cast<size_t>(actor_threads));
+  if (const char* policy = std::getenv("DRIFTD_SCHEDULER"); policy && std::string{policy} == "sharing") cfg_.set("scheduler.policy", caf::atom("sharing"));
   cfg_.set("logger.file-verbosity", caf::atom("quiet"));
   cfg_.set("logger.console-verbosity", caf::atom("quiet"));
   sys_ = std::make_unique<caf::actor_system>(cfg_);
