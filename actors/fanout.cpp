@@ -59,6 +59,8 @@ struct fanout_state {
   std::vector<target> debug;
   /// The last seq each followed key delivered here, to resume after the room moves.
   std::unordered_map<std::string, uint64_t> last_seq;
+  /// The last seq of any push delivered here: where `subscribe=all` connections resume.
+  uint64_t last_push = 0;
   /// What a room that is not (yet) ours sent: a room that moved here starts sending before
   /// the old one's last word arrives. Applied in order once that room becomes ours.
   std::vector<std::pair<caf::actor_addr, room_output>> early;
@@ -88,6 +90,7 @@ void close_all(fanout_actor* self, uint16_t code, const std::string& reason) {
 
 void apply(fanout_actor* self, push_out& m) {
   auto& st = self->state;
+  st.last_push = std::max(st.last_push, m.seq);
   auto k = st.by_key.find(m.key);
   if (k != st.by_key.end()) {
     deliver_all(k->second, m.msg);
@@ -161,6 +164,10 @@ void attach_all(fanout_actor* self) {
   caf::actor me = caf::actor_cast<caf::actor>(self);
   for (auto& [conn, c] : st.conns) {
     self->send(st.room, attach_msg{me, conn, c.flags});
+    if (c.flags.all && st.last_push > 0) {
+      // Everything retained since the last push this node delivered, as pushes.
+      self->send(st.room, resume_all{me, conn, st.last_push});
+    }
     for (const auto& key : c.keys) {
       // Resume after what this node already delivered for the key.
       protocol::request get;

@@ -75,6 +75,14 @@ struct room_msg {
   protocol::request req;
 };
 
+/// After re-attaching to a room that moved or came back: connection `conn` (with
+/// `subscribe=all`) wants, as pushes in seq order, every retained entry after `after`.
+struct resume_all {
+  caf::actor fanout;
+  uint64_t conn = 0;
+  uint64_t after = 0;
+};
+
 // -- room -> fan-out (may cross nodes) ------------------------------------------------
 
 /// A numbered push: for the key's subscribers, every `subscribe=all` connection, and the
@@ -205,6 +213,11 @@ typename Inspector::result_type inspect(Inspector& f, room_msg& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, resume_all& x) {
+  return f(caf::meta::type_name("driftd::resume_all"), x.fanout, x.conn, x.after);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, push_out& x) {
   return f(caf::meta::type_name("driftd::push_out"), x.seq, x.key, x.msg, x.to_debug);
 }
@@ -269,7 +282,7 @@ typename Inspector::result_type inspect(Inspector& f, request& x) {
     if (x.kind == request_kind::push) append_cbor(val, x.val);
   }
   return f(caf::meta::type_name("driftd::request"), x.kind, x.key, val, x.act, x.seq, x.has_seq,
-           x.error, caf::meta::load_callback([&]() -> caf::error {
+           x.error, x.wire_size, caf::meta::load_callback([&]() -> caf::error {
              if (val.empty()) {
                x.val = nullptr;
                return caf::none;

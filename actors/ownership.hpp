@@ -17,6 +17,7 @@ namespace driftd::actors {
 struct entry_snapshot {
   uint64_t seq = 0;
   std::string value;
+  uint32_t size = 0;
 };
 
 struct stream_snapshot {
@@ -121,7 +122,7 @@ struct handed_off {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, entry_snapshot& x) {
-  return f(caf::meta::type_name("driftd::entry_snapshot"), x.seq, x.value);
+  return f(caf::meta::type_name("driftd::entry_snapshot"), x.seq, x.value, x.size);
 }
 
 template <class Inspector>

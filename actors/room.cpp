@@ -186,13 +186,22 @@ void after_numbering(room_actor* self);
 
 void handle_push(room_actor* self, const reply_to& to, request& req) {
   auto& st = self->state;
+  if (req.act != action::relay &&
+      st.store.bytes_after(req.key, req.act, req.wire_size, req.seq) > st.cfg.max_bytes &&
+      st.store.bytes_after(req.key, req.act, req.wire_size, req.seq) > st.store.bytes()) {
+    // Refuse what would grow the room past its limit; what shrinks it always passes.
+    return reply_error(self, to,
+                       "room is full: it retains " + std::to_string(st.store.bytes()) +
+                         " bytes and may retain " + std::to_string(st.cfg.max_bytes) +
+                         "; replace or compact streams to make room");
+  }
   if (req.act == action::compact) {
-    auto out = st.store.compact(req.key, std::move(req.val), req.seq);
+    auto out = st.store.compact(req.key, std::move(req.val), req.seq, req.wire_size);
     if (!out.error.empty()) return reply_error(self, to, out.error);
     debug_broadcast(self, req.key);
     return after_change(self, to, req.key, out.stream_size);
   }
-  auto out = st.store.push(req.key, req.val, req.act);
+  auto out = st.store.push(req.key, req.val, req.act, req.wire_size);
   after_numbering(self);
   const bool relay = req.act == action::relay;
   broadcast(self, out.seq, req.key, *out.val, relay);
@@ -380,6 +389,7 @@ room_snapshot snapshot_of(room_actor* self) {
     for (const auto& e : s) {
       entry_snapshot es;
       es.seq = e.seq;
+      es.size = e.size;
       protocol::append_cbor(es.value, e.val);
       ss.entries.push_back(std::move(es));
     }
@@ -405,7 +415,7 @@ std::unordered_map<std::string, stream> streams_of(room_snapshot& snap) {
                     ss.key);
         continue;
       }
-      s.push_back(entry{es.seq, std::move(*v)});
+      s.push_back(entry{es.seq, std::move(*v), es.size});
     }
   }
   return streams;
@@ -480,6 +490,7 @@ caf::behavior forwarding(room_actor* self) {
     [=](attach_msg& m) { forward(m); },
     [=](detach_msg& m) { forward(m); },
     [=](room_msg& m) { forward(m); },
+    [=](resume_all& m) { forward(m); },
     [=](http_call& c) -> caf::delegated<http_result> {
       self->state.last_forward = self->clock().now();
       self->delegate(self->state.successor, std::move(c));
@@ -528,6 +539,26 @@ caf::behavior serving(room_actor* self) {
         }
       }
       touch(self);
+    },
+    [=](resume_all& m) {
+      auto& st = self->state;
+      auto view = st.fanouts.find(m.fanout);
+      if (view == st.fanouts.end()) return;
+      auto sub = view->second.conns.find(m.conn);
+      if (sub == view->second.conns.end()) return;
+      const auto format = sub->second.flags.format;
+      std::vector<std::pair<uint64_t, std::pair<const std::string*, const entry*>>> missed;
+      for (const auto& [key, s] : st.store.streams()) {
+        for (std::size_t i = stream_store::first_after(s, m.after); i < s.size(); ++i) {
+          missed.push_back({s[i].seq, {&key, &s[i]}});
+        }
+      }
+      std::sort(missed.begin(), missed.end(),
+                [](const auto& a, const auto& b) { return a.first < b.first; });
+      for (const auto& [seq, at] : missed) {
+        self->send(m.fanout, reply_out{m.conn, payload{protocol::encode_push(
+                                                 format, *at.first, at.second->val, seq)}});
+      }
     },
     [=](detach_msg& m) {
       auto& st = self->state;

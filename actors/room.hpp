@@ -18,6 +18,8 @@ struct room_config {
   bool reserve_seqs = false;
   /// Seqs reserved with the backup at a time.
   uint64_t reserve_block = 10000;
+  /// Retained stream data (message sizes on the wire) a room may hold.
+  std::size_t max_bytes = std::size_t{64} << 20;
 };
 
 /// Spawns the room actor of room `id`: the one sequencer of that room. It owns the room's

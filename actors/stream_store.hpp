@@ -17,6 +17,8 @@ namespace driftd::actors {
 struct entry {
   uint64_t seq = 0;
   protocol::value val;
+  /// What the entry counts against its room's retained-bytes limit (its size on the wire).
+  uint32_t size = 0;
 };
 
 /// Entries of one key in ascending seq order (every operation below keeps that order).
@@ -51,11 +53,21 @@ class stream_store {
 
   /// Applies relay, append or replace: takes the next seq; append and replace move the value
   /// out of `val` into the stream, relay leaves it where it is. `act` must not be compact.
-  push_outcome push(const std::string& key, protocol::value& val, protocol::action act);
+  push_outcome push(const std::string& key, protocol::value& val, protocol::action act,
+                    uint32_t size = 0);
 
   /// Applies compact: drops the key's entries with seq <= `seq` and puts `val` first with
   /// that seq. Fails, changing nothing, unless 1 <= seq <= head().
-  compact_outcome compact(const std::string& key, protocol::value&& val, uint64_t seq);
+  compact_outcome compact(const std::string& key, protocol::value&& val, uint64_t seq,
+                          uint32_t size = 0);
+
+  /// Retained bytes after a push of `size` bytes with `act` (seq: for compact), for
+  /// checking a limit before applying it.
+  std::size_t bytes_after(const std::string& key, protocol::action act, uint32_t size,
+                          uint64_t seq) const;
+
+  /// Sum of the sizes of every retained entry.
+  std::size_t bytes() const { return bytes_; }
 
   /// The retained entries of `key` (nullptr when it has none).
   const stream* find(const std::string& key) const;
@@ -75,8 +87,11 @@ class stream_store {
   void replace_stream(const std::string& key, stream s);
 
  private:
+  static std::size_t bytes_of(const stream& s, std::size_t first, std::size_t last);
+
   std::unordered_map<std::string, stream> streams_;
   uint64_t head_ = 0;
+  std::size_t bytes_ = 0;
 };
 
 }  // namespace driftd::actors

@@ -197,7 +197,10 @@ void recompute(router_actor* self) {
   st.reachable.clear();
   for (const auto& m : st.members) {
     const bool me = m.addr.name == st.cfg.self;
-    if (!me && m.up && m.router && st.watched.insert(m.router.address()).second) {
+    // Never watch a router already seen to end: monitoring a dead actor yields another
+    // down message at once, and this function would run again for ever.
+    if (!me && m.up && m.router && st.dead_routers.count(m.router.address()) == 0 &&
+        st.watched.insert(m.router.address()).second) {
       self->monitor(m.router);
     }
     if (!m.up || (!me && st.dead_routers.count(m.router.address()) > 0)) continue;

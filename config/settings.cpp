@@ -440,6 +440,8 @@ constexpr option options[] = {
    set_count<&S::max_depth, 2, std::numeric_limits<uint32_t>::max()>, show_number<&S::max_depth>},
   {"max-queue-bytes", "limits", "SIZE", "unsent output of one connection before it is closed", "",
    set_size<&S::max_queue_bytes, 1024>, show_size<&S::max_queue_bytes>},
+  {"max-room-bytes", "limits", "SIZE", "retained stream data of one room (pushes over it fail)", "",
+   set_size<&S::max_room_bytes, 1024>, show_size<&S::max_room_bytes>},
   {"max-connections", "limits", "N", "open client sockets of this node", "",
    set_count<&S::max_connections, 1, std::numeric_limits<uint32_t>::max()>,
    show_number<&S::max_connections>},

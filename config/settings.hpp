@@ -30,6 +30,7 @@ struct settings {
   std::size_t max_key_bytes = 1024;             ///< a stream key
   std::size_t max_depth = 64;                   ///< nesting of one message
   std::size_t max_queue_bytes = 16u << 20;      ///< one connection's unsent output
+  std::size_t max_room_bytes = 64u << 20;       ///< retained stream data of one room
   std::size_t max_connections = 100000;         ///< open client sockets of this node
 
   // -- timeouts --

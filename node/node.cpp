@@ -106,6 +106,7 @@ std::string node::start() {
   actors::room_config rooms;
   rooms.ttl = settings_.room_ttl;
   rooms.reserve_seqs = clustered;
+  rooms.max_bytes = settings_.max_room_bytes;
   directory_ = actors::spawn_directory(*sys_, rooms);
 
   std::string secret = settings_.secret;

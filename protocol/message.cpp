@@ -1,5 +1,7 @@
 #include "protocol/message.hpp"
 
+#include <algorithm>
+
 #include <cassert>
 #include <cmath>
 #include <limits>
@@ -182,7 +184,11 @@ request decode_request(std::string_view bytes, wire_format format, const limits&
     if (type == nullptr) return invalid("missing field `type`");
     const auto* name = type->get_ptr<const value::string_t*>();
     if (name == nullptr) return invalid("field `type` must be a string");
-    if (*name == "push") return decode_push(*obj, lim);
+    if (*name == "push") {
+      request r = decode_push(*obj, lim);
+      r.wire_size = static_cast<uint32_t>(std::min<std::size_t>(bytes.size(), UINT32_MAX));
+      return r;
+    }
     if (*name == "get") return decode_get(*obj, lim);
     if (*name == "ping") return decode_ping(*obj);
     return invalid("unknown message type " + quote(*name));

@@ -38,6 +38,8 @@ struct request {
   bool has_seq = true;
   /// invalid: what was wrong, fit to send back to the client.
   std::string error;
+  /// Size of the message as it arrived: what a retained push counts against its room's limit.
+  uint32_t wire_size = 0;
 };
 
 /// Limits applied while decoding untrusted client messages.

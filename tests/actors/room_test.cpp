@@ -334,6 +334,43 @@ TEST_F(RoomTest, AHandedOverRoomForwardsAndTellsItsFanouts) {
   self->send_exit(target, caf::exit_reason::user_shutdown);
 }
 
+TEST(RoomLimits, APushThatWouldOverfillTheRoomIsRefusedAndChangesNothing) {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{test_config(cfg)};
+  caf::scoped_actor self{sys};
+  room_config rc;
+  rc.max_bytes = 100;
+  auto room = spawn_room(sys, "r", rc);
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  auto sized = [](protocol::request r, uint32_t bytes) {
+    r.wire_size = bytes;
+    return r;
+  };
+  self->send(room, attach_msg{me, 1, conn_flags{}});
+  self->send(room, room_msg{me, 1, sized(push("k", "a"), 60)});
+  self->send(room, room_msg{me, 1, sized(push("k", "b"), 60)});   // 120 > 100: refused
+  self->send(room, room_msg{me, 1, sized(push("k", "r", protocol::action::relay), 60)});
+  self->send(room, room_msg{me, 1, sized(push("k", "c", protocol::action::replace), 30)});
+  std::vector<value> replies;
+  for (int i = 0; i < 1; ++i) {
+    self->receive([&](reply_out& r) { replies.push_back(parse(r.msg)); },
+                  caf::after(wait_limit) >> [] { ADD_FAILURE() << "nothing arrived"; });
+  }
+  ASSERT_EQ(replies.size(), 1u);
+  EXPECT_EQ(replies[0]["type"], "error");
+  EXPECT_EQ(replies[0]["message"],
+            "room is full: it retains 60 bytes and may retain 100; replace or compact streams "
+            "to make room");
+  // The refused push took no seq: relay is 2, replace is 3, and the stream holds only it.
+  self->send(room, room_msg{me, 1, get("k")});
+  self->receive([&](subscribed_out& s) {
+                  EXPECT_EQ(s.head, 3u);
+                  EXPECT_EQ(parse(s.init)["data"], (value{{{"seq", 3}, {"value", "c"}}}));
+                },
+                caf::after(wait_limit) >> [] { ADD_FAILURE() << "no init"; });
+  self->send_exit(room, caf::exit_reason::user_shutdown);
+}
+
 /// Room expiry, on CAF's deterministic test scheduler.
 TEST(RoomExpiry, ARoomWithoutConnectionsEndsAfterItsTtl) {
   caf::actor_system_config cfg;

@@ -154,6 +154,25 @@ TEST(StreamStore, AdvanceHeadNeverGoesBack) {
   EXPECT_EQ(s.push("k", v, action::append).seq, 101u);
 }
 
+TEST(StreamStore, RetainedBytesFollowEveryAction) {
+  stream_store s;
+  value a = 1, b = 2, c = 3, r = 9;
+  s.push("k", a, action::append, 100);
+  s.push("k", b, action::append, 50);
+  s.push("other", c, action::append, 10);
+  EXPECT_EQ(s.bytes(), 160u);
+  s.push("k", r, action::relay, 1000);  // not retained
+  EXPECT_EQ(s.bytes(), 160u);
+  EXPECT_EQ(s.bytes_after("k", action::append, 5, 0), 165u);
+  EXPECT_EQ(s.bytes_after("k", action::replace, 5, 0), 15u);
+  EXPECT_EQ(s.bytes_after("k", action::compact, 5, 1), 65u);  // drops seq 1 (100 bytes)
+  value d = 4;
+  s.push("k", d, action::replace, 7);
+  EXPECT_EQ(s.bytes(), 17u);
+  s.compact("other", value("base"), 3, 2);
+  EXPECT_EQ(s.bytes(), 9u);  // "other" seq 3 (10 bytes) replaced by a 2-byte base
+}
+
 TEST(StreamStore, RestoreReplacesEverything) {
   stream_store s;
   value v = 1;

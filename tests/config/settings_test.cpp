@@ -21,7 +21,7 @@ using namespace std::chrono_literals;
 const std::vector<std::string> setting_names = {
     "host", "port", "public-url", "cors-origins",
     "max-frame-bytes", "max-body-bytes", "max-key-bytes", "max-depth", "max-queue-bytes",
-    "max-connections",
+    "max-room-bytes", "max-connections",
     "handshake-timeout", "http-timeout", "idle-timeout", "close-timeout", "room-ttl",
     "io-threads", "actor-threads",
     "log-level",
