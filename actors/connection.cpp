@@ -62,6 +62,12 @@ caf::behavior connection(connection_actor* self, caf::actor directory, std::stri
       if (req.kind == protocol::request_kind::get) self->state.keys.insert(req.key);
       self->send(self->state.fanout, client_msg{self->id(), std::move(req)});
     },
+    [=](std::vector<protocol::request>& reqs) {
+      for (const auto& req : reqs) {
+        if (req.kind == protocol::request_kind::get) self->state.keys.insert(req.key);
+      }
+      self->send(self->state.fanout, client_batch{self->id(), std::move(reqs)});
+    },
     [=](closed_atom) {
       self->send(self->state.fanout, leave_msg{self->id()});
       self->quit();

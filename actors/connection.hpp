@@ -14,7 +14,8 @@ namespace driftd::actors {
 /// fan-out on this node through `directory`, then routes each client message it receives
 /// (`protocol::request`, sent by the session with caf::anon_send) to the fan-out, in order,
 /// and keeps the set of keys the connection follows. Deliveries reach `out` from the
-/// fan-out directly. When the session sends `closed_atom` the actor leaves and ends; if the
+/// fan-out directly (several messages that arrived together may come as one
+/// std::vector<protocol::request>). When the session sends `closed_atom` the actor leaves and ends; if the
 /// room cannot be joined it closes `out` and ends. `out` must stay valid while the actor
 /// lives (the actor holds a shared reference).
 caf::actor spawn_connection(caf::actor_system& sys, caf::actor directory, std::string room,

@@ -272,6 +272,10 @@ void fanout(fanout_actor* self, std::string room_id, caf::actor directory) {
       self->send(self->state.room,
                  room_msg{caf::actor_cast<caf::actor>(self), m.conn, std::move(m.req)});
     },
+    [=](client_batch& m) {
+      self->send(self->state.room,
+                 room_batch{caf::actor_cast<caf::actor>(self), m.conn, std::move(m.reqs)});
+    },
     [=](leave_msg& m) {
       auto& st = self->state;
       auto i = st.conns.find(m.conn);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "caf/all.hpp"
 
@@ -51,6 +52,13 @@ struct client_msg {
   protocol::request req;
 };
 
+/// Several client messages of connection `conn` that arrived together, in order: one actor
+/// message through each hop instead of one per client message.
+struct client_batch {
+  uint64_t conn = 0;
+  std::vector<protocol::request> reqs;
+};
+
 /// Connection `conn` is gone.
 struct leave_msg {
   uint64_t conn = 0;
@@ -73,6 +81,13 @@ struct room_msg {
   caf::actor fanout;
   uint64_t conn = 0;
   protocol::request req;
+};
+
+/// A client_batch on its way from a fan-out to the room.
+struct room_batch {
+  caf::actor fanout;
+  uint64_t conn = 0;
+  std::vector<protocol::request> reqs;
 };
 
 /// After re-attaching to a room that moved or came back: connection `conn` (with
@@ -190,6 +205,16 @@ typename Inspector::result_type inspect(Inspector& f, conn_flags& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, client_msg& x) {
   return f(caf::meta::type_name("driftd::client_msg"), x.conn, x.req);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, client_batch& x) {
+  return f(caf::meta::type_name("driftd::client_batch"), x.conn, x.reqs);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, room_batch& x) {
+  return f(caf::meta::type_name("driftd::room_batch"), x.fanout, x.conn, x.reqs);
 }
 
 template <class Inspector>

@@ -299,11 +299,11 @@ void add_subscriber(room_actor* self, const caf::actor& fanout, uint64_t conn,
 
 caf::behavior waiting(room_actor* self);
 
-void request_reservation(room_actor* self) {
+void request_reservation(room_actor* self, uint64_t at_least = 0) {
   auto& st = self->state;
   if (!st.backup || st.reserving) return;
   st.reserving = true;
-  const uint64_t limit = st.store.head() + st.cfg.reserve_block;
+  const uint64_t limit = std::max(st.store.head(), at_least) + st.cfg.reserve_block;
   const caf::actor backup = st.backup;
   self->request(backup, reserve_timeout, reserve_seq{st.id, limit})
     .then(
@@ -327,13 +327,14 @@ void request_reservation(room_actor* self) {
       });
 }
 
-void block(room_actor* self) {
+void block(room_actor* self, uint64_t need = 0) {
   auto& st = self->state;
-  if (st.blocked) return;
-  st.blocked = true;
-  self->set_default_handler(caf::skip);
-  self->become(caf::keep_behavior, waiting(self));
-  request_reservation(self);
+  if (!st.blocked) {
+    st.blocked = true;
+    self->set_default_handler(caf::skip);
+    self->become(caf::keep_behavior, waiting(self));
+  }
+  request_reservation(self, need);
 }
 
 void unblock_if_free(room_actor* self) {
@@ -490,6 +491,7 @@ caf::behavior forwarding(room_actor* self) {
     [=](attach_msg& m) { forward(m); },
     [=](detach_msg& m) { forward(m); },
     [=](room_msg& m) { forward(m); },
+    [=](room_batch& m) { forward(m); },
     [=](resume_all& m) { forward(m); },
     [=](http_call& c) -> caf::delegated<http_result> {
       self->state.last_forward = self->clock().now();
@@ -524,6 +526,29 @@ caf::behavior waiting(room_actor* self) {
     [=](handoff_to& h) { hand_over(self, h.target); },
     [=](reserve_seq&) { request_reservation(self); },  // a retry after a failure
   };
+}
+
+/// One client message of connection `conn` at fan-out `fanout`.
+void serve(room_actor* self, const caf::actor& fanout, uint64_t conn, request& req) {
+  auto& st = self->state;
+  reply_to to{fanout, conn, wire_format::json, nullptr};
+  auto it = st.fanouts.find(fanout);
+  bool known = false;
+  if (it != st.fanouts.end()) {
+    auto sub = it->second.conns.find(conn);
+    if (sub != it->second.conns.end()) {
+      to.format = sub->second.flags.format;
+      known = true;
+    }
+  }
+  http_result discard;
+  if (!known) {
+    // The connection has left: apply what it sent, but answer nobody.
+    if (req.kind != request_kind::push) return;
+    to.http = &discard;
+  }
+  handle_request(self, to, req);
+  touch(self);
 }
 
 caf::behavior serving(room_actor* self) {
@@ -569,26 +594,23 @@ caf::behavior serving(room_actor* self) {
       }
       touch(self);
     },
-    [=](room_msg& m) {
+    [=](room_msg& m) { serve(self, m.fanout, m.conn, m.req); },
+    [=](room_batch& m) -> caf::result<void> {
       auto& st = self->state;
-      reply_to to{m.fanout, m.conn, wire_format::json, nullptr};
-      auto it = st.fanouts.find(m.fanout);
-      bool known = false;
-      if (it != st.fanouts.end()) {
-        auto sub = it->second.conns.find(m.conn);
-        if (sub != it->second.conns.end()) {
-          to.format = sub->second.flags.format;
-          known = true;
+      if (st.cfg.reserve_seqs && st.backup) {
+        uint64_t numbered = 0;
+        for (const auto& req : m.reqs) {
+          numbered += req.kind == request_kind::push && req.act != action::compact;
+        }
+        if (st.store.head() + numbered > st.reserved) {
+          // Not enough seqs reserved for the whole batch: it stays in the mailbox, in its
+          // place, until the backup has recorded more.
+          block(self, st.store.head() + numbered);
+          return caf::skip;
         }
       }
-      http_result discard;
-      if (!known) {
-        // The connection has left: apply what it sent, but answer nobody.
-        if (m.req.kind != request_kind::push) return;
-        to.http = &discard;
-      }
-      handle_request(self, to, m.req);
-      touch(self);
+      for (auto& req : m.reqs) serve(self, m.fanout, m.conn, req);
+      return caf::unit;
     },
     [=](http_call& call) {
       http_result result;

@@ -10,10 +10,13 @@
 CAF_BEGIN_TYPE_ID_BLOCK(driftd, caf::first_custom_type_id)
 
   CAF_ADD_TYPE_ID(driftd, (driftd::protocol::request))
+  CAF_ADD_TYPE_ID(driftd, (std::vector<driftd::protocol::request>))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::payload))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::frames))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::conn_flags))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::client_msg))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::client_batch))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::room_batch))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::leave_msg))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::attach_msg))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::detach_msg))

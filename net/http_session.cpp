@@ -92,8 +92,9 @@ void ask(caf::actor_system& sys, const caf::actor& dest, Message msg, Done done)
 
 }  // namespace
 
-http_session::http_session(asio::ip::tcp::socket socket, std::shared_ptr<context> ctx)
-    : stream_(std::move(socket)), ctx_(std::move(ctx)) {}
+http_session::http_session(asio::ip::tcp::socket socket, io_shard& shard,
+                           std::shared_ptr<context> ctx)
+    : stream_(std::move(socket)), shard_(shard), ctx_(std::move(ctx)) {}
 
 http_session::~http_session() {
   if (!handed_off_) ctx_->stats.sockets_open.fetch_sub(1, std::memory_order_relaxed);
@@ -296,7 +297,7 @@ void http_session::upgrade(const route& r) {
   stream_.expires_never();
   handed_off_ = true;
   auto session =
-    std::make_shared<ws_session>(stream_.release_socket(), ctx_, r.room, flags);
+    std::make_shared<ws_session>(stream_.release_socket(), shard_, ctx_, r.room, flags);
   session->start(std::move(answer), already_read);
 }
 

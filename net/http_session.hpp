@@ -8,6 +8,7 @@
 #include <boost/beast/http.hpp>
 
 #include "net/context.hpp"
+#include "net/io_shard.hpp"
 #include "net/routes.hpp"
 
 namespace driftd::net {
@@ -16,16 +17,16 @@ namespace driftd::net {
 /// timeouts), answers the HTTP routes, and hands the socket to a ws_session when a
 /// WebSocket upgrade to a known room is accepted.
 ///
-/// Threads: runs on its socket's strand. Lifetime: owned by shared_ptr; pending handlers
+/// Threads: runs on its shard's thread. Lifetime: owned by shared_ptr; pending handlers
 /// keep it alive.
 class http_session : public std::enable_shared_from_this<http_session> {
  public:
   using request = boost::beast::http::request<boost::beast::http::string_body>;
   using response = boost::beast::http::response<boost::beast::http::string_body>;
 
-  /// `socket`'s executor must be a strand of its own. The socket is already counted in
+  /// `socket` belongs to `shard`'s io_context. The socket is already counted in
   /// `ctx->stats.sockets_open`; the session uncounts it when it closes it.
-  http_session(boost::asio::ip::tcp::socket socket, std::shared_ptr<context> ctx);
+  http_session(boost::asio::ip::tcp::socket socket, io_shard& shard, std::shared_ptr<context> ctx);
   ~http_session();
 
   http_session(const http_session&) = delete;
@@ -56,6 +57,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   std::string room_document(const std::string& room) const;
 
   boost::beast::tcp_stream stream_;
+  io_shard& shard_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   std::shared_ptr<context> ctx_;

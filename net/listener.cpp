@@ -3,7 +3,6 @@
 #include <chrono>
 
 #include <boost/asio/post.hpp>
-#include <boost/asio/strand.hpp>
 
 #include "net/http_session.hpp"
 #include "net/ws_session.hpp"
@@ -22,10 +21,10 @@ constexpr auto accept_retry_delay = std::chrono::milliseconds{100};
 
 }  // namespace
 
-std::shared_ptr<listener> listener::open(asio::io_context& ioc, const std::string& host,
+std::shared_ptr<listener> listener::open(std::vector<io_shard*> shards, const std::string& host,
                                          uint16_t port, std::shared_ptr<context> ctx,
                                          std::string& error) {
-  auto self = std::make_shared<listener>(ioc, std::move(ctx));
+  auto self = std::make_shared<listener>(std::move(shards), std::move(ctx));
   error_code ec;
   auto address = asio::ip::make_address(host, ec);
   if (ec) {
@@ -46,11 +45,11 @@ std::shared_ptr<listener> listener::open(asio::io_context& ioc, const std::strin
   return self;
 }
 
-listener::listener(asio::io_context& ioc, std::shared_ptr<context> ctx)
-    : ioc_(ioc),
-      acceptor_(asio::make_strand(ioc)),
-      retry_(ioc),
-      sweep_(acceptor_.get_executor()),
+listener::listener(std::vector<io_shard*> shards, std::shared_ptr<context> ctx)
+    : shards_(std::move(shards)),
+      acceptor_(shards_.front()->context()),
+      retry_(shards_.front()->context()),
+      sweep_(shards_.front()->context()),
       ctx_(std::move(ctx)) {}
 
 void listener::start() {
@@ -80,14 +79,15 @@ void listener::stop() {
 }
 
 void listener::do_accept() {
-  // Each connection gets a strand of its own.
-  acceptor_.async_accept(asio::make_strand(ioc_),
-                         [self = shared_from_this()](const error_code& ec, tcp::socket socket) {
-                           self->on_accept(ec, std::move(socket));
-                         });
+  // The new connection lives on the next shard in turn.
+  auto& shard = *shards_[next_shard_];
+  acceptor_.async_accept(shard.context(), [self = shared_from_this(), &shard](
+                                            const error_code& ec, tcp::socket socket) {
+    self->on_accept(ec, std::move(socket), shard);
+  });
 }
 
-void listener::on_accept(const error_code& ec, tcp::socket socket) {
+void listener::on_accept(const error_code& ec, tcp::socket socket, io_shard& shard) {
   if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
   if (ec) {
     log().warn("accept failed: {}; retrying", ec.message());
@@ -106,7 +106,8 @@ void listener::on_accept(const error_code& ec, tcp::socket socket) {
     error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     ctx_->stats.sockets_open.fetch_add(1, std::memory_order_relaxed);
-    std::make_shared<http_session>(std::move(socket), ctx_)->run();
+    std::make_shared<http_session>(std::move(socket), shard, ctx_)->run();
+    next_shard_ = (next_shard_ + 1) % shards_.size();
   }
   do_accept();
 }

@@ -8,22 +8,25 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <vector>
+
 #include "net/context.hpp"
+#include "net/io_shard.hpp"
 
 namespace driftd::net {
 
-/// Accepts client connections and starts an http_session on a strand of its own for each.
-/// Threads: `start` and `stop` may be called from any thread; the rest runs on the
-/// acceptor's strand. Lifetime: owned by shared_ptr; the pending accept keeps it alive until
-/// `stop`.
+/// Accepts client connections and starts an http_session for each, spreading them over the
+/// shards in turn. Threads: `start` and `stop` may be called from any thread; the rest runs
+/// on the first shard's thread. Lifetime: owned by shared_ptr; the pending accept keeps it
+/// alive until `stop`. The shards must outlive it.
 class listener : public std::enable_shared_from_this<listener> {
  public:
   /// Binds `host:port` (port 0: any free port). On failure returns null and sets `error`.
-  static std::shared_ptr<listener> open(boost::asio::io_context& ioc, const std::string& host,
+  static std::shared_ptr<listener> open(std::vector<io_shard*> shards, const std::string& host,
                                         uint16_t port, std::shared_ptr<context> ctx,
                                         std::string& error);
 
-  listener(boost::asio::io_context& ioc, std::shared_ptr<context> ctx);
+  listener(std::vector<io_shard*> shards, std::shared_ptr<context> ctx);
 
   /// The bound port.
   uint16_t port() const { return port_; }
@@ -35,12 +38,14 @@ class listener : public std::enable_shared_from_this<listener> {
 
  private:
   void do_accept();
-  void on_accept(const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket);
+  void on_accept(const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket,
+                 io_shard& shard);
   /// Every half idle timeout: lets each WebSocket check for a silent peer. One timer for
   /// the node instead of one per connection.
   void arm_idle_sweep();
 
-  boost::asio::io_context& ioc_;
+  std::vector<io_shard*> shards_;
+  std::size_t next_shard_ = 0;
   boost::asio::ip::tcp::acceptor acceptor_;
   boost::asio::steady_timer retry_;
   boost::asio::steady_timer sweep_;

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstring>
 #include <iterator>
+#include <memory>
 #include <chrono>
 
 #include <boost/asio/post.hpp>
@@ -36,8 +38,14 @@ constexpr std::size_t keep_queue_capacity = 64;
 /// Likewise for the bytes a full socket did not take.
 constexpr std::size_t keep_backlog_capacity = 64 * 1024;
 
-/// iovecs per system call (Linux's IOV_MAX): a header and a payload per message.
+/// iovecs per system call (Linux's IOV_MAX).
 constexpr std::size_t max_iovecs = 1024;
+
+/// Messages smaller than this are copied into the thread's write block...
+constexpr std::size_t copy_below = 2048;
+
+/// ...which holds this much per system call.
+constexpr std::size_t packed_capacity = 256 * 1024;
 
 std::string suppressed_note(uint64_t n) {
   return n == 0 ? std::string{} : " (" + std::to_string(n) + " similar suppressed)";
@@ -45,9 +53,10 @@ std::string suppressed_note(uint64_t n) {
 
 }  // namespace
 
-ws_session::ws_session(asio::ip::tcp::socket socket, std::shared_ptr<context> ctx,
-                       std::string room, actors::conn_flags flags)
+ws_session::ws_session(asio::ip::tcp::socket socket, io_shard& shard,
+                       std::shared_ptr<context> ctx, std::string room, actors::conn_flags flags)
     : socket_(std::move(socket)),
+      shard_(shard),
       ctx_(std::move(ctx)),
       room_(std::move(room)),
       flags_(flags),
@@ -97,6 +106,13 @@ void ws_session::on_readable(const error_code& ec) {
 bool ws_session::feed(std::string_view bytes) {
   heard_from_peer_ = true;
   auto status = parser_.consume(bytes, *this);
+  if (inbound_.size() == 1) {
+    caf::anon_send(conn_, std::move(inbound_.front()));
+    inbound_.clear();
+  } else if (!inbound_.empty()) {
+    caf::anon_send(conn_, std::move(inbound_));
+    inbound_ = {};
+  }
   if (!status) {
     auto& counter = status.close_code == protocol::close_code::too_big ? ctx_->stats.oversize_closed
                                                                        : ctx_->stats.protocol_errors;
@@ -132,8 +148,8 @@ bool ws_session::on_message(bool text, std::string_view payload) {
     }
   }
   // Errors travel through the room too, so that every answer keeps the order of the
-  // messages that caused it.
-  caf::anon_send(conn_, std::move(req));
+  // messages that caused it. Everything parsed from one read goes as one actor message.
+  inbound_.push_back(std::move(req));
   return true;
 }
 
@@ -197,7 +213,8 @@ void ws_session::deliver(const actors::payload& message) {
                         "subscriber too slow: outbound queue limit exceeded", true);
     });
   } else if (post) {
-    post_flush();
+    // Batched with every other session of this shard that got output meanwhile.
+    shard_.mark_dirty(shared_from_this());
   }
 }
 
@@ -214,16 +231,17 @@ void ws_session::queue_raw(std::string bytes) {
   pending_.push_back(out_item{actors::payload{std::move(bytes)}, true});
 }
 
-void ws_session::post_flush() {
-  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->flush(); });
-}
-
+// Everything queued goes out framed here, many messages per system call, straight from the
+// shared buffers. Only when the socket is full is the rest copied into `backlog_` and written
+// asynchronously.
 void ws_session::flush() {
   if (write_in_flight_ || phase_ == phase::closed) return;
   // Scratch shared by the sessions of one thread: an idle connection owns no write buffers.
   thread_local std::vector<out_item> batch;
   thread_local std::array<iovec, max_iovecs> iov;
-  thread_local std::array<unsigned char, max_iovecs / 2 * max_frame_header> headers;
+  // Small messages are copied, with their headers, into one contiguous block: the kernel
+  // copies one long buffer much faster than hundreds of tiny ones. Big ones go as they are.
+  thread_local std::unique_ptr<char[]> packed{new char[packed_capacity]};
   const auto op =
     flags_.format == protocol::wire_format::json ? ws_opcode::text : ws_opcode::binary;
   const int fd = socket_.native_handle();
@@ -241,21 +259,33 @@ void ws_session::flush() {
     }
     std::size_t next = 0;
     while (next < batch.size()) {
-      // One system call for up to max_iovecs / 2 messages.
+      // One system call for as much as the scratch space holds.
       std::size_t count = 0;
       std::size_t total = 0;
+      std::size_t used = 0;
       std::size_t end = next;
-      unsigned char* header = headers.data();
       while (end < batch.size() && count + 2 <= iov.size()) {
-        const auto& item = batch[end++];
-        if (!item.raw) {
-          std::size_t n = write_frame_header(header, op, item.bytes.size());
-          iov[count++] = iovec{header, n};
-          header += n;
-          total += n;
+        const auto& item = batch[end];
+        const std::size_t size = item.bytes.size();
+        const bool copy = size < copy_below;
+        unsigned char header[max_frame_header];
+        const std::size_t header_len = item.raw ? 0 : write_frame_header(header, op, size);
+        const std::size_t need = header_len + (copy ? size : 0);
+        if (used + need > packed_capacity) break;
+        char* at = packed.get() + used;
+        std::memcpy(at, header, header_len);
+        if (copy) std::memcpy(at + header_len, item.bytes->data(), size);
+        if (need > 0) {
+          if (count > 0 && static_cast<char*>(iov[count - 1].iov_base) + iov[count - 1].iov_len == at) {
+            iov[count - 1].iov_len += need;
+          } else {
+            iov[count++] = iovec{at, need};
+          }
         }
-        iov[count++] = iovec{const_cast<char*>(item.bytes->data()), item.bytes.size()};
-        total += item.bytes.size();
+        used += need;
+        if (!copy) iov[count++] = iovec{const_cast<char*>(item.bytes->data()), size};
+        total += header_len + size;
+        ++end;
       }
       msghdr msg{};
       msg.msg_iov = iov.data();

@@ -16,6 +16,7 @@
 #include "actors/messages.hpp"
 #include "actors/sink.hpp"
 #include "net/context.hpp"
+#include "net/io_shard.hpp"
 #include "net/spin_lock.hpp"
 #include "net/ws_frame.hpp"
 
@@ -26,17 +27,17 @@ namespace driftd::net {
 /// socket write. Control frames (pong, close, ping) go through the same queue, so nothing
 /// interleaves.
 ///
-/// Threads: the socket's executor is a strand; every member except the `sink` interface
-/// runs on it. `deliver`, `close` and `format` may be called from any thread (actors).
+/// Threads: every member except the `sink` interface and check_idle runs on the thread of
+/// the session's shard. `deliver`, `close` and `format` may be called from any thread (actors).
 /// Lifetime: owned by shared_ptr; pending handlers, the connection actor's sink reference
 /// and fan-outs keep it alive.
 class ws_session final : public actors::sink,
                          public std::enable_shared_from_this<ws_session>,
                          private frame_handler {
  public:
-  /// `socket`'s executor must be a strand of its own.
-  ws_session(boost::asio::ip::tcp::socket socket, std::shared_ptr<context> ctx, std::string room,
-             actors::conn_flags flags);
+  /// `socket` belongs to `shard`'s io_context, which must outlive the session.
+  ws_session(boost::asio::ip::tcp::socket socket, io_shard& shard, std::shared_ptr<context> ctx,
+             std::string room, actors::conn_flags flags);
   ~ws_session() override;
 
   ws_session(const ws_session&) = delete;
@@ -54,6 +55,10 @@ class ws_session final : public actors::sink,
   /// Called by the node's idle sweep every half idle timeout, from any thread: pings a
   /// silent peer, and closes the connection (1001) when the previous ping went unanswered.
   void check_idle();
+
+  /// Writes what is queued. Runs on the shard's thread; io_shard calls it for the sessions
+  /// that got output since its last round.
+  void flush();
 
   // -- actors::sink ------------------------------------------------------------------
   void deliver(const actors::payload& message) override;
@@ -81,11 +86,6 @@ class ws_session final : public actors::sink,
   // -- writing --
   /// Queues complete wire bytes (handshake, control frames). Strand only.
   void queue_raw(std::string bytes);
-  void post_flush();
-  /// Writes everything queued: framed here, many messages per system call, straight from
-  /// the shared buffers. Only when the socket is full is the rest copied into `backlog_`
-  /// and written asynchronously.
-  void flush();
   /// Bookkeeping once the queue is empty and nothing is in flight.
   void drained();
   void on_write(const boost::system::error_code& ec);
@@ -99,6 +99,7 @@ class ws_session final : public actors::sink,
   void on_idle_check();
 
   boost::asio::ip::tcp::socket socket_;
+  io_shard& shard_;
   std::shared_ptr<context> ctx_;
   std::string room_;
   actors::conn_flags flags_;
@@ -115,7 +116,9 @@ class ws_session final : public actors::sink,
   bool flush_posted_ = false;
   bool accepting_ = true;
 
-  // Strand only.
+  // Shard thread only.
+  /// Client messages parsed from the current read, sent to the connection actor together.
+  std::vector<protocol::request> inbound_;
   /// Bytes taken from the queue that the socket did not accept yet.
   std::string backlog_;
   bool write_in_flight_ = false;

@@ -17,6 +17,7 @@
 #include "config/settings.hpp"
 
 namespace driftd::net {
+class io_shard;
 class listener;
 struct context;
 }  // namespace driftd::net
@@ -55,8 +56,9 @@ class node {
   // Declared before the io_context so that it is destroyed after it: I/O handlers may still
   // hold actor handles while they are torn down.
   std::unique_ptr<caf::actor_system> sys_;
-  std::unique_ptr<boost::asio::io_context> ioc_;
-  std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  /// One event loop per I/O thread.
+  std::vector<std::unique_ptr<net::io_shard>> shards_;
+  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
   std::vector<std::thread> io_threads_;
   caf::actor directory_;
   // Cluster mode only.

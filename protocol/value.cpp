@@ -1,5 +1,7 @@
 #include "protocol/value.hpp"
 
+#include "protocol/json_reader.hpp"
+
 #include <cassert>
 #include <charconv>
 #include <cmath>
@@ -26,109 +28,6 @@ namespace {
 std::string depth_error(std::size_t max_depth) {
   return "message nested deeper than " + std::to_string(max_depth) + " levels";
 }
-
-// ---------------------------------------------------------------------------------------------
-// JSON input
-
-// Builds the DOM from nlohmann's SAX events. nlohmann's own DOM builder has no depth limit;
-// this one refuses to open a container past `max_depth`, which stops the (iterative) parser
-// before hostile nesting can cost memory or, later, stack in recursive walks.
-class dom_builder {
- public:
-  dom_builder(std::size_t max_depth, std::size_t input_size)
-      : max_depth_(max_depth), input_size_(input_size) {}
-
-  bool null() { return put(nullptr); }
-  bool boolean(bool b) { return put(b); }
-  bool number_integer(value::number_integer_t n) { return put(n); }
-  bool number_unsigned(value::number_unsigned_t n) { return put(n); }
-  bool number_float(value::number_float_t d, const value::string_t& /*text*/) { return put(d); }
-  bool string(value::string_t& s) { return put(std::move(s)); }
-  bool binary(value::binary_t& b) {
-    return put(value::binary(std::move(static_cast<value::binary_t::container_type&>(b))));
-  }
-
-  bool start_object(std::size_t /*size*/) { return open(value::value_t::object); }
-  bool start_array(std::size_t /*size*/) { return open(value::value_t::array); }
-  bool end_object() { return close(); }
-  bool end_array() { return close(); }
-
-  bool key(value::string_t& k) {
-    // Duplicate keys: the last one wins, as in JavaScript's JSON.parse.
-    auto* obj = open_.back()->get_ptr<value::object_t*>();
-    slot_ = &(*obj)[std::move(k)];
-    return true;
-  }
-
-  // `position` counts the bytes the lexer has read, the offending one included (1-based); it
-  // is one past the input when the input ended too early.
-  bool parse_error(std::size_t position, const std::string& /*last_token*/,
-                   const nlohmann::detail::exception& ex) {
-    if (position > input_size_) {
-      error_ = "invalid JSON: unexpected end of input";
-    } else if (ex.id == 406) {
-      error_ = "invalid JSON: number out of range";
-    } else if (std::strstr(ex.what(), "UTF-8") != nullptr) {
-      error_ = "invalid JSON: invalid UTF-8 at byte " + std::to_string(position);
-    } else {
-      error_ = "invalid JSON: syntax error at byte " + std::to_string(position);
-    }
-    return false;
-  }
-
-  value& root() { return root_; }
-  const std::string& error() const { return error_; }
-
- private:
-  // Places a finished value where the parser is and returns its address.
-  template <class T>
-  value* put_value(T&& v) {
-    if (open_.empty()) {
-      root_ = value(std::forward<T>(v));
-      return &root_;
-    }
-    value* top = open_.back();
-    if (auto* arr = top->get_ptr<value::array_t*>()) {
-      arr->emplace_back(std::forward<T>(v));
-      return &arr->back();
-    }
-    // Inside an object the parser always reports a key before its value.
-    assert(slot_ != nullptr);
-    *slot_ = value(std::forward<T>(v));
-    value* placed = slot_;
-    slot_ = nullptr;
-    return placed;
-  }
-
-  template <class T>
-  bool put(T&& v) {
-    put_value(std::forward<T>(v));
-    return true;
-  }
-
-  bool open(value::value_t kind) {
-    if (open_.size() >= max_depth_) {
-      error_ = depth_error(max_depth_);
-      return false;
-    }
-    // The container goes into its parent first and is filled in place: the parent is not
-    // touched again until this container closes, so the pointer stays valid.
-    open_.push_back(put_value(value(kind)));
-    return true;
-  }
-
-  bool close() {
-    open_.pop_back();
-    return true;
-  }
-
-  std::size_t max_depth_;
-  std::size_t input_size_;
-  value root_;
-  std::vector<value*> open_;
-  value* slot_ = nullptr;
-  std::string error_;
-};
 
 // ---------------------------------------------------------------------------------------------
 // CBOR input
@@ -632,22 +531,8 @@ void append_cbor_text(std::string& out, std::string_view text) {
 }  // namespace detail
 
 result<value> parse_json(std::string_view text, std::size_t max_depth) {
-  // nlohmann's lexer takes a NUL byte for the end of input and would ignore whatever follows.
-  // A raw NUL is never valid JSON (inside strings it must be escaped), so refuse it here.
-  const void* nul = text.empty() ? nullptr : std::memchr(text.data(), '\0', text.size());
-  if (nul != nullptr) {
-    const auto offset = static_cast<const char*>(nul) - text.data();
-    return parse_error{"invalid JSON: syntax error at byte " + std::to_string(offset + 1)};
-  }
   try {
-    dom_builder builder(max_depth, text.size());
-    // strict: the whole input must be one JSON text. nlohmann's parser is iterative and its
-    // lexer rejects ill-formed UTF-8 and lone surrogate escapes inside strings.
-    if (!value::sax_parse(text.begin(), text.end(), &builder, value::input_format_t::json,
-                          /*strict=*/true, /*ignore_comments=*/false)) {
-      return parse_error{builder.error().empty() ? "invalid JSON" : builder.error()};
-    }
-    return std::move(builder.root());
+    return detail::read_json(text, max_depth);
   } catch (const nlohmann::json::exception&) {
     return parse_error{"invalid JSON"};
   } catch (const std::bad_alloc&) {

@@ -3,7 +3,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config
+  build-essential cmake pkg-config curl
   libcaf-dev libboost-dev nlohmann-json3-dev libspdlog-dev libgtest-dev libssl-dev
   nodejs npm
 )
@@ -16,6 +16,7 @@ for p in "${packages[@]}"; do
     npm) command -v npm >/dev/null 2>&1 && continue ;;
     build-essential) command -v g++ >/dev/null 2>&1 && command -v make >/dev/null 2>&1 && continue ;;
     cmake) command -v cmake >/dev/null 2>&1 && continue ;;
+    curl) command -v curl >/dev/null 2>&1 && continue ;;
   esac
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Runs one benchmark scenario against fresh driftd processes and prints the median of
+# repeated runs. The server is pinned to CPU 0, the load generator to CPU 1 (taskset).
+#
+#   bench/run.sh SCENARIO [RUNS]        (RUNS defaults to 5)
+#
+# Scenarios (see BENCHMARKS.md for what each measures):
+#   fanout        one room, 1000 subscribers, one writer; RATE pushes/s (default 1500)
+#   rooms         1000 rooms x 10 subscribers, one writer each; RATE pushes/s per room (150)
+#   ordered       one room, 4 writers, 10 subscribers; RATE pushes/s per writer (50000)
+#   latency       one room, 100 subscribers, one writer at 1000 pushes/s: 100k deliveries/s
+#   broadcast     one room, 10000 subscribers, one writer at 5 pushes/s: time to reach all
+#   idle          10000 idle subscribed connections: server memory per connection
+#   cluster       fanout with subscribers spread over a local 3-node cluster
+#   cluster-latency   latency with subscribers spread over a local 3-node cluster
+#
+# Environment: RATE, DURATION (s, default 10), SUBSCRIBERS, ROOMS, WRITERS, CONNECTIONS,
+# SERVER_CPUS (default 0), CLIENT_CPUS (default 1), SERVER_ARGS (extra driftd flags),
+# BUILD_DIR (default build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scenario=${1:-}
+runs=${2:-5}
+[ -n "$scenario" ] || { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+
+build=${BUILD_DIR:-build}
+server_cpus=${SERVER_CPUS:-0}
+client_cpus=${CLIENT_CPUS:-1}
+duration=${DURATION:-10}
+server_bin=$build/driftd
+bench_bin=$build/driftbench
+if [ ! -x "$server_bin" ] || [ ! -x "$bench_bin" ]; then
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$build" --target driftd driftbench -j 2 >/dev/null
+fi
+
+free_port() {
+  # A random port below the ephemeral range that nothing answers on.
+  local p
+  for _ in $(seq 1 50); do
+    p=$((20000 + RANDOM % 12000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  echo "no free port found" >&2
+  return 1
+}
+
+pids=()
+logdir=$(mktemp -d /tmp/driftd-bench.XXXXXX)
+cleanup() {
+  [ ${#pids[@]} -gt 0 ] && kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+wait_healthy() {
+  local port=$1
+  for _ in $(seq 1 200); do
+    curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "driftd on port $port did not come up; see $logdir" >&2
+  return 1
+}
+
+# Starts one node; echoes its HTTP port.
+start_node() {
+  local port=$1; shift
+  taskset -c "$server_cpus" "$server_bin" --port "$port" --io-threads 1 --actor-threads 1 \
+    --log-level warn --max-connections 200000 ${SERVER_ARGS:-} "$@" \
+    >"$logdir/node-$port.log" 2>&1 &
+  pids+=($!)
+  wait_healthy "$port"
+}
+
+start_cluster() {
+  local secret="bench-$RANDOM$RANDOM"
+  local h1 h2 h3 c1 c2 c3
+  h1=$(free_port); h2=$(free_port); h3=$(free_port)
+  c1=$(free_port); c2=$(free_port); c3=$(free_port)
+  local seeds="127.0.0.1:$c1,127.0.0.1:$c2,127.0.0.1:$c3"
+  start_node "$h1" --node-name a --cluster-port "$c1" --seeds "$seeds" --secret "$secret"
+  start_node "$h2" --node-name b --cluster-port "$c2" --seeds "$seeds" --secret "$secret"
+  start_node "$h3" --node-name c --cluster-port "$c3" --seeds "$seeds" --secret "$secret"
+  for _ in $(seq 1 200); do
+    [ "$(curl -s "http://127.0.0.1:$h1/cluster" | grep -o '"state":"up"' | wc -l)" = 3 ] && break
+    sleep 0.05
+  done
+  echo "127.0.0.1:$h1,127.0.0.1:$h2,127.0.0.1:$h3"
+}
+
+run_once() {
+  pids=()
+  local out servers port
+  case "$scenario" in
+    cluster|cluster-latency) servers=$(start_cluster) ;;
+    *) port=$(free_port); start_node "$port"; servers="127.0.0.1:$port" ;;
+  esac
+  local gen=(taskset -c "$client_cpus" "$bench_bin" --server "$servers" --scenario "$scenario"
+             --duration "$duration")
+  case "$scenario" in
+    fanout|cluster)
+      out=$("${gen[@]}" --subscribers "${SUBSCRIBERS:-1000}" --rate "${RATE:-1500}") || true ;;
+    rooms)
+      out=$("${gen[@]}" --rooms "${ROOMS:-1000}" --subscribers "${SUBSCRIBERS:-10}" \
+            --rate "${RATE:-150}") || true ;;
+    ordered)
+      out=$("${gen[@]}" --writers "${WRITERS:-4}" --subscribers "${SUBSCRIBERS:-10}" \
+            --rate "${RATE:-50000}") || true ;;
+    latency|cluster-latency)
+      out=$("${gen[@]}" --subscribers "${SUBSCRIBERS:-100}" --rate "${RATE:-1000}") || true ;;
+    broadcast)
+      out=$("${gen[@]}" --subscribers "${SUBSCRIBERS:-10000}" --rate "${RATE:-5}" \
+            --per-push-max --source-ips 4) || true ;;
+    idle)
+      local pid=${pids[0]}
+      out=$("${gen[@]}" --idle "${CONNECTIONS:-10000}" --rooms "${ROOMS:-100}" \
+            --server-pid "$pid" --source-ips 4) || true ;;
+    *) echo "unknown scenario $scenario" >&2; exit 2 ;;
+  esac
+  cleanup
+  echo "$out"
+}
+
+field() { grep -o "\"$1\":[-0-9.]*" | head -1 | cut -d: -f2; }
+median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+
+results=()
+for i in $(seq 1 "$runs"); do
+  r=$(run_once)
+  echo "run $i: $r" >&2
+  results+=("$r")
+done
+
+printf '%s\n' "${results[@]}" > "$logdir/results.jsonl"
+if [ "$scenario" = idle ]; then
+  fields="bytes_per_connection rss_after_kib"
+else
+  fields="deliveries_per_s pushes_per_s p50_us p99_us p999_us max_us lost duplicated reordered closed"
+fi
+echo "scenario $scenario: median of $runs run(s) (raw: $logdir/results.jsonl)"
+for f in $fields; do
+  printf '  %-20s %s\n' "$f" "$(printf '%s\n' "${results[@]}" | field "$f" | median)"
+done
+# The worst run for correctness: any loss anywhere fails the result.
+if [ "$scenario" != idle ]; then
+  bad=$(printf '%s\n' "${results[@]}" | grep -c -E '"(lost|duplicated|reordered|closed)":[1-9]' || true)
+  echo "  runs with loss, duplicates, reordering or closed subscribers: $bad"
+fi

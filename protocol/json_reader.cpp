@@ -1,0 +1,343 @@
+#include "protocol/json_reader.hpp"
+
+#include <charconv>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "protocol/utf8.hpp"
+
+namespace driftd::protocol::detail {
+
+namespace {
+
+/// Thrown inside the reader only, to unwind to read_json with a message.
+struct json_failure {
+  std::string message;
+};
+
+class json_reader {
+ public:
+  json_reader(std::string_view text, std::size_t max_depth)
+      : begin_(text.data()), p_(text.data()), end_(text.data() + text.size()),
+        max_depth_(max_depth) {}
+
+  value run() {
+    value root;
+    read_value(root);
+    while (!stack_.empty()) {
+      // Reading a member may open a container, which pushes a frame: work on a copy.
+      const frame top = stack_.back();
+      skip_ws();
+      if (p_ == end_) eof();
+      if (*p_ == (top.object ? '}' : ']')) {
+        ++p_;
+        stack_.pop_back();
+        continue;
+      }
+      if (top.first) {
+        stack_.back().first = false;
+      } else if (*p_ == ',') {
+        ++p_;
+      } else {
+        syntax();
+      }
+      read_member(top);
+    }
+    skip_ws();
+    if (p_ != end_) syntax();
+    return root;
+  }
+
+ private:
+  struct frame {
+    value* container;
+    bool object;
+    bool first = true;  ///< no member read yet
+  };
+
+  [[noreturn]] void eof() { throw json_failure{"invalid JSON: unexpected end of input"}; }
+
+  [[noreturn]] void syntax() {
+    if (p_ >= end_) eof();
+    throw json_failure{"invalid JSON: syntax error at byte " + std::to_string(p_ - begin_ + 1)};
+  }
+
+  void skip_ws() {
+    while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+
+  void expect(char c) {
+    skip_ws();
+    if (p_ == end_) eof();
+    if (*p_ != c) syntax();
+    ++p_;
+  }
+
+  /// The next element (arrays) or "key": value (objects) of `top`.
+  void read_member(const frame& top) {
+    if (!top.object) {
+      auto& arr = *top.container->get_ptr<value::array_t*>();
+      arr.emplace_back();
+      // Elements stay put while they are read: nothing is added to `arr` meanwhile.
+      read_value(arr.back());
+      return;
+    }
+    skip_ws();
+    if (p_ == end_) eof();
+    if (*p_ != '"') syntax();
+    ++p_;
+    std::string key;
+    read_string(key);
+    expect(':');
+    value& slot = (*top.container->get_ptr<value::object_t*>())[std::move(key)];
+    slot = nullptr;  // the last of duplicate keys wins
+    read_value(slot);
+  }
+
+  /// Opens a container in `slot`; run() reads its members and closes it.
+  void open(value& slot, bool object) {
+    if (stack_.size() + 1 > max_depth_) {
+      throw json_failure{"message nested deeper than " + std::to_string(max_depth_) +
+                         " levels"};
+    }
+    slot = object ? value::object() : value::array();
+    stack_.push_back(frame{&slot, object});
+  }
+
+  /// Reads one value into `slot`. Containers are opened here and closed by run().
+  void read_value(value& slot) {
+    skip_ws();
+    if (p_ == end_) eof();
+    switch (*p_) {
+      case '{':
+        ++p_;
+        return open(slot, true);
+      case '[':
+        ++p_;
+        return open(slot, false);
+      case '"': {
+        ++p_;
+        std::string s;
+        read_string(s);
+        slot = std::move(s);
+        return;
+      }
+      case 't':
+        return literal("true", slot, true);
+      case 'f':
+        return literal("false", slot, false);
+      case 'n':
+        return literal("null", slot, nullptr);
+      default:
+        return read_number(slot);
+    }
+  }
+
+  template <class T>
+  void literal(std::string_view word, value& slot, T v) {
+    for (char c : word) {
+      if (p_ == end_) eof();
+      if (*p_ != c) syntax();
+      ++p_;
+    }
+    slot = v;
+  }
+
+  void read_number(value& slot) {
+    const char* start = p_;
+    bool negative = false;
+    if (*p_ == '-') {
+      negative = true;
+      ++p_;
+      if (p_ == end_) eof();
+    }
+    if (*p_ < '0' || *p_ > '9') syntax();
+    uint64_t magnitude = 0;
+    bool overflow = false;
+    if (*p_ == '0') {
+      ++p_;
+    } else {
+      while (p_ != end_ && *p_ >= '0' && *p_ <= '9') {
+        const auto digit = static_cast<uint64_t>(*p_ - '0');
+        if (magnitude > (UINT64_MAX - digit) / 10) overflow = true;
+        magnitude = magnitude * 10 + digit;
+        ++p_;
+      }
+    }
+    bool fractional = false;
+    if (p_ != end_ && *p_ == '.') {
+      fractional = true;
+      ++p_;
+      if (p_ == end_) eof();
+      if (*p_ < '0' || *p_ > '9') syntax();
+      while (p_ != end_ && *p_ >= '0' && *p_ <= '9') ++p_;
+    }
+    if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
+      fractional = true;
+      ++p_;
+      if (p_ != end_ && (*p_ == '+' || *p_ == '-')) ++p_;
+      if (p_ == end_) eof();
+      if (*p_ < '0' || *p_ > '9') syntax();
+      while (p_ != end_ && *p_ >= '0' && *p_ <= '9') ++p_;
+    }
+    if (!fractional && !overflow) {
+      if (!negative) {
+        slot = magnitude;
+        return;
+      }
+      if (magnitude <= uint64_t{1} << 63) {
+        slot = static_cast<int64_t>(0 - magnitude);
+        return;
+      }
+    }
+    // Fractions, exponents and integers beyond 64 bits are doubles, as JSON readers hold them.
+    double d = 0;
+    auto r = std::from_chars(start, p_, d);
+    if (r.ec == std::errc::result_out_of_range) {
+      // from_chars reports underflow the same way; only a value too large is an error.
+      bool tiny = false;
+      for (const char* q = start; q != p_; ++q) {
+        if (*q == 'e' || *q == 'E') {
+          tiny = q + 1 != p_ && q[1] == '-';
+          break;
+        }
+      }
+      if (!tiny) throw json_failure{"invalid JSON: number out of range"};
+      d = negative ? -0.0 : 0.0;
+    } else if (r.ec != std::errc{} || r.ptr != p_) {
+      throw json_failure{"invalid JSON: number out of range"};
+    }
+    slot = d;
+  }
+
+  /// Reads the rest of a string after its opening quote.
+  void read_string(std::string& out) {
+    for (;;) {
+      // The plain run up to the next quote, escape or control character.
+      const char* run = p_;
+      while (p_ != end_ && *p_ != '"' && *p_ != '\\' &&
+             static_cast<unsigned char>(*p_) >= 0x20) {
+        ++p_;
+      }
+      if (!valid_utf8({run, static_cast<std::size_t>(p_ - run)})) bad_utf8(run);
+      out.append(run, static_cast<std::size_t>(p_ - run));
+      if (p_ == end_) eof();
+      const char c = *p_;
+      if (c == '"') {
+        ++p_;
+        return;
+      }
+      if (c != '\\') syntax();  // a raw control character
+      ++p_;
+      if (p_ == end_) eof();
+      switch (*p_++) {
+        case '"': out += '"'; break;
+        case '\\': out += '\\'; break;
+        case '/': out += '/'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'n': out += '\n'; break;
+        case 'r': out += '\r'; break;
+        case 't': out += '\t'; break;
+        case 'u': unicode_escape(out); break;
+        default:
+          --p_;
+          syntax();
+      }
+    }
+  }
+
+  [[noreturn]] void bad_utf8(const char* run) {
+    // Find the first byte that breaks the run.
+    const char* q = run;
+    while (q < p_) {
+      std::size_t len = 1;
+      const auto b = static_cast<unsigned char>(*q);
+      if (b >= 0xF0) {
+        len = 4;
+      } else if (b >= 0xE0) {
+        len = 3;
+      } else if (b >= 0xC0) {
+        len = 2;
+      }
+      if (static_cast<std::size_t>(p_ - q) < len ||
+          !valid_utf8({q, len})) {
+        break;
+      }
+      q += len;
+    }
+    throw json_failure{"invalid JSON: invalid UTF-8 at byte " + std::to_string(q - begin_ + 1)};
+  }
+
+  uint32_t hex4() {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) {
+      if (p_ == end_) eof();
+      const char c = *p_;
+      uint32_t d;
+      if (c >= '0' && c <= '9') {
+        d = static_cast<uint32_t>(c - '0');
+      } else if (c >= 'a' && c <= 'f') {
+        d = static_cast<uint32_t>(c - 'a' + 10);
+      } else if (c >= 'A' && c <= 'F') {
+        d = static_cast<uint32_t>(c - 'A' + 10);
+      } else {
+        syntax();
+      }
+      v = v * 16 + d;
+      ++p_;
+    }
+    return v;
+  }
+
+  void unicode_escape(std::string& out) {
+    uint32_t cp = hex4();
+    if (cp >= 0xDC00 && cp <= 0xDFFF) syntax();  // a low surrogate on its own
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+      // A high surrogate must be followed by an escaped low one.
+      if (p_ == end_) eof();
+      if (*p_ != '\\') syntax();
+      ++p_;
+      if (p_ == end_) eof();
+      if (*p_ != 'u') syntax();
+      ++p_;
+      const uint32_t low = hex4();
+      if (low < 0xDC00 || low > 0xDFFF) syntax();
+      cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+    }
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+  }
+
+  const char* begin_;
+  const char* p_;
+  const char* end_;
+  std::size_t max_depth_;
+  std::vector<frame> stack_;
+};
+
+}  // namespace
+
+result<value> read_json(std::string_view text, std::size_t max_depth) {
+  try {
+    return json_reader{text, max_depth}.run();
+  } catch (json_failure& f) {
+    return parse_error{std::move(f.message)};
+  }
+}
+
+}  // namespace driftd::protocol::detail
