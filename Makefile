@@ -34,6 +34,11 @@ test: build
 unit-test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -L unit
 
+## Runs one benchmark scenario (see BENCHMARKS.md): make bench SCENARIO=fanout RUNS=5
+bench: build
+	@cmake --build $(BUILD_DIR) --target driftbench -j $(JOBS)
+	bash bench/run.sh $(or $(SCENARIO),fanout) $(or $(RUNS),5)
+
 clean:
 	rm -rf $(BUILD_DIR)
 

@@ -67,6 +67,7 @@ struct options {
   int source_ips = 1;         // connect from 127.0.0.1 .. 127.0.0.N
   bool per_push_max = false;  // latency of a push = when its last subscriber got it
   int connect_window = 256;   // handshakes in flight at once
+  bool busy_poll = false;     // never sleep in epoll_wait
 };
 
 void usage() {
@@ -86,6 +87,8 @@ void usage() {
     "  --per-push-max       latency of a push is when its last subscriber got it\n"
     "  --idle N --server-pid PID   open N idle connections, report server RSS per connection\n"
     "  --source-ips N       spread connections over 127.0.0.1 .. 127.0.0.N\n"
+    "  --busy-poll          never sleep in epoll_wait: the server no longer pays to wake the\n"
+    "                       generator up, but a spinning core can slow a sibling hyperthread\n"
     "Prints one JSON line with the result.");
 }
 
@@ -135,6 +138,8 @@ options parse_options(int argc, char** argv) {
       o.idle = std::stoi(need(i));
     } else if (a == "--server-pid") {
       o.server_pid = std::stoi(need(i));
+    } else if (a == "--busy-poll") {
+      o.busy_poll = true;
     } else if (a == "--source-ips") {
       o.source_ips = std::stoi(need(i));
     } else {
@@ -294,6 +299,10 @@ class generator {
   int epfd_;
   std::vector<std::string> rooms_;
   std::vector<std::unique_ptr<connection>> conns_;
+  /// Writers in the order their pushes fall due: staggered by the same rate, so the next
+  /// one due is always the next in this list, round and round.
+  std::vector<connection*> writers_;
+  std::size_t next_writer_ = 0;
   std::size_t opened_ = 0;
   std::size_t connecting_ = 0;
   std::size_t next_to_open_ = 0;
@@ -536,11 +545,7 @@ void generator::send_push(connection& c, int64_t intended) {
 }
 
 int64_t generator::next_deadline() const {
-  int64_t next = INT64_MAX;
-  for (const auto& c : conns_) {
-    if (c->kind == role::writer && c->state == phase::open) next = std::min(next, c->next_due);
-  }
-  return next;
+  return writers_.empty() ? INT64_MAX : writers_[next_writer_]->next_due;
 }
 
 /// Runs the event loop until `until_ns`; with `writing`, writers send what is due.
@@ -550,16 +555,14 @@ void generator::pump(int64_t until_ns, bool writing) {
   for (;;) {
     int64_t now = now_ns();
     if (now >= until_ns) return;
-    if (writing) {
-      for (auto& c : conns_) {
-        if (c->kind != role::writer || c->state != phase::open) continue;
-        bool any = false;
-        while (c->next_due <= now && c->next_due < until_ns) {
-          send_push(*c, c->next_due);  // open loop: the intended time, however late we are
-          c->next_due += interval;
-          any = true;
-        }
-        if (any) flush(*c);
+    if (writing && !writers_.empty()) {
+      for (;;) {
+        connection& c = *writers_[next_writer_];
+        if (c.next_due > now || c.next_due >= until_ns) break;
+        send_push(c, c.next_due);  // open loop: the intended time, however late we are
+        c.next_due += interval;
+        flush(c);
+        next_writer_ = (next_writer_ + 1) % writers_.size();
       }
     }
     // Keep opening connections, a window at a time.
@@ -569,6 +572,7 @@ void generator::pump(int64_t until_ns, bool writing) {
     int64_t wake = until_ns;
     if (writing) wake = std::min(wake, next_deadline());
     int timeout_ms = static_cast<int>(std::max<int64_t>(0, (wake - now_ns()) / 1000000));
+    if (o_.busy_poll) timeout_ms = 0;
     int n = ::epoll_wait(epfd_, events, 1024, std::min(timeout_ms, 100));
     for (int i = 0; i < n; ++i) {
       on_event(*static_cast<connection*>(events[i].data.ptr), events[i].events);
@@ -651,7 +655,9 @@ int generator::run() {
   std::size_t w = 0;
   const std::size_t writers = static_cast<std::size_t>(o_.rooms) * o_.writers;
   for (auto& c : conns_) {
-    if (c->kind == role::writer) c->next_due = t0 + interval * static_cast<int64_t>(w++) / static_cast<int64_t>(std::max<std::size_t>(writers, 1));
+    if (c->kind != role::writer) continue;
+    c->next_due = t0 + interval * static_cast<int64_t>(w++) / static_cast<int64_t>(std::max<std::size_t>(writers, 1));
+    writers_.push_back(c.get());
   }
   measure_from_ = t0 + static_cast<int64_t>(o_.warmup * 1e9);
   const int64_t load_end = t0 + static_cast<int64_t>((o_.warmup + o_.duration) * 1e9);
