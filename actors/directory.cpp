@@ -24,6 +24,7 @@ struct directory_state {
   static inline const char* name = "driftd.directory";
 
   room_config rooms_cfg;
+  counters* stats = nullptr;
   /// Resolves rooms in a cluster (the router); null on a single node.
   caf::actor resolver;
   /// The live room actor of each room owned here.
@@ -51,8 +52,9 @@ const caf::actor& room_for(directory_actor* self, const std::string& id,
   return it->second;
 }
 
-caf::behavior directory(directory_actor* self, room_config rooms_cfg) {
+caf::behavior directory(directory_actor* self, room_config rooms_cfg, counters* stats) {
   self->state.rooms_cfg = rooms_cfg;
+  self->state.stats = stats;
 
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
@@ -82,7 +84,7 @@ caf::behavior directory(directory_actor* self, room_config rooms_cfg) {
       auto [it, fresh] = st.fanouts.try_emplace(m.room);
       if (fresh) {
         it->second.handle =
-          spawn_fanout(self->system(), m.room, caf::actor_cast<caf::actor>(self));
+          spawn_fanout(self->system(), m.room, caf::actor_cast<caf::actor>(self), self->state.stats);
         self->monitor(it->second.handle);
       }
       ++it->second.joins;
@@ -154,8 +156,8 @@ caf::behavior directory(directory_actor* self, room_config rooms_cfg) {
 
 }  // namespace
 
-caf::actor spawn_directory(caf::actor_system& sys, room_config rooms) {
-  return sys.spawn(directory, rooms);
+caf::actor spawn_directory(caf::actor_system& sys, room_config rooms, counters* stats) {
+  return sys.spawn(directory, rooms, stats);
 }
 
 }  // namespace driftd::actors

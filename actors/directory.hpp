@@ -2,6 +2,7 @@
 
 #include "caf/all.hpp"
 
+#include "actors/counters.hpp"
 #include "actors/room.hpp"
 
 namespace driftd::actors {
@@ -17,6 +18,7 @@ namespace driftd::actors {
 ///   stop_atom                       ends every room and fan-out, then the directory
 ///
 /// Room ids must have been checked before they reach the directory.
-caf::actor spawn_directory(caf::actor_system& sys, room_config rooms);
+/// `stats` (may be null) must outlive every actor of the system.
+caf::actor spawn_directory(caf::actor_system& sys, room_config rooms, counters* stats = nullptr);
 
 }  // namespace driftd::actors

@@ -49,6 +49,7 @@ struct fanout_state {
 
   std::string room_id;
   caf::actor directory;
+  counters* stats = nullptr;
   /// The room actor this fan-out talks to; null while it is being resolved.
   caf::actor room;
   bool resolving = false;
@@ -91,6 +92,12 @@ void close_all(fanout_actor* self, uint16_t code, const std::string& reason) {
 void apply(fanout_actor* self, push_out& m) {
   auto& st = self->state;
   st.last_push = std::max(st.last_push, m.seq);
+  if (st.stats) {
+    st.stats->broadcasts_in.fetch_add(1, std::memory_order_relaxed);
+    auto k = st.by_key.find(m.key);
+    st.stats->deliveries.fetch_add(st.all.size() + (k == st.by_key.end() ? 0 : k->second.size()),
+                                   std::memory_order_relaxed);
+  }
   auto k = st.by_key.find(m.key);
   if (k != st.by_key.end()) {
     deliver_all(k->second, m.msg);
@@ -244,9 +251,10 @@ void follow(fanout_actor* self, const caf::actor& next) {
       });
 }
 
-void fanout(fanout_actor* self, std::string room_id, caf::actor directory) {
+void fanout(fanout_actor* self, std::string room_id, caf::actor directory, counters* stats) {
   self->state.room_id = std::move(room_id);
   self->state.directory = std::move(directory);
+  self->state.stats = stats;
 
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
@@ -324,8 +332,9 @@ void fanout(fanout_actor* self, std::string room_id, caf::actor directory) {
 
 }  // namespace
 
-caf::actor spawn_fanout(caf::actor_system& sys, std::string room, caf::actor directory) {
-  return sys.spawn(fanout, std::move(room), std::move(directory));
+caf::actor spawn_fanout(caf::actor_system& sys, std::string room, caf::actor directory,
+                        counters* stats) {
+  return sys.spawn(fanout, std::move(room), std::move(directory), stats);
 }
 
 }  // namespace driftd::actors

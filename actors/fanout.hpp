@@ -4,6 +4,8 @@
 
 #include "caf/all.hpp"
 
+#include "actors/counters.hpp"
+
 namespace driftd::actors {
 
 /// Spawns the fan-out of room `room` on this node: the one place where this node's
@@ -16,6 +18,8 @@ namespace driftd::actors {
 /// actor goes away while connections remain, the fan-out resolves the room again and
 /// re-attaches them with their subscriptions, resuming each key after the last seq it
 /// delivered.
-caf::actor spawn_fanout(caf::actor_system& sys, std::string room, caf::actor directory);
+/// `stats` (may be null) must outlive the fan-out.
+caf::actor spawn_fanout(caf::actor_system& sys, std::string room, caf::actor directory,
+                        counters* stats = nullptr);
 
 }  // namespace driftd::actors

@@ -90,6 +90,8 @@ start_cluster() {
   echo "127.0.0.1:$h1,127.0.0.1:$h2,127.0.0.1:$h3"
 }
 
+field() { grep -o "\"$1\":[-0-9.]*" | head -1 | cut -d: -f2; }
+
 run_once() {
   pids=()
   local out servers port
@@ -119,11 +121,21 @@ run_once() {
             --server-pid "$pid" --source-ips 4) || true ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
   esac
+  if [ "${scenario#cluster}" != "$scenario" ]; then
+    # Each node's fan-outs count the broadcasts they got: one per push per node, whatever
+    # the number of its subscribers.
+    local per_node="" n
+    for n in ${servers//,/ }; do
+      local s
+      s=$(curl -s "http://$n/stats")
+      per_node+="{\"node\":\"$n\",\"broadcasts_in\":$(echo "$s" | field broadcasts_in),\"deliveries\":$(echo "$s" | field deliveries)},"
+    done
+    out="${out%\}},\"per_node\":[${per_node%,}]}"
+  fi
   cleanup
   echo "$out"
 }
 
-field() { grep -o "\"$1\":[-0-9.]*" | head -1 | cut -d: -f2; }
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 
 results=()
@@ -144,6 +156,9 @@ for f in $fields; do
   printf '  %-20s %s\n' "$f" "$(printf '%s\n' "${results[@]}" | field "$f" | median)"
 done
 # The worst run for correctness: any loss anywhere fails the result.
+if [ "${scenario#cluster}" != "$scenario" ]; then
+  echo "  per node (last run): $(printf '%s\n' "${results[@]}" | tail -1 | grep -o '"per_node":.*' | cut -c12- | tr -d '}{]"' )"
+fi
 if [ "$scenario" != idle ]; then
   bad=$(printf '%s\n' "${results[@]}" | grep -c -E '"(lost|duplicated|reordered|closed)":[1-9]' || true)
   echo "  runs with loss, duplicates, reordering or closed subscribers: $bad"

@@ -12,6 +12,7 @@
 
 #include "caf/all.hpp"
 
+#include "actors/counters.hpp"
 #include "config/logging.hpp"
 #include "config/settings.hpp"
 #include "protocol/message.hpp"
@@ -70,6 +71,8 @@ struct context {
   protocol::limits limits;
   std::string node_name;
   counters stats;
+  /// The actors' counters (owned by the node); may be null.
+  const actors::counters* actor_stats = nullptr;
   session_registry sessions;
   /// Keeps warnings about bad client input from flooding the log.
   config::log_limiter input_warnings{5};

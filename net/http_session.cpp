@@ -337,6 +337,7 @@ void http_session::stats() {
       asio::post(self->stream_.get_executor(), [self, dir, err = std::move(err)] {
         if (err) return self->respond_error(http::status::service_unavailable, "no answer");
         const auto& s = self->ctx_->stats;
+        const auto* a = self->ctx_->actor_stats;
         nlohmann::json doc{
           {"node", self->ctx_->node_name},
           {"rooms", dir.rooms},
@@ -352,6 +353,8 @@ void http_session::stats() {
           {"idle_closed", s.idle_closed.load()},
           {"socket_writes", s.socket_writes.load()},
           {"messages_written", s.messages_written.load()},
+          {"broadcasts_in", a ? a->broadcasts_in.load() : 0},
+          {"deliveries", a ? a->deliveries.load() : 0},
         };
         self->respond(self->make_response(http::status::ok, doc.dump()));
       });

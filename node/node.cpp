@@ -111,7 +111,7 @@ std::string node::start() {
   rooms.ttl = settings_.room_ttl;
   rooms.reserve_seqs = clustered;
   rooms.max_bytes = settings_.max_room_bytes;
-  directory_ = actors::spawn_directory(*sys_, rooms);
+  directory_ = actors::spawn_directory(*sys_, rooms, &actor_stats_);
 
   std::string secret = settings_.secret;
   if (secret.empty() && clustered) {
@@ -125,6 +125,7 @@ std::string node::start() {
     log().info("no secret configured: room ids are valid only while this process runs");
   }
   ctx_ = std::make_shared<net::context>(*sys_, directory_, settings_, secret);
+  ctx_->actor_stats = &actor_stats_;
 
   std::string error;
   std::vector<net::io_shard*> shards;

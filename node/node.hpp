@@ -14,6 +14,7 @@
 
 #include "caf/all.hpp"
 
+#include "actors/counters.hpp"
 #include "config/settings.hpp"
 
 namespace driftd::net {
@@ -52,6 +53,8 @@ class node {
   void leave_cluster();
 
   config::settings settings_;
+  /// Outlives the actor system (declared before it).
+  actors::counters actor_stats_;
   caf::actor_system_config cfg_;
   // Declared before the io_context so that it is destroyed after it: I/O handlers may still
   // hold actor handles while they are torn down.
