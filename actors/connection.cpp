@@ -4,6 +4,7 @@
 
 #include "actors/key_set.hpp"
 #include "actors/type_ids.hpp"
+#include "actors/watch.hpp"
 #include "config/logging.hpp"
 #include "protocol/close_code.hpp"
 
@@ -42,7 +43,7 @@ caf::behavior connection(connection_actor* self, caf::actor directory, std::stri
     .await(
       [=](caf::actor fanout) {
         self->state.fanout = fanout;
-        self->monitor(fanout);
+        watch(self, fanout);
       },
       [=](caf::error& err) {
         log().warn("room {}: connection {} could not join: {}", self->state.room, self->id(),

@@ -8,6 +8,7 @@
 #include "actors/messages.hpp"
 #include "actors/ownership.hpp"
 #include "actors/type_ids.hpp"
+#include "actors/watch.hpp"
 #include "config/logging.hpp"
 
 namespace driftd::actors {
@@ -47,7 +48,7 @@ const caf::actor& room_for(directory_actor* self, const std::string& id,
   auto [it, fresh] = st.rooms.try_emplace(id);
   if (fresh) {
     it->second = spawn_room(self->system(), id, st.rooms_cfg, start_after);
-    self->monitor(it->second);
+    watch(self, it->second);
   }
   return it->second;
 }
@@ -85,7 +86,7 @@ caf::behavior directory(directory_actor* self, room_config rooms_cfg, counters* 
       if (fresh) {
         it->second.handle =
           spawn_fanout(self->system(), m.room, caf::actor_cast<caf::actor>(self), self->state.stats);
-        self->monitor(it->second.handle);
+        watch(self, it->second.handle);
       }
       ++it->second.joins;
       self->delegate(it->second.handle, std::move(m));
@@ -118,7 +119,7 @@ caf::behavior directory(directory_actor* self, room_config rooms_cfg, counters* 
         return caf::delegated<caf::actor>{};
       }
       it->second = spawn_room(self->system(), std::move(a.snapshot), st.rooms_cfg);
-      self->monitor(it->second);
+      watch(self, it->second);
       return it->second;
     },
     [=](forget_room& f) {

@@ -11,6 +11,7 @@
 #include "actors/messages.hpp"
 #include "actors/ownership.hpp"
 #include "actors/type_ids.hpp"
+#include "actors/watch.hpp"
 #include "config/logging.hpp"
 #include "protocol/close_code.hpp"
 
@@ -147,7 +148,7 @@ void switch_to(fanout_actor* self, const caf::actor& room) {
   auto& st = self->state;
   if (st.room) self->demonitor(st.room);
   st.room = room;
-  self->monitor(room);
+  watch(self, room);
   auto early = std::move(st.early);
   st.early.clear();
   for (auto& [sender, out] : early) {
@@ -165,6 +166,7 @@ void switch_to(fanout_actor* self, const caf::actor& room) {
 // While resolving, every message but the retry timer stays in the mailbox.
 
 void resolve(fanout_actor* self, int attempt);
+void retry_or_give_up(fanout_actor* self, int attempt, const caf::error& err);
 
 void attach_all(fanout_actor* self) {
   auto& st = self->state;
@@ -212,26 +214,33 @@ void resolve(fanout_actor* self, int attempt) {
       [=](caf::actor room) {
         auto& st = self->state;
         if (!st.resolving) return;
+        if (!room) {
+          // Named by a node that vanished before its answer could be read.
+          return retry_or_give_up(self, attempt,
+                                  caf::make_error(caf::sec::runtime_error, "owner unreachable"));
+        }
         st.resolving = false;
         self->set_default_handler(caf::print_and_drop);
         self->unbecome();
         switch_to(self, room);
         attach_all(self);
       },
-      [=](caf::error& err) {
-        auto& st = self->state;
-        if (attempt + 1 >= resolve_attempts) {
-          log().warn("room {}: cannot reach the room actor: {}; closing {} connection(s)",
-                     st.room_id, self->system().render(err), st.conns.size());
-          close_all(self, protocol::close_code::try_again_later, "room unavailable");
-          self->quit(err);
-          return;
-        }
-        auto delay = std::chrono::milliseconds{std::min(1000, 50 << std::min(attempt, 5))};
-        log().debug("room {}: room actor not found ({}); retry {} in {} ms", st.room_id,
-                    self->system().render(err), attempt + 1, delay.count());
-        self->delayed_send(self, delay, retry_atom_v, attempt + 1);
-      });
+      [=](caf::error& err) { retry_or_give_up(self, attempt, err); });
+}
+
+void retry_or_give_up(fanout_actor* self, int attempt, const caf::error& err) {
+  auto& st = self->state;
+  if (attempt + 1 >= resolve_attempts) {
+    log().warn("room {}: cannot reach the room actor: {}; closing {} connection(s)", st.room_id,
+               self->system().render(err), st.conns.size());
+    close_all(self, protocol::close_code::try_again_later, "room unavailable");
+    self->quit(err);
+    return;
+  }
+  auto delay = std::chrono::milliseconds{std::min(1000, 50 << std::min(attempt, 5))};
+  log().debug("room {}: room actor not found ({}); retry {} in {} ms", st.room_id,
+              self->system().render(err), attempt + 1, delay.count());
+  self->delayed_send(self, delay, retry_atom_v, attempt + 1);
 }
 
 /// The room moved: let what we sent through the old actor arrive first, then switch.
@@ -241,6 +250,7 @@ void follow(fanout_actor* self, const caf::actor& next) {
   self->request(old, drain_timeout, drain_msg{caf::actor_cast<caf::actor>(self)})
     .await(
       [=](caf::actor room) {
+        if (!room) return start_resolving(self);  // its node vanished meanwhile
         log().debug("room {}: following the room to its new node", self->state.room_id);
         switch_to(self, room);
       },

@@ -12,6 +12,7 @@
 #include "actors/ownership.hpp"
 #include "actors/stream_store.hpp"
 #include "actors/type_ids.hpp"
+#include "actors/watch.hpp"
 #include "config/logging.hpp"
 #include "protocol/message.hpp"
 
@@ -275,8 +276,9 @@ void drop_subscriber(fanout_view& view, uint64_t conn) {
 void add_subscriber(room_actor* self, const caf::actor& fanout, uint64_t conn,
                     const conn_flags& flags, const std::vector<std::string>& keys) {
   auto& st = self->state;
+  if (!fanout) return;  // its node vanished before the message was read
   auto [it, fresh] = st.fanouts.try_emplace(fanout);
-  if (fresh) self->monitor(fanout);
+  if (fresh) watch(self, fanout);
   auto& view = it->second;
   auto [sub, added] = view.conns.emplace(conn, subscriber{flags, {}});
   if (!added) return;

@@ -1,5 +1,6 @@
 #include "cluster/membership.hpp"
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <set>
@@ -9,6 +10,7 @@
 #include "caf/io/all.hpp"
 #include "caf/openssl/all.hpp"
 
+#include "actors/watch.hpp"
 #include "cluster/auth.hpp"
 #include "cluster/type_ids.hpp"
 #include "config/logging.hpp"
@@ -19,6 +21,9 @@ namespace {
 
 /// How long connecting to a peer and its answer to `hello` may take.
 constexpr auto connect_timeout = std::chrono::seconds{2};
+
+/// Retry rounds the member with the larger name waits for the smaller to dial it.
+constexpr int dial_patience = 3;
 
 struct membership_state {
   static inline const char* name = "driftd.membership";
@@ -34,6 +39,12 @@ struct membership_state {
   /// Which member each address we connected to turned out to be (seeds may be spelled
   /// differently from what the member advertises).
   std::map<std::string, std::string> address_owner;
+  /// Members heard of (in gossip or a welcome) that are not up here yet, by name.
+  std::map<std::string, member_addr> heard;
+  /// Retry rounds spent waiting for a member with a smaller name to dial us, by name.
+  std::map<std::string, int> waited;
+  /// The seed a node outside the seed list tries next while it has not joined.
+  std::size_t next_seed = 0;
   std::minstd_rand rng{std::random_device{}()};
 };
 
@@ -94,11 +105,14 @@ bool admit(membership_actor* self, const member_addr& addr, const caf::actor& no
     }
     if (known.node && known.node != node) self->demonitor(known.node);
   }
+  if (!node) return false;  // its node vanished before we read its message
   member m{addr, node, router, true, false};
-  self->monitor(node);
+  actors::watch(self, node);
   const bool fresh = it == st.members.end() || !it->second.up ||
                      it->second.addr.incarnation != addr.incarnation;
   st.members[addr.name] = std::move(m);
+  st.heard.erase(addr.name);
+  st.waited.erase(addr.name);
   if (fresh) {
     log().info("member {} is up (cluster {}, http {})", addr.name, addr.cluster, addr.http);
     publish_view(self);
@@ -126,6 +140,8 @@ bool reaches_live_member(membership_actor* self, const std::string& addr) {
   }
   return false;
 }
+
+void heard_of(membership_actor* self, const member_addr& addr);
 
 void try_connect(membership_actor* self, const std::string& addr) {
   auto& st = self->state;
@@ -176,7 +192,7 @@ void try_connect(membership_actor* self, const std::string& addr) {
                 auto known = self->state.members.find(other.name);
                 if (known == self->state.members.end() || !known->second.up ||
                     known->second.addr.incarnation != other.incarnation) {
-                  try_connect(self, other.cluster);
+                  heard_of(self, other);
                 }
               }
             },
@@ -189,6 +205,75 @@ void try_connect(membership_actor* self, const std::string& addr) {
         done();
         log().debug("cannot reach {}: {}", addr, self->system().render(err));
       });
+}
+
+// -- who dials whom ---------------------------------------------------------------------------
+//
+// Two nodes that dial each other at the same moment can leave CAF 0.17's routing tables
+// disagreeing about which of the two connections is in use: one side then sends into a
+// connection the other has dropped, and neither notices when the peer dies. So every pair
+// has one dialer wherever the nodes can tell:
+// - members known by name: the smaller name dials; the larger gives it `dial_patience`
+//   retry rounds (it may not have seen us go down), then dials too;
+// - seeds, known by address only: a node in the seed list dials only the seeds above its own
+//   address; a node outside the list dials one seed per round until it has joined, and meets
+//   everyone else by name.
+
+bool up_here(membership_actor* self, const std::string& name) {
+  auto it = self->state.members.find(name);
+  return it != self->state.members.end() && it->second.up;
+}
+
+/// Notes a member that is not up here; the smaller name of the pair dials it at once.
+void heard_of(membership_actor* self, const member_addr& addr) {
+  auto& st = self->state;
+  if (addr.name == st.cfg.self.name) return;
+  st.heard[addr.name] = addr;
+  if (st.cfg.self.name < addr.name) try_connect(self, addr.cluster);
+}
+
+/// One retry round for a member known by name that is not up here.
+void dial_round(membership_actor* self, const member_addr& addr) {
+  auto& st = self->state;
+  if (st.cfg.self.name < addr.name) return try_connect(self, addr.cluster);
+  auto& rounds = st.waited[addr.name];
+  if (++rounds > dial_patience) {
+    rounds = 0;
+    try_connect(self, addr.cluster);
+  }
+}
+
+/// True when `addr` is the cluster address of a member known by name (any state).
+bool named_address(membership_actor* self, const std::string& addr) {
+  auto& st = self->state;
+  if (st.address_owner.count(addr) > 0) return true;
+  for (auto& [name, m] : st.members) {
+    if (m.addr.cluster == addr) return true;
+  }
+  for (auto& [name, a] : st.heard) {
+    if (a.cluster == addr) return true;
+  }
+  return false;
+}
+
+void dial_seeds(membership_actor* self) {
+  auto& st = self->state;
+  std::vector<std::string> unnamed;
+  for (const auto& seed : st.cfg.seeds) {
+    if (seed == st.cfg.self.cluster || st.own_addresses.count(seed) > 0) continue;
+    if (!named_address(self, seed)) unnamed.push_back(seed);
+  }
+  if (unnamed.empty()) return;
+  const auto& seeds = st.cfg.seeds;
+  if (std::find(seeds.begin(), seeds.end(), st.cfg.self.cluster) != seeds.end()) {
+    for (const auto& seed : unnamed) {
+      if (st.cfg.self.cluster < seed) try_connect(self, seed);
+    }
+    return;
+  }
+  bool joined = false;
+  for (auto& [name, m] : st.members) joined |= m.up && name != st.cfg.self.name;
+  if (!joined) try_connect(self, unnamed[st.next_seed++ % unnamed.size()]);
 }
 
 /// True when the current message comes from the node of an admitted member.
@@ -247,6 +332,7 @@ caf::behavior membership(membership_actor* self, membership_config cfg, caf::act
         return caf::make_error(caf::sec::runtime_error, "duplicate node name");
       }
       auto peer = caf::actor_cast<caf::actor>(self->current_sender());
+      if (!peer) return caf::make_error(caf::sec::runtime_error, "connection lost");
       if (!admit(self, h.from, peer, h.router)) {
         return caf::make_error(caf::sec::runtime_error, "stale incarnation");
       }
@@ -260,7 +346,7 @@ caf::behavior membership(membership_actor* self, membership_config cfg, caf::act
         auto known = self->state.members.find(addr.name);
         if (known == self->state.members.end() || !known->second.up ||
             known->second.addr.incarnation != addr.incarnation) {
-          try_connect(self, addr.cluster);
+          heard_of(self, addr);
         }
       }
     },
@@ -276,12 +362,15 @@ caf::behavior membership(membership_actor* self, membership_config cfg, caf::act
     },
     [=](tick_atom) {
       auto& st = self->state;
-      for (const auto& seed : st.cfg.seeds) try_connect(self, seed);
-      for (auto& [name, m] : st.members) {
-        if (!m.up) try_connect(self, m.addr.cluster);
+      dial_seeds(self);
+      // What gossip said last about a member is newer than what we saw of it.
+      for (auto& [name, addr] : st.heard) {
+        if (!up_here(self, name)) dial_round(self, addr);
       }
-      // Jitter: nodes started together would otherwise dial each other in lockstep, and two
-      // simultaneous connections between the same pair make CAF drop one of them.
+      for (auto& [name, m] : st.members) {
+        if (!m.up && st.heard.count(name) == 0) dial_round(self, m.addr);
+      }
+      // Jitter: nodes started together would otherwise dial each other in lockstep.
       std::uniform_int_distribution<int64_t> jitter{0, st.cfg.retry_interval.count()};
       self->delayed_send(self, st.cfg.retry_interval / 2 + std::chrono::milliseconds{jitter(st.rng)},
                          tick_atom_v);

@@ -9,6 +9,7 @@
 
 #include "actors/ownership.hpp"
 #include "actors/type_ids.hpp"
+#include "actors/watch.hpp"
 #include "cluster/messages.hpp"
 #include "cluster/placement.hpp"
 #include "cluster/type_ids.hpp"
@@ -126,7 +127,7 @@ void hand_off(router_actor* self, const std::string& room, const caf::actor& tar
 void take_ownership(router_actor* self, const std::string& room, const caf::actor& actor) {
   auto& st = self->state;
   st.owned[room] = actor;
-  self->monitor(actor);
+  actors::watch(self, actor);
   auto in = st.incoming.find(room);
   if (in != st.incoming.end()) {
     for (auto& rp : in->second.waiting) rp.deliver(actor);
@@ -201,7 +202,7 @@ void recompute(router_actor* self) {
     // down message at once, and this function would run again for ever.
     if (!me && m.up && m.router && st.dead_routers.count(m.router.address()) == 0 &&
         st.watched.insert(m.router.address()).second) {
-      self->monitor(m.router);
+      actors::watch(self, m.router);
     }
     if (!m.up || (!me && st.dead_routers.count(m.router.address()) > 0)) continue;
     st.reachable.push_back(m.addr.name);
@@ -264,8 +265,13 @@ caf::behavior router(router_actor* self, router_config cfg, caf::actor directory
       self->request(target, call_timeout, resolve_owned{room})
         .then(
           [=](caf::actor actor) mutable {
+            if (!actor) {
+              // The owner's node went away while answering.
+              rp.deliver(caf::make_error(caf::sec::runtime_error, "owner unreachable"));
+              return;
+            }
             self->state.remote[room] = actor;
-            self->monitor(actor);
+            actors::watch(self, actor);
             rp.deliver(actor);
           },
           [=](caf::error& err) mutable { rp.deliver(err); });
@@ -324,7 +330,7 @@ caf::behavior router(router_actor* self, router_config cfg, caf::actor directory
         log().warn("room {} could not be handed over; keeping it", h.room);
         auto actor = caf::actor_cast<caf::actor>(self->current_sender());
         st.owned[h.room] = actor;
-        self->monitor(actor);
+        actors::watch(self, actor);
         self->send(actor, backup_is{backup_of(self, h.room)});
       }
       finish_leave_if_done(self);

@@ -266,6 +266,19 @@ TEST_F(RoomTest, AFanoutThatDiesIsForgotten) {
   EXPECT_EQ(parse(next<reply_out>().msg), (value{{"type", "pong"}, {"nonce", 1}}));
 }
 
+TEST_F(RoomTest, AFanoutHandleThatArrivesNullIsIgnored) {
+  // A handle from a node that vanished before its message was read arrives as null.
+  self->send(room, attach_msg{caf::actor{}, 1, conn_flags{wire_format::json, false, true}});
+  attach(2);
+  request(2, push("k", 1));
+  request(2, ping(1));
+  EXPECT_EQ(parse(next<reply_out>().msg), (value{{"type", "pong"}, {"nonce", 1}}));
+  self->send(room, attach_msg{me, 3, conn_flags{wire_format::json, false, true}});
+  request(2, push("k", 2));
+  // The room is alive and broadcasts to the subscribe=all connection attached after.
+  EXPECT_EQ(next<push_out>().seq, 2u);
+}
+
 TEST_F(RoomTest, ASecondCopyIsMergedKeepingTheHigherCounterAndTheNewerStreams) {
   attach(1);
   request(1, push("a", "a-here"));   // seq 1

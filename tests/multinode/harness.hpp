@@ -204,6 +204,9 @@ class node_process {
     return wait_exit(0ms).has_value();
   }
 
+  /// The wait status of the last run, once it has been reaped.
+  std::optional<int> last_status() const { return last_status_; }
+
   std::string log_tail(std::size_t lines = 40) const { return file_tail(log_, lines); }
   std::string log_text() const { return file_text(log_); }
 
@@ -404,7 +407,10 @@ class test_cluster {
     auto& n = node(name);
     const auto deadline = steady::now() + timeout;
     for (;;) {
-      if (n.exited_on_its_own()) fail("node " + name + " exited while starting");
+      if (n.exited_on_its_own()) {
+        fail("node " + name + " ended while starting (" + describe_status(*n.last_status()) +
+             ")");
+      }
       auto res = try_http(n.http_port(), "GET", "/healthz");
       if (res && res->status == 200) return;
       if (steady::now() >= deadline) fail("node " + name + " did not answer /healthz in time");
