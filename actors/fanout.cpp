@@ -171,11 +171,12 @@ void retry_or_give_up(fanout_actor* self, int attempt, const caf::error& err);
 void attach_all(fanout_actor* self) {
   auto& st = self->state;
   caf::actor me = caf::actor_cast<caf::actor>(self);
+  reattach_msg all{me, {}, {}, {}};
   for (auto& [conn, c] : st.conns) {
-    self->send(st.room, attach_msg{me, conn, c.flags});
+    all.attaches.push_back(attach_msg{me, conn, c.flags});
     if (c.flags.all && st.last_push > 0) {
       // Everything retained since the last push this node delivered, as pushes.
-      self->send(st.room, resume_all{me, conn, st.last_push});
+      all.resumes.push_back(resume_all{me, conn, st.last_push});
     }
     for (const auto& key : c.keys) {
       // Resume after what this node already delivered for the key.
@@ -184,9 +185,10 @@ void attach_all(fanout_actor* self) {
       get.key = key;
       auto seq = st.last_seq.find(key);
       get.seq = seq == st.last_seq.end() ? 0 : seq->second;
-      self->send(st.room, room_msg{me, conn, std::move(get)});
+      all.gets.push_back(room_msg{me, conn, std::move(get)});
     }
   }
+  if (!all.attaches.empty()) self->send(st.room, std::move(all));
 }
 
 void start_resolving(fanout_actor* self) {

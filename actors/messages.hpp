@@ -98,6 +98,17 @@ struct resume_all {
   uint64_t after = 0;
 };
 
+/// A fan-out attaching all its connections again, after the room moved or came back on
+/// another node. The room takes in every attach, then answers every replay and `get`, in one
+/// step: a live push sent in between would reach connections of the node whose own replay
+/// had not been sent yet, ahead of it (and again in it).
+struct reattach_msg {
+  caf::actor fanout;
+  std::vector<attach_msg> attaches;
+  std::vector<resume_all> resumes;
+  std::vector<room_msg> gets;
+};
+
 // -- room -> fan-out (may cross nodes) ------------------------------------------------
 
 /// A numbered push: for the key's subscribers, every `subscribe=all` connection, and the
@@ -240,6 +251,12 @@ typename Inspector::result_type inspect(Inspector& f, room_msg& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, resume_all& x) {
   return f(caf::meta::type_name("driftd::resume_all"), x.fanout, x.conn, x.after);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, reattach_msg& x) {
+  return f(caf::meta::type_name("driftd::reattach_msg"), x.fanout, x.attaches, x.resumes,
+           x.gets);
 }
 
 template <class Inspector>

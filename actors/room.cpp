@@ -495,6 +495,7 @@ caf::behavior forwarding(room_actor* self) {
     [=](room_msg& m) { forward(m); },
     [=](room_batch& m) { forward(m); },
     [=](resume_all& m) { forward(m); },
+    [=](reattach_msg& m) { forward(m); },
     [=](http_call& c) -> caf::delegated<http_result> {
       self->state.last_forward = self->clock().now();
       self->delegate(self->state.successor, std::move(c));
@@ -553,39 +554,48 @@ void serve(room_actor* self, const caf::actor& fanout, uint64_t conn, request& r
   touch(self);
 }
 
+void attach(room_actor* self, const attach_msg& m) {
+  auto& st = self->state;
+  add_subscriber(self, m.fanout, m.conn, m.flags, {});
+  if (m.flags.debug) {
+    // The debug feed opens with the whole store, one init per key.
+    for (const auto& [key, s] : st.store.streams()) {
+      self->send(m.fanout, reply_out{m.conn, payload{encode_init(m.flags.format, key, &s, 0)}});
+    }
+  }
+  touch(self);
+}
+
+/// Sends a subscribe=all connection every retained entry after `m.after`, in seq order.
+void resume(room_actor* self, const resume_all& m) {
+  auto& st = self->state;
+  auto view = st.fanouts.find(m.fanout);
+  if (view == st.fanouts.end()) return;
+  auto sub = view->second.conns.find(m.conn);
+  if (sub == view->second.conns.end()) return;
+  const auto format = sub->second.flags.format;
+  std::vector<std::pair<uint64_t, std::pair<const std::string*, const entry*>>> missed;
+  for (const auto& [key, s] : st.store.streams()) {
+    for (std::size_t i = stream_store::first_after(s, m.after); i < s.size(); ++i) {
+      missed.push_back({s[i].seq, {&key, &s[i]}});
+    }
+  }
+  std::sort(missed.begin(), missed.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [seq, at] : missed) {
+    self->send(m.fanout, reply_out{m.conn, payload{protocol::encode_push(
+                                             format, *at.first, at.second->val, seq)}});
+  }
+}
+
 caf::behavior serving(room_actor* self) {
   return {
-    [=](attach_msg& m) {
-      auto& st = self->state;
-      add_subscriber(self, m.fanout, m.conn, m.flags, {});
-      if (m.flags.debug) {
-        // The debug feed opens with the whole store, one init per key.
-        for (const auto& [key, s] : st.store.streams()) {
-          self->send(m.fanout,
-                     reply_out{m.conn, payload{encode_init(m.flags.format, key, &s, 0)}});
-        }
-      }
-      touch(self);
-    },
-    [=](resume_all& m) {
-      auto& st = self->state;
-      auto view = st.fanouts.find(m.fanout);
-      if (view == st.fanouts.end()) return;
-      auto sub = view->second.conns.find(m.conn);
-      if (sub == view->second.conns.end()) return;
-      const auto format = sub->second.flags.format;
-      std::vector<std::pair<uint64_t, std::pair<const std::string*, const entry*>>> missed;
-      for (const auto& [key, s] : st.store.streams()) {
-        for (std::size_t i = stream_store::first_after(s, m.after); i < s.size(); ++i) {
-          missed.push_back({s[i].seq, {&key, &s[i]}});
-        }
-      }
-      std::sort(missed.begin(), missed.end(),
-                [](const auto& a, const auto& b) { return a.first < b.first; });
-      for (const auto& [seq, at] : missed) {
-        self->send(m.fanout, reply_out{m.conn, payload{protocol::encode_push(
-                                                 format, *at.first, at.second->val, seq)}});
-      }
+    [=](attach_msg& m) { attach(self, m); },
+    [=](resume_all& m) { resume(self, m); },
+    [=](reattach_msg& m) {
+      for (const auto& a : m.attaches) attach(self, a);
+      for (const auto& r : m.resumes) resume(self, r);
+      for (auto& g : m.gets) serve(self, g.fanout, g.conn, g.req);
     },
     [=](detach_msg& m) {
       auto& st = self->state;

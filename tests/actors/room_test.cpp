@@ -279,6 +279,28 @@ TEST_F(RoomTest, AFanoutHandleThatArrivesNullIsIgnored) {
   EXPECT_EQ(next<push_out>().seq, 2u);
 }
 
+TEST_F(RoomTest, AReattachReplaysToEachConnectionBeforeAnyLivePush) {
+  attach(10);  // a writer that follows nothing
+  request(10, push("a", 1));
+  request(10, push("b", 2));
+  const conn_flags all{wire_format::json, false, true};
+  reattach_msg m{me, {attach_msg{me, 1, all}, attach_msg{me, 2, all}},
+                 {resume_all{me, 1, 0}, resume_all{me, 2, 1}}, {}};
+  self->send(room, std::move(m));
+  request(10, push("c", 3));
+  // Connection 1 missed both pushes, connection 2 only the second; then the live one.
+  auto r = next<reply_out>();
+  EXPECT_EQ(r.conn, 1u);
+  EXPECT_EQ(parse(r.msg), push_msg("a", 1, 1));
+  r = next<reply_out>();
+  EXPECT_EQ(r.conn, 1u);
+  EXPECT_EQ(parse(r.msg), push_msg("b", 2, 2));
+  r = next<reply_out>();
+  EXPECT_EQ(r.conn, 2u);
+  EXPECT_EQ(parse(r.msg), push_msg("b", 2, 2));
+  EXPECT_EQ(next<push_out>().seq, 3u);
+}
+
 TEST_F(RoomTest, ASecondCopyIsMergedKeepingTheHigherCounterAndTheNewerStreams) {
   attach(1);
   request(1, push("a", "a-here"));   // seq 1
