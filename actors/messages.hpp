@@ -90,8 +90,8 @@ struct room_batch {
   std::vector<protocol::request> reqs;
 };
 
-/// After re-attaching to a room that moved or came back: connection `conn` (with
-/// `subscribe=all`) wants, as pushes in seq order, every retained entry after `after`.
+/// Part of a reattach_msg: connection `conn` (with `subscribe=all`) wants, as pushes in seq
+/// order, every retained entry after `after`.
 struct resume_all {
   caf::actor fanout;
   uint64_t conn = 0;

@@ -494,7 +494,6 @@ caf::behavior forwarding(room_actor* self) {
     [=](detach_msg& m) { forward(m); },
     [=](room_msg& m) { forward(m); },
     [=](room_batch& m) { forward(m); },
-    [=](resume_all& m) { forward(m); },
     [=](reattach_msg& m) { forward(m); },
     [=](http_call& c) -> caf::delegated<http_result> {
       self->state.last_forward = self->clock().now();
@@ -591,7 +590,6 @@ void resume(room_actor* self, const resume_all& m) {
 caf::behavior serving(room_actor* self) {
   return {
     [=](attach_msg& m) { attach(self, m); },
-    [=](resume_all& m) { resume(self, m); },
     [=](reattach_msg& m) {
       for (const auto& a : m.attaches) attach(self, a);
       for (const auto& r : m.resumes) resume(self, r);

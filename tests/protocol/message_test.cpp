@@ -4,28 +4,15 @@
 
 #include <gtest/gtest.h>
 
+#include "hex.hpp"
+
 namespace driftd::protocol {
 namespace {
 
 const limits lim{};
 
-std::string unhex(std::string_view hex) {
-  std::string out;
-  for (std::size_t i = 0; i + 1 < hex.size(); i += 2) {
-    out += static_cast<char>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16));
-  }
-  return out;
-}
-
-std::string hex(std::string_view bytes) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  for (const char c : bytes) {
-    out += digits[static_cast<unsigned char>(c) >> 4];
-    out += digits[static_cast<unsigned char>(c) & 0xf];
-  }
-  return out;
-}
+using test_hex::hex;
+using test_hex::unhex;
 
 request json(std::string_view text) {
   return decode_request(text, wire_format::json, lim);
