@@ -319,6 +319,9 @@ void fanout(fanout_actor* self, std::string room_id, caf::actor directory, count
       }
     },
     [=](push_out& m) { from_room(self, m); },
+    [=](push_batch& b) {
+      for (auto& m : b.pushes) from_room(self, m);
+    },
     [=](debug_out& m) { from_room(self, m); },
     [=](reply_out& m) { from_room(self, m); },
     [=](subscribed_out& m) { from_room(self, m); },

@@ -120,6 +120,12 @@ struct push_out {
   bool to_debug = false;
 };
 
+/// Several pushes for one fan-out, in seq order: what one batch of client messages made.
+/// One actor message (one remote message, across nodes) instead of one per push.
+struct push_batch {
+  std::vector<push_out> pushes;
+};
+
 /// A key's stream changed: its whole `init`, for debug connections.
 struct debug_out {
   std::string key;
@@ -265,6 +271,11 @@ typename Inspector::result_type inspect(Inspector& f, push_out& x) {
 }
 
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, push_batch& x) {
+  return f(caf::meta::type_name("driftd::push_batch"), x.pushes);
+}
+
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, debug_out& x) {
   return f(caf::meta::type_name("driftd::debug_out"), x.key, x.msg);
 }
@@ -323,8 +334,13 @@ typename Inspector::result_type inspect(Inspector& f, request& x) {
   if constexpr (Inspector::reads_state) {
     if (x.kind == request_kind::push) append_cbor(val, x.val);
   }
-  return f(caf::meta::type_name("driftd::request"), x.kind, x.key, val, x.act, x.seq, x.has_seq,
-           x.error, x.wire_size, caf::meta::load_callback([&]() -> caf::error {
+  return f(caf::meta::type_name("driftd::request"), x.kind, x.key, val, x.relayed_json, x.act,
+           x.seq, x.has_seq, x.error, x.wire_size, caf::meta::load_callback([&]() -> caf::error {
+             if (!x.relayed_json.empty()) {
+               // Relayed to clients as it is: a corrupt peer must not make us send non-JSON.
+               std::string error = check_json(x.relayed_json, max_remote_depth);
+               if (!error.empty()) return caf::make_error(caf::sec::invalid_argument, error);
+             }
              if (val.empty()) {
                x.val = nullptr;
                return caf::none;

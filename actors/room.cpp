@@ -63,6 +63,10 @@ struct room_state {
   stream_store store;
   std::map<caf::actor, fanout_view> fanouts;
   std::size_t connections = 0;
+  /// While a batch of client messages is served, pushes for each fan-out are held here and
+  /// leave together afterwards (or before anything else goes to a fan-out).
+  bool holding = false;
+  std::vector<std::pair<caf::actor, std::vector<push_out>>> held;
   caf::actor_clock::time_point last_touch;
   bool expiry_armed = false;
 
@@ -118,12 +122,36 @@ std::string no_reply(wire_format f) {
   return f == wire_format::json ? std::string{"null"} : std::string{"\xf6"};
 }
 
+/// Sends the held pushes, so that what goes to a fan-out next comes after them.
+void release_held(room_actor* self) {
+  auto& st = self->state;
+  for (auto& [fanout, pushes] : st.held) {
+    if (pushes.size() == 1) {
+      self->send(fanout, std::move(pushes.front()));
+    } else {
+      self->send(fanout, push_batch{std::move(pushes)});
+    }
+  }
+  st.held.clear();
+}
+
+void hold(room_actor* self, const caf::actor& fanout, push_out m) {
+  auto& held = self->state.held;
+  auto i = std::find_if(held.begin(), held.end(), [&](const auto& h) { return h.first == fanout; });
+  if (i == held.end()) {
+    held.emplace_back(fanout, std::vector<push_out>{});
+    i = std::prev(held.end());
+  }
+  i->second.push_back(std::move(m));
+}
+
 void send_reply(room_actor* self, const reply_to& to, std::string message, bool is_error) {
   if (to.http) {
     to.http->error = is_error;
     to.http->body = std::move(message);
     return;
   }
+  release_held(self);
   self->send(to.fanout, reply_out{to.conn, payload{std::move(message)}});
 }
 
@@ -133,7 +161,7 @@ void reply_error(room_actor* self, const reply_to& to, std::string_view text) {
 
 /// Sends a push to every fan-out with someone who wants it, encoded once per format.
 void broadcast(room_actor* self, uint64_t seq, const std::string& key, const protocol::value& v,
-               bool relay) {
+               request* relayed, bool relay) {
   auto& st = self->state;
   bool need_json = false;
   bool need_cbor = false;
@@ -144,10 +172,22 @@ void broadcast(room_actor* self, uint64_t seq, const std::string& key, const pro
   }
   if (!need_json && !need_cbor) return;
   frames msg;
-  if (need_json) msg.json = payload{protocol::encode_push(wire_format::json, key, v, seq)};
-  if (need_cbor) msg.cbor = payload{protocol::encode_push(wire_format::cbor, key, v, seq)};
+  const bool as_text = relayed != nullptr && !relayed->relayed_json.empty();
+  if (need_json) {
+    msg.json = payload{as_text ? protocol::encode_json_push(key, relayed->relayed_json, seq)
+                               : protocol::encode_push(wire_format::json, key, v, seq)};
+  }
+  if (need_cbor) {
+    if (as_text) protocol::read_relayed_value(*relayed);
+    msg.cbor = payload{protocol::encode_push(wire_format::cbor, key, v, seq)};
+  }
   for (auto& [fanout, view] : st.fanouts) {
-    if (view.wants(key, relay)) self->send(fanout, push_out{seq, key, msg, relay});
+    if (!view.wants(key, relay)) continue;
+    if (st.holding) {
+      hold(self, fanout, push_out{seq, key, msg, relay});
+    } else {
+      self->send(fanout, push_out{seq, key, msg, relay});
+    }
   }
 }
 
@@ -169,6 +209,7 @@ void debug_broadcast(room_actor* self, const std::string& key) {
   frames msg;
   if (need_json) msg.json = payload{encode_init(wire_format::json, key, s, 0)};
   if (need_cbor) msg.cbor = payload{encode_init(wire_format::cbor, key, s, 0)};
+  release_held(self);
   for (auto& [fanout, view] : st.fanouts) {
     if (view.debug > 0) self->send(fanout, debug_out{key, msg});
   }
@@ -202,10 +243,11 @@ void handle_push(room_actor* self, const reply_to& to, request& req) {
     debug_broadcast(self, req.key);
     return after_change(self, to, req.key, out.stream_size);
   }
+  const bool relay = req.act == action::relay;
+  if (!relay) protocol::read_relayed_value(req);  // kept: needs the value itself
   auto out = st.store.push(req.key, req.val, req.act, req.wire_size);
   after_numbering(self);
-  const bool relay = req.act == action::relay;
-  broadcast(self, out.seq, req.key, *out.val, relay);
+  broadcast(self, out.seq, req.key, *out.val, relay ? &req : nullptr, relay);
   if (!relay) debug_broadcast(self, req.key);
   after_change(self, to, req.key, out.stream_size);
 }
@@ -231,6 +273,7 @@ void handle_get(room_actor* self, const reply_to& to, request& req) {
       ++view->second.key_refs[req.key];
     }
   }
+  release_held(self);
   self->send(to.fanout, subscribed_out{to.conn, req.key, std::move(init), st.store.head()});
 }
 
@@ -619,7 +662,10 @@ caf::behavior serving(room_actor* self) {
           return caf::skip;
         }
       }
+      st.holding = true;
       for (auto& req : m.reqs) serve(self, m.fanout, m.conn, req);
+      st.holding = false;
+      release_held(self);
       return caf::unit;
     },
     [=](http_call& call) {

@@ -50,6 +50,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(driftd, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::resolve_owned))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::handed_off))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::reattach_msg))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::push_batch))
 
   CAF_ADD_ATOM(driftd, driftd::actors, stop_atom, "stop")
   CAF_ADD_ATOM(driftd, driftd::actors, closed_atom, "closed")

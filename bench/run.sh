@@ -16,7 +16,7 @@
 #
 # Environment: RATE, DURATION (s, default 10), SUBSCRIBERS, ROOMS, WRITERS, CONNECTIONS,
 # SERVER_CPUS (default 0), CLIENT_CPUS (default 1), SERVER_ARGS (extra driftd flags),
-# BUILD_DIR (default build).
+# BUILD_DIR (default build), SERVER_WRAP (a command put before the server, e.g. "chrt -b 0").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -67,7 +67,7 @@ wait_healthy() {
 # Starts one node; echoes its HTTP port.
 start_node() {
   local port=$1; shift
-  taskset -c "$server_cpus" "$server_bin" --port "$port" --io-threads 1 --actor-threads 1 \
+  ${SERVER_WRAP:-} taskset -c "$server_cpus" "$server_bin" --port "$port" --io-threads 1 --actor-threads 1 \
     --log-level warn --max-connections 200000 ${SERVER_ARGS:-} "$@" \
     >"$logdir/node-$port.log" 2>&1 &
   pids+=($!)

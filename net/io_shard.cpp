@@ -4,6 +4,7 @@
 
 #include <boost/asio/post.hpp>
 
+#include "actors/type_ids.hpp"
 #include "net/ws_session.hpp"
 
 namespace driftd::net {
@@ -28,6 +29,33 @@ void io_shard::flush_dirty() {
   }
   for (auto& session : batch) session->flush();
   batch.clear();
+}
+
+void io_shard::send_later(const caf::actor& conn, std::vector<protocol::request> reqs) {
+  queue_inbound(inbound{conn, std::move(reqs), false});
+}
+
+void io_shard::send_closed_later(const caf::actor& conn) {
+  queue_inbound(inbound{conn, {}, true});
+}
+
+void io_shard::queue_inbound(inbound item) {
+  if (inbound_.empty()) boost::asio::post(ioc_, [this] { send_inbound(); });
+  inbound_.push_back(std::move(item));
+}
+
+void io_shard::send_inbound() {
+  sending_.swap(inbound_);
+  for (auto& item : sending_) {
+    if (item.closed) {
+      caf::anon_send(item.conn, actors::closed_atom_v);
+    } else if (item.reqs.size() == 1) {
+      caf::anon_send(item.conn, std::move(item.reqs.front()));
+    } else {
+      caf::anon_send(item.conn, std::move(item.reqs));
+    }
+  }
+  sending_.clear();
 }
 
 }  // namespace driftd::net

@@ -6,7 +6,10 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include "caf/actor.hpp"
+
 #include "net/spin_lock.hpp"
+#include "protocol/message.hpp"
 
 namespace driftd::net {
 
@@ -14,8 +17,10 @@ class ws_session;
 
 /// One event loop: an io_context run by exactly one thread. Sessions are spread over the
 /// shards; everything a session does runs on its shard's thread, so it needs no strand.
-/// A shard also batches write requests: however many sessions get output before the
-/// thread comes round, they cost one post.
+/// A shard also batches in both directions: however many sessions get output before the
+/// thread comes round, they cost one post; and what the sessions read in one round of ready
+/// sockets reaches the actors together, after the round, so that a burst of reads wakes the
+/// actor threads once rather than once per socket.
 class io_shard {
  public:
   io_shard() = default;
@@ -28,13 +33,30 @@ class io_shard {
   /// marked at most once until its flush runs (ws_session keeps that promise).
   void mark_dirty(std::shared_ptr<ws_session> session);
 
+  /// Sends `reqs` (or, when `closed`, the end of the connection) to the connection actor
+  /// `conn` once the handlers ready now have run. Messages to one actor keep their order.
+  /// Shard thread only.
+  void send_later(const caf::actor& conn, std::vector<protocol::request> reqs);
+  void send_closed_later(const caf::actor& conn);
+
  private:
+  struct inbound {
+    caf::actor conn;
+    std::vector<protocol::request> reqs;
+    bool closed = false;
+  };
+
   void flush_dirty();
+  void queue_inbound(inbound item);
+  void send_inbound();
 
   boost::asio::io_context ioc_{1};
   spin_lock lock_;
   std::vector<std::shared_ptr<ws_session>> dirty_;
   bool posted_ = false;
+  /// Shard thread only.
+  std::vector<inbound> inbound_;
+  std::vector<inbound> sending_;
 };
 
 }  // namespace driftd::net

@@ -106,11 +106,8 @@ void ws_session::on_readable(const error_code& ec) {
 bool ws_session::feed(std::string_view bytes) {
   heard_from_peer_ = true;
   auto status = parser_.consume(bytes, *this);
-  if (inbound_.size() == 1) {
-    caf::anon_send(conn_, std::move(inbound_.front()));
-    inbound_.clear();
-  } else if (!inbound_.empty()) {
-    caf::anon_send(conn_, std::move(inbound_));
+  if (!inbound_.empty()) {
+    shard_.send_later(conn_, std::move(inbound_));
     inbound_ = {};
   }
   if (!status) {
@@ -384,7 +381,7 @@ void ws_session::begin_close(uint16_t code, std::string reason, bool drop_queued
   log().debug("room {}: closing websocket ({} {})", room_, code, reason);
 }
 
-void ws_session::finish() {
+void ws_session::finish(bool now) {
   if (phase_ == phase::closed) return;
   phase_ = phase::closed;
   if (close_timer_) close_timer_->cancel();
@@ -397,7 +394,11 @@ void ws_session::finish() {
     pending_.clear();
     pending_bytes_ = 0;
   }
-  if (conn_) caf::anon_send(conn_, actors::closed_atom_v);
+  if (conn_ && now) {
+    caf::anon_send(conn_, actors::closed_atom_v);
+  } else if (conn_) {
+    shard_.send_closed_later(conn_);
+  }
   ctx_->sessions.remove(this);
   ctx_->stats.websockets_open.fetch_sub(1, std::memory_order_relaxed);
   ctx_->stats.sockets_open.fetch_sub(1, std::memory_order_relaxed);

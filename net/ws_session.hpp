@@ -50,7 +50,7 @@ class ws_session final : public actors::sink,
 
   /// Ends the session at once, without a closing handshake. Only for node shutdown, after
   /// the I/O threads have stopped.
-  void abandon() { finish(); }
+  void abandon() { finish(true); }
 
   /// Called by the node's idle sweep every half idle timeout, from any thread: pings a
   /// silent peer, and closes the connection (1001) when the previous ping went unanswered.
@@ -94,8 +94,9 @@ class ws_session final : public actors::sink,
   /// Starts the closing handshake: no more deliveries, a close frame, then wait for the
   /// peer's close (bounded by close_timeout). `drop_queued` discards unsent messages.
   void begin_close(uint16_t code, std::string reason, bool drop_queued);
-  /// Closes the socket and tells the connection actor. Idempotent. Strand only.
-  void finish();
+  /// Closes the socket and tells the connection actor: after what the session read before,
+  /// or, with `now` (the I/O threads have stopped), at once. Idempotent. Strand only.
+  void finish(bool now = false);
   void on_idle_check();
 
   boost::asio::ip::tcp::socket socket_;

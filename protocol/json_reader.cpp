@@ -16,16 +16,80 @@ struct json_failure {
   std::string message;
 };
 
+/// With `Build`, values are built as they are read; without, the text is only checked (no
+/// allocation but for the container stack), and every `value&` it is given stays untouched.
+template <bool Build>
 class json_reader {
  public:
   json_reader(std::string_view text, std::size_t max_depth)
       : begin_(text.data()), p_(text.data()), end_(text.data() + text.size()),
-        max_depth_(max_depth) {}
+        max_depth_(max_depth), stack_(stack_storage()) {
+    stack_.clear();
+  }
 
   value run() {
     value root;
-    read_value(root);
-    while (!stack_.empty()) {
+    read_complete(root);
+    skip_ws();
+    if (p_ != end_) syntax();
+    return root;
+  }
+
+  /// Splits a text that must be one object into its members, each checked to be JSON.
+  /// Returns false, having checked the whole text, when it is JSON but not an object.
+  bool split(std::vector<json_member>& members) {
+    static_assert(!Build);
+    members.clear();
+    skip_ws();
+    if (p_ == end_ || *p_ != '{') {
+      run();
+      return false;
+    }
+    ++p_;
+    if (max_depth_ == 0) too_deep();
+    stack_.push_back(frame{nullptr, true});  // the object itself: level 1
+    for (bool first = true;; first = false) {
+      skip_ws();
+      if (p_ == end_) eof();
+      if (*p_ == '}') {
+        ++p_;
+        break;
+      }
+      if (!first) {
+        if (*p_ != ',') syntax();
+        ++p_;
+        skip_ws();
+        if (p_ == end_) eof();
+      }
+      if (*p_ != '"') syntax();
+      ++p_;
+      json_member m;
+      read_string(m.name);
+      expect(':');
+      skip_ws();
+      const char* start = p_;
+      value unused;
+      read_complete(unused);
+      m.text = std::string_view{start, static_cast<std::size_t>(p_ - start)};
+      members.push_back(std::move(m));
+    }
+    skip_ws();
+    if (p_ != end_) syntax();
+    return true;
+  }
+
+ private:
+  struct frame {
+    value* container;
+    bool object;
+    bool first = true;  ///< no member read yet
+  };
+
+  /// Reads one value, containers and all.
+  void read_complete(value& slot) {
+    const std::size_t base = stack_.size();
+    read_value(slot);
+    while (stack_.size() > base) {
       // Reading a member may open a container, which pushes a frame: work on a copy.
       const frame top = stack_.back();
       skip_ws();
@@ -44,17 +108,11 @@ class json_reader {
       }
       read_member(top);
     }
-    skip_ws();
-    if (p_ != end_) syntax();
-    return root;
   }
 
- private:
-  struct frame {
-    value* container;
-    bool object;
-    bool first = true;  ///< no member read yet
-  };
+  [[noreturn]] void too_deep() {
+    throw json_failure{"message nested deeper than " + std::to_string(max_depth_) + " levels"};
+  }
 
   [[noreturn]] void eof() { throw json_failure{"invalid JSON: unexpected end of input"}; }
 
@@ -77,31 +135,40 @@ class json_reader {
   /// The next element (arrays) or "key": value (objects) of `top`.
   void read_member(const frame& top) {
     if (!top.object) {
-      auto& arr = *top.container->get_ptr<value::array_t*>();
-      arr.emplace_back();
-      // Elements stay put while they are read: nothing is added to `arr` meanwhile.
-      read_value(arr.back());
+      if constexpr (Build) {
+        auto& arr = *top.container->template get_ptr<value::array_t*>();
+        arr.emplace_back();
+        // Elements stay put while they are read: nothing is added to `arr` meanwhile.
+        read_value(arr.back());
+      } else {
+        read_value(*top.container);
+      }
       return;
     }
     skip_ws();
     if (p_ == end_) eof();
     if (*p_ != '"') syntax();
     ++p_;
-    std::string key;
-    read_string(key);
-    expect(':');
-    value& slot = (*top.container->get_ptr<value::object_t*>())[std::move(key)];
-    slot = nullptr;  // the last of duplicate keys wins
-    read_value(slot);
+    if constexpr (Build) {
+      std::string key;
+      read_string(key);
+      expect(':');
+      value& slot = (*top.container->template get_ptr<value::object_t*>())[std::move(key)];
+      slot = nullptr;  // the last of duplicate keys wins
+      read_value(slot);
+    } else {
+      thread_local std::string key;
+      key.clear();
+      read_string(key);
+      expect(':');
+      read_value(*top.container);
+    }
   }
 
   /// Opens a container in `slot`; run() reads its members and closes it.
   void open(value& slot, bool object) {
-    if (stack_.size() + 1 > max_depth_) {
-      throw json_failure{"message nested deeper than " + std::to_string(max_depth_) +
-                         " levels"};
-    }
-    slot = object ? value::object() : value::array();
+    if (stack_.size() + 1 > max_depth_) too_deep();
+    if constexpr (Build) slot = object ? value::object() : value::array();
     stack_.push_back(frame{&slot, object});
   }
 
@@ -118,9 +185,15 @@ class json_reader {
         return open(slot, false);
       case '"': {
         ++p_;
-        std::string s;
-        read_string(s);
-        slot = std::move(s);
+        if constexpr (Build) {
+          std::string s;
+          read_string(s);
+          slot = std::move(s);
+        } else {
+          thread_local std::string s;
+          s.clear();
+          read_string(s);
+        }
         return;
       }
       case 't':
@@ -141,7 +214,7 @@ class json_reader {
       if (*p_ != c) syntax();
       ++p_;
     }
-    slot = v;
+    if constexpr (Build) slot = v;
   }
 
   void read_number(value& slot) {
@@ -183,11 +256,11 @@ class json_reader {
     }
     if (!fractional && !overflow) {
       if (!negative) {
-        slot = magnitude;
+        if constexpr (Build) slot = magnitude;
         return;
       }
       if (magnitude <= uint64_t{1} << 63) {
-        slot = static_cast<int64_t>(0 - magnitude);
+        if constexpr (Build) slot = static_cast<int64_t>(0 - magnitude);
         return;
       }
     }
@@ -208,7 +281,7 @@ class json_reader {
     } else if (r.ec != std::errc{} || r.ptr != p_) {
       throw json_failure{"invalid JSON: number out of range"};
     }
-    slot = d;
+    if constexpr (Build) slot = d;
   }
 
   /// Reads the rest of a string after its opening quote.
@@ -323,20 +396,47 @@ class json_reader {
     }
   }
 
+  /// One stack per thread, kept between texts: no reader calls another while it runs.
+  static std::vector<frame>& stack_storage() {
+    thread_local std::vector<frame> stack;
+    return stack;
+  }
+
   const char* begin_;
   const char* p_;
   const char* end_;
   std::size_t max_depth_;
-  std::vector<frame> stack_;
+  std::vector<frame>& stack_;
 };
 
 }  // namespace
 
 result<value> read_json(std::string_view text, std::size_t max_depth) {
   try {
-    return json_reader{text, max_depth}.run();
+    return json_reader<true>{text, max_depth}.run();
   } catch (json_failure& f) {
     return parse_error{std::move(f.message)};
+  }
+}
+
+bool check_json(std::string_view text, std::size_t max_depth, std::string& error) {
+  try {
+    json_reader<false>{text, max_depth}.run();
+    return true;
+  } catch (json_failure& f) {
+    error = std::move(f.message);
+    return false;
+  }
+}
+
+split_status split_json_object(std::string_view text, std::size_t max_depth,
+                               std::vector<json_member>& members, std::string& error) {
+  try {
+    return json_reader<false>{text, max_depth}.split(members) ? split_status::object
+                                                              : split_status::not_object;
+  } catch (json_failure& f) {
+    error = std::move(f.message);
+    return split_status::invalid;
   }
 }
 

@@ -3,7 +3,9 @@
 // library: use protocol::parse_json.
 
 #include <cstddef>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "protocol/value.hpp"
 
@@ -13,5 +15,24 @@ namespace driftd::protocol::detail {
 /// containers, at most `max_depth` of them. Errors name the byte (1-based) where the text
 /// stops being JSON.
 result<value> read_json(std::string_view text, std::size_t max_depth);
+
+/// Checks one JSON text as read_json does, without building it. On failure `error` holds
+/// read_json's message.
+bool check_json(std::string_view text, std::size_t max_depth, std::string& error);
+
+/// One member of a JSON object: its name (unescaped) and its value as it stands in the text.
+struct json_member {
+  std::string name;
+  std::string_view text;
+};
+
+enum class split_status { object, not_object, invalid };
+
+/// Checks `text` as read_json does, without building values, and when it is an object
+/// lists its members in order (duplicates included) into `members`. The member texts point
+/// into `text`; each is one JSON value, nested at most `max_depth - 1` deep. On `invalid`,
+/// `error` holds read_json's message.
+split_status split_json_object(std::string_view text, std::size_t max_depth,
+                               std::vector<json_member>& members, std::string& error);
 
 }  // namespace driftd::protocol::detail

@@ -6,6 +6,10 @@
 #include <cmath>
 #include <limits>
 #include <new>
+#include <optional>
+#include <vector>
+
+#include "protocol/json_reader.hpp"
 
 namespace driftd::protocol {
 
@@ -72,90 +76,198 @@ bool read_count(const value& v, uint64_t max, uint64_t& out) {
   }
 }
 
-const value* field(const value::object_t& obj, const char* name) {
-  const auto it = obj.find(name);
-  return it == obj.end() ? nullptr : &it->second;
-}
+/// The members of a message object as decoded into values (CBOR).
+class value_fields {
+ public:
+  explicit value_fields(value::object_t& obj) : obj_(obj) {}
+
+  bool has(const char* name) const { return obj_.find(name) != obj_.end(); }
+
+  /// The member as a string; false when it is absent or not a string.
+  bool string(const char* name, std::string& out) {
+    auto it = obj_.find(name);
+    auto* text = it == obj_.end() ? nullptr : it->second.get_ptr<value::string_t*>();
+    if (text == nullptr) return false;
+    out = std::move(*text);
+    return true;
+  }
+
+  /// The member; null when absent.
+  value take(const char* name) {
+    auto it = obj_.find(name);
+    return it == obj_.end() ? value{} : std::move(it->second);
+  }
+
+  /// The member as JSON text: never, values decoded from CBOR have none.
+  bool text(const char*, std::string&) const { return false; }
+
+  /// The member as an object; nullopt when it is absent or not an object.
+  std::optional<value_fields> object(const char* name) {
+    auto it = obj_.find(name);
+    auto* inner = it == obj_.end() ? nullptr : it->second.get_ptr<value::object_t*>();
+    if (inner == nullptr) return std::nullopt;
+    return value_fields{*inner};
+  }
+
+ private:
+  value::object_t& obj_;
+};
+
+/// The members of a message object still as JSON text, checked but not yet read: only the
+/// members the message needs become values (the envelope never builds a DOM).
+class json_fields {
+ public:
+  json_fields(std::vector<detail::json_member> members, std::size_t max_depth)
+      : members_(std::move(members)), max_depth_(max_depth) {}
+
+  bool has(const char* name) const { return find(name) != nullptr; }
+
+  bool string(const char* name, std::string& out) const {
+    const auto* m = find(name);
+    if (m == nullptr || m->text.front() != '"') return false;
+    const auto body = m->text.substr(1, m->text.size() - 2);
+    if (body.find('\\') == std::string_view::npos) {
+      out.assign(body);  // checked already: valid UTF-8 without escapes
+      return true;
+    }
+    auto v = detail::read_json(m->text, 1);
+    out = std::move(*v->get_ptr<value::string_t*>());
+    return true;
+  }
+
+  value take(const char* name) const {
+    const auto* m = find(name);
+    if (m == nullptr) return value{};
+    // Nested one level below the message; checked already, so this cannot fail.
+    auto v = detail::read_json(m->text, max_depth_ - 1);
+    return v ? std::move(*v) : value{};
+  }
+
+  /// The member as JSON text, as the client wrote it.
+  bool text(const char* name, std::string& out) const {
+    const auto* m = find(name);
+    if (m == nullptr) return false;
+    out.assign(m->text);
+    return true;
+  }
+
+  std::optional<json_fields> object(const char* name) const {
+    const auto* m = find(name);
+    if (m == nullptr || m->text.front() != '{') return std::nullopt;
+    std::vector<detail::json_member> inner;
+    inner.reserve(4);
+    std::string error;
+    detail::split_json_object(m->text, max_depth_ - 1, inner, error);
+    return json_fields{std::move(inner), max_depth_ - 1};
+  }
+
+ private:
+  /// The last member of that name: with duplicate names, the last one counts.
+  const detail::json_member* find(std::string_view name) const {
+    for (auto i = members_.rbegin(); i != members_.rend(); ++i) {
+      if (i->name == name) return &*i;
+    }
+    return nullptr;
+  }
+
+  std::vector<detail::json_member> members_;
+  std::size_t max_depth_;
+};
 
 // Checks the `key` field; returns an empty string when it is fine.
-std::string take_key(value::object_t& obj, const limits& lim, std::string& key) {
-  const auto it = obj.find("key");
-  if (it == obj.end()) return "missing field `key`";
-  auto* text = it->second.get_ptr<value::string_t*>();
-  if (text == nullptr) return "field `key` must be a string";
-  if (text->empty()) return "key is empty";
-  if (text->size() > lim.max_key_bytes) {
+template <class Fields>
+std::string take_key(Fields& obj, const limits& lim, std::string& key) {
+  if (!obj.has("key")) return "missing field `key`";
+  if (!obj.string("key", key)) return "field `key` must be a string";
+  if (key.empty()) return "key is empty";
+  if (key.size() > lim.max_key_bytes) {
     return "key is longer than " + std::to_string(lim.max_key_bytes) + " bytes";
   }
-  key = std::move(*text);
   return {};
 }
 
-request decode_push(value::object_t& obj, const limits& lim) {
+template <class Fields>
+request decode_push(Fields& obj, const limits& lim) {
   request r;
   r.kind = request_kind::push;
   if (std::string e = take_key(obj, lim, r.key); !e.empty()) return invalid(std::move(e));
 
-  const auto val = obj.find("value");
-  if (val == obj.end()) return invalid("missing field `value`");
+  if (!obj.has("value")) return invalid("missing field `value`");
 
-  const value* act = field(obj, "action");
-  if (act == nullptr) return invalid("missing field `action`");
-  const auto* act_obj = act->get_ptr<const value::object_t*>();
-  if (act_obj == nullptr) return invalid("field `action` must be an object");
-  const value* act_type = field(*act_obj, "type");
-  if (act_type == nullptr) return invalid("missing field `action.type`");
-  const auto* name = act_type->get_ptr<const value::string_t*>();
-  if (name == nullptr) return invalid("field `action.type` must be a string");
+  if (!obj.has("action")) return invalid("missing field `action`");
+  auto act = obj.object("action");
+  if (!act) return invalid("field `action` must be an object");
+  if (!act->has("type")) return invalid("missing field `action.type`");
+  std::string name;
+  if (!act->string("type", name)) return invalid("field `action.type` must be a string");
 
-  if (*name == "relay") {
+  if (name == "relay") {
     r.act = action::relay;
-  } else if (*name == "append") {
+  } else if (name == "append") {
     r.act = action::append;
-  } else if (*name == "replace") {
+  } else if (name == "replace") {
     r.act = action::replace;
-  } else if (*name == "compact") {
+  } else if (name == "compact") {
     r.act = action::compact;
-    const value* seq = field(*act_obj, "seq");
-    if (seq == nullptr) return invalid("missing field `action.seq`");
-    if (!read_count(*seq, max_client_seq, r.seq) || r.seq == 0) {
+    if (!act->has("seq")) return invalid("missing field `action.seq`");
+    if (!read_count(act->take("seq"), max_client_seq, r.seq) || r.seq == 0) {
       return invalid("field `action.seq` must be a positive integer no larger than 2^53");
     }
   } else {
-    return invalid("unknown action " + quote(*name));
+    return invalid("unknown action " + quote(name));
   }
-  r.val = std::move(val->second);
+  // A relayed value is only passed on: it needs no DOM while it stays in JSON.
+  if (r.act == action::relay && obj.text("value", r.relayed_json)) return r;
+  r.val = obj.take("value");
   return r;
 }
 
-request decode_get(value::object_t& obj, const limits& lim) {
+template <class Fields>
+request decode_get(Fields& obj, const limits& lim) {
   request r;
   r.kind = request_kind::get;
   if (std::string e = take_key(obj, lim, r.key); !e.empty()) return invalid(std::move(e));
-  const value* seq = field(obj, "seq");
-  if (seq == nullptr) return r;  // replay everything
-  if (seq->is_null()) {
+  if (!obj.has("seq")) return r;  // replay everything
+  const value seq = obj.take("seq");
+  if (seq.is_null()) {
     r.has_seq = false;
     return r;
   }
-  if (!read_count(*seq, max_client_seq, r.seq)) {
+  if (!read_count(seq, max_client_seq, r.seq)) {
     return invalid("field `seq` must be a non-negative integer no larger than 2^53");
   }
   return r;
 }
 
-request decode_ping(const value::object_t& obj) {
+template <class Fields>
+request decode_ping(Fields& obj) {
   request r;
   r.kind = request_kind::ping;
-  const value* nonce = field(obj, "nonce");
-  if (nonce == nullptr || nonce->is_null()) {
+  const value nonce = obj.take("nonce");
+  if (nonce.is_null()) {
     r.has_seq = false;
     return r;
   }
-  if (!read_count(*nonce, std::numeric_limits<uint64_t>::max(), r.seq)) {
+  if (!read_count(nonce, std::numeric_limits<uint64_t>::max(), r.seq)) {
     return invalid("field `nonce` must be a non-negative integer");
   }
   return r;
+}
+
+/// Validates a message object whichever format it came in.
+template <class Fields>
+request decode_fields(Fields& obj, std::size_t wire_size, const limits& lim) {
+  if (!obj.has("type")) return invalid("missing field `type`");
+  std::string name;
+  if (!obj.string("type", name)) return invalid("field `type` must be a string");
+  if (name == "push") {
+    request r = decode_push(obj, lim);
+    r.wire_size = static_cast<uint32_t>(std::min<std::size_t>(wire_size, UINT32_MAX));
+    return r;
+  }
+  if (name == "get") return decode_get(obj, lim);
+  if (name == "ping") return decode_ping(obj);
+  return invalid("unknown message type " + quote(name));
 }
 
 void append_cbor_uint(std::string& out, uint64_t n) {
@@ -174,30 +286,54 @@ void append_cbor_name(std::string& out, std::string_view name) {
 
 request decode_request(std::string_view bytes, wire_format format, const limits& lim) {
   try {
-    result<value> parsed = format == wire_format::json ? parse_json(bytes, lim.max_depth)
-                                                       : parse_cbor(bytes, lim.max_depth);
+    if (format == wire_format::json) {
+      std::vector<detail::json_member> members;
+      members.reserve(8);
+      std::string error;
+      switch (detail::split_json_object(bytes, lim.max_depth, members, error)) {
+        case detail::split_status::invalid:
+          return invalid(std::move(error));
+        case detail::split_status::not_object:
+          return invalid("message must be an object");
+        case detail::split_status::object:
+          break;
+      }
+      json_fields obj{std::move(members), lim.max_depth};
+      return decode_fields(obj, bytes.size(), lim);
+    }
+    result<value> parsed = parse_cbor(bytes, lim.max_depth);
     if (!parsed) return invalid(parsed.error());
     auto* obj = parsed->get_ptr<value::object_t*>();
     if (obj == nullptr) return invalid("message must be an object");
-
-    const value* type = field(*obj, "type");
-    if (type == nullptr) return invalid("missing field `type`");
-    const auto* name = type->get_ptr<const value::string_t*>();
-    if (name == nullptr) return invalid("field `type` must be a string");
-    if (*name == "push") {
-      request r = decode_push(*obj, lim);
-      r.wire_size = static_cast<uint32_t>(std::min<std::size_t>(bytes.size(), UINT32_MAX));
-      return r;
-    }
-    if (*name == "get") return decode_get(*obj, lim);
-    if (*name == "ping") return decode_ping(*obj);
-    return invalid("unknown message type " + quote(*name));
+    value_fields fields{*obj};
+    return decode_fields(fields, bytes.size(), lim);
   } catch (const nlohmann::json::exception&) {
     // Not expected: the code above only uses non-throwing accessors.
     return invalid("invalid message");
   } catch (const std::bad_alloc&) {
     return invalid("message too large");
   }
+}
+
+void read_relayed_value(request& r) {
+  if (r.relayed_json.empty()) return;
+  // Checked when it was decoded (within the message's depth limit), so this cannot fail.
+  auto v = detail::read_json(r.relayed_json, std::numeric_limits<std::size_t>::max());
+  if (v) r.val = std::move(*v);
+  r.relayed_json.clear();
+}
+
+std::string encode_json_push(std::string_view key, std::string_view value_json, uint64_t seq) {
+  std::string out;
+  out.reserve(48 + key.size() + value_json.size());
+  out += R"({"type":"push","key":)";
+  detail::append_json_string(out, key);
+  out += R"(,"value":)";
+  out += value_json;
+  out += R"(,"seq":)";
+  detail::append_json_uint(out, seq);
+  out += '}';
+  return out;
 }
 
 std::string encode_push(wire_format format, std::string_view key, const value& val, uint64_t seq) {

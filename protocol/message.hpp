@@ -26,8 +26,12 @@ struct request {
   request_kind kind = request_kind::invalid;
   /// push, get: the stream key (non-empty, at most `limits::max_key_bytes`).
   std::string key;
-  /// push: the value.
+  /// push: the value. Null while `relayed_json` holds it.
   value val;
+  /// push with action relay from a JSON client: the value exactly as the client wrote it
+  /// (checked JSON, without surrounding whitespace). Such a value goes out to JSON
+  /// subscribers as it came and is read into `val` only if something needs it as a value.
+  std::string relayed_json;
   /// push: the action.
   action act = action::relay;
   /// get: replay entries after this seq. push with compact: the compaction seq (>= 1).
@@ -60,9 +64,14 @@ struct limits {
 /// be written as integral floats (3.0); fractional, negative, string or larger numbers fail.
 request decode_request(std::string_view bytes, wire_format format, const limits& lim);
 
+/// Reads `relayed_json` into `val`, when the request holds its value as text.
+void read_relayed_value(request& r);
+
 /// Server messages. Each returns the complete payload of one WebSocket message (or HTTP
 /// body) in the given format.
 std::string encode_push(wire_format format, std::string_view key, const value& val, uint64_t seq);
+/// A JSON push whose value is given as JSON text (a request's `relayed_json`).
+std::string encode_json_push(std::string_view key, std::string_view value_json, uint64_t seq);
 std::string encode_stream_size(wire_format format, std::string_view key, uint64_t size);
 std::string encode_pong(wire_format format, bool has_nonce, uint64_t nonce);
 std::string encode_error(wire_format format, std::string_view message);

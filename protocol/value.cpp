@@ -530,6 +530,11 @@ void append_cbor_text(std::string& out, std::string_view text) {
 
 }  // namespace detail
 
+std::string check_json(std::string_view text, std::size_t max_depth) {
+  std::string error;
+  return detail::check_json(text, max_depth, error) ? std::string{} : error;
+}
+
 result<value> parse_json(std::string_view text, std::size_t max_depth) {
   try {
     return detail::read_json(text, max_depth);

@@ -49,6 +49,10 @@ class result {
 /// `max_depth` levels (the outermost container is level 1). Never throws.
 result<value> parse_json(std::string_view text, std::size_t max_depth);
 
+/// Checks `text` as parse_json does, without building the value: the empty string when it
+/// is one JSON text nested at most `max_depth` deep, else what is wrong.
+std::string check_json(std::string_view text, std::size_t max_depth);
+
 /// Parses one CBOR data item (RFC 8949) that must span the whole input. Accepts unsigned and
 /// negative integers (those below INT64_MIN fail), half/single/double floats, text strings
 /// (valid UTF-8 only), byte strings, arrays and maps (definite or indefinite length; map keys

@@ -72,6 +72,48 @@ TEST_F(RoomTest, AppendIsBroadcastOnceToAFanoutFollowingTheKey) {
   EXPECT_EQ(parse(next<reply_out>().msg), (value{{"type", "pong"}, {"nonce", 7}}));
 }
 
+TEST_F(RoomTest, ABatchOfPushesReachesAFanoutAsOneMessageInSeqOrder) {
+  attach(1, conn_flags{wire_format::json, false, true});
+  std::vector<protocol::request> reqs;
+  for (int i = 0; i < 3; ++i) reqs.push_back(push("k", i, action::relay));
+  // A JSON client's relayed value travels as its text.
+  protocol::request text = push("k", nullptr, action::relay);
+  text.relayed_json = R"({"as" : "sent"})";
+  reqs.push_back(std::move(text));
+  self->send(room, room_batch{me, 1, std::move(reqs)});
+  auto b = next<push_batch>();
+  ASSERT_EQ(b.pushes.size(), 4u);
+  for (uint64_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(b.pushes[i].seq, i + 1);
+    EXPECT_EQ(parse(b.pushes[i].msg.json), push_msg("k", i, i + 1));
+  }
+  EXPECT_EQ(*b.pushes[3].msg.json, R"({"type":"push","key":"k","value":{"as" : "sent"},"seq":4})");
+  // A batch of one push is a plain push.
+  self->send(room, room_batch{me, 1, {push("k", 9, action::relay)}});
+  EXPECT_EQ(next<push_out>().seq, 5u);
+}
+
+TEST_F(RoomTest, WhatElseABatchSendsComesAfterThePushesBeforeIt) {
+  attach(1);
+  request(1, get("k", 0, false));
+  next<subscribed_out>();
+  std::vector<protocol::request> reqs;
+  reqs.push_back(push("k", 1, action::relay));
+  reqs.push_back(push("k", 2, action::relay));
+  reqs.push_back(ping(5));
+  reqs.push_back(push("k", 3, action::relay));
+  reqs.push_back(get("j", 0, false));
+  reqs.push_back(push("k", 4, action::append));
+  self->send(room, room_batch{me, 1, std::move(reqs)});
+  auto first = next<push_batch>();
+  ASSERT_EQ(first.pushes.size(), 2u);
+  EXPECT_EQ(first.pushes[1].seq, 2u);
+  EXPECT_EQ(parse(next<reply_out>().msg), (value{{"type", "pong"}, {"nonce", 5}}));
+  EXPECT_EQ(next<push_out>().seq, 3u);
+  EXPECT_EQ(next<subscribed_out>().key, "j");
+  EXPECT_EQ(next<push_out>().seq, 4u);
+}
+
 TEST_F(RoomTest, NothingIsSentToAFanoutWhoseConnectionsDoNotFollowTheKey) {
   attach(1);
   request(1, push("k", 1));

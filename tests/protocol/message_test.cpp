@@ -39,6 +39,12 @@ std::string error_of(std::string_view text) {
   return r.error;
 }
 
+// The value a push carries, read from its text where it kept the text.
+value pushed_value(request r) {
+  read_relayed_value(r);
+  return r.val;
+}
+
 value parsed_json(const std::string& text) {
   auto v = parse_json(text, 100);
   EXPECT_TRUE(v) << text;
@@ -62,7 +68,7 @@ TEST(DecodeRequest, ReadsPushWithEachPlainAction) {
     for (const request& r : {json(text), json_as_cbor(text)}) {
       ASSERT_EQ(r.kind, request_kind::push) << r.error;
       EXPECT_EQ(r.key, "k");
-      EXPECT_EQ(r.val, value::parse(R"({"a":[1,2]})"));
+      EXPECT_EQ(pushed_value(r), value::parse(R"({"a":[1,2]})"));
       EXPECT_EQ(r.act, act);
       EXPECT_TRUE(r.error.empty());
     }
@@ -86,7 +92,7 @@ TEST(DecodeRequest, AcceptsNullAndFalsyValues) {
     const request r = json(
         std::string(R"({"type":"push","key":"k","action":{"type":"relay"},"value":)") + v + "}");
     ASSERT_EQ(r.kind, request_kind::push) << v << ": " << r.error;
-    EXPECT_EQ(r.val, value::parse(v));
+    EXPECT_EQ(pushed_value(r), value::parse(v));
   }
 }
 
@@ -95,6 +101,61 @@ TEST(DecodeRequest, IgnoresUnknownFields) {
       R"({"extra":[1],"type":"push","key":"k","value":2,"action":{"type":"append","seq":"x","y":1}})");
   ASSERT_EQ(r.kind, request_kind::push) << r.error;
   EXPECT_EQ(r.act, action::append);
+}
+
+TEST(DecodeRequest, TheLastOfRepeatedFieldsCounts) {
+  const request r = json(
+      R"({"type":"get","type":"push","key":"a","key":"b","value":1,"value":{"x":[2]},)"
+      R"("action":{"type":"relay"},"action":{"type":"append","type":"replace"}})");
+  ASSERT_EQ(r.kind, request_kind::push) << r.error;
+  EXPECT_EQ(r.key, "b");
+  EXPECT_EQ(r.act, action::replace);
+  EXPECT_EQ(r.val, parsed_json(R"({"x":[2]})"));
+  EXPECT_EQ(json(R"({"type":"ping","type":7})").error, "field `type` must be a string");
+}
+
+TEST(DecodeRequest, ReadsEscapedNamesAndStrings) {
+  const request r = json(
+      " {\"ty\\u0070e\" : \"p\\u0075sh\", \"key\":\"a\\\"\\u00e9\\n\",\n"
+      "  \"action\":{\"type\":\"re\\u006cay\"}, \"value\" : \"v\\u00e9\\\\\" } ");
+  ASSERT_EQ(r.kind, request_kind::push) << r.error;
+  EXPECT_EQ(r.key, "a\"\xc3\xa9\n");
+  EXPECT_EQ(r.act, action::relay);
+  EXPECT_EQ(pushed_value(r), value("v\xc3\xa9\\"));
+}
+
+TEST(DecodeRequest, KeepsARelayedJsonValueAsItsText) {
+  const request r = json(
+      R"({"type":"push","key":"k","value": {"a" : [1, 2.50, "\u00e9"]} ,"action":{"type":"relay"}})");
+  ASSERT_EQ(r.kind, request_kind::push) << r.error;
+  EXPECT_EQ(r.relayed_json, R"({"a" : [1, 2.50, "\u00e9"]})");
+  EXPECT_TRUE(r.val.is_null());
+  EXPECT_EQ(pushed_value(r), value::parse(R"({"a":[1,2.5,"\u00e9"]})"));
+  EXPECT_EQ(encode_json_push("k", r.relayed_json, 3),
+            R"({"type":"push","key":"k","value":{"a" : [1, 2.50, "\u00e9"]},"seq":3})");
+  // Stored values, and everything from CBOR, are read into values at once.
+  for (const char* act : {"append", "replace"}) {
+    const request stored = json(std::string(R"({"type":"push","key":"k","value":[1],"action":{"type":")") +
+                                act + R"("}})");
+    EXPECT_TRUE(stored.relayed_json.empty()) << act;
+    EXPECT_EQ(stored.val, value::parse("[1]")) << act;
+  }
+  const request cbor = json_as_cbor(R"({"type":"push","key":"k","value":[1],"action":{"type":"relay"}})");
+  EXPECT_TRUE(cbor.relayed_json.empty());
+  EXPECT_EQ(cbor.val, value::parse("[1]"));
+}
+
+TEST(DecodeRequest, ChecksTheWholeTextBeforeItsFields) {
+  // A syntax error after the fields the message needs still makes it invalid JSON.
+  EXPECT_EQ(json(R"({"type":"ping","x":[1,}])").error, "invalid JSON: syntax error at byte 23");
+  EXPECT_EQ(json(R"({"type":"ping","x":"\x"})").error, "invalid JSON: syntax error at byte 22");
+  EXPECT_EQ(json(R"({"type":"ping",})").error, "invalid JSON: syntax error at byte 16");
+  EXPECT_EQ(json(R"({"type" "ping"})").error, "invalid JSON: syntax error at byte 9");
+  EXPECT_EQ(json(R"({"type":"ping"}x)").error, "invalid JSON: syntax error at byte 16");
+  EXPECT_EQ(json(R"([1,2)").error, "invalid JSON: unexpected end of input");
+  EXPECT_EQ(json("{\"type\":\"ping\",\"x\":\"\xff\"}").error,
+            "invalid JSON: invalid UTF-8 at byte 21");
+  EXPECT_EQ(json(R"({"type":"ping","nonce":1e999})").error, "invalid JSON: number out of range");
 }
 
 TEST(DecodeRequest, ReadsWhatTheJavaScriptClientSendsAsCbor) {
