@@ -68,6 +68,7 @@ struct options {
   bool per_push_max = false;  // latency of a push = when its last subscriber got it
   int connect_window = 256;   // handshakes in flight at once
   bool busy_poll = false;     // never sleep in epoll_wait
+  bool write_each = false;    // every push in its own send, however far behind
 };
 
 void usage() {
@@ -87,6 +88,8 @@ void usage() {
     "  --per-push-max       latency of a push is when its last subscriber got it\n"
     "  --idle N --server-pid PID   open N idle connections, report server RSS per connection\n"
     "  --source-ips N       spread connections over 127.0.0.1 .. 127.0.0.N\n"
+    "  --write-each         send every push in its own write; by default a writer that fell\n"
+    "                       behind sends what is due in one write\n"
     "  --busy-poll          never sleep in epoll_wait: the server no longer pays to wake the\n"
     "                       generator up, but a spinning core can slow a sibling hyperthread\n"
     "Prints one JSON line with the result.");
@@ -138,6 +141,8 @@ options parse_options(int argc, char** argv) {
       o.idle = std::stoi(need(i));
     } else if (a == "--server-pid") {
       o.server_pid = std::stoi(need(i));
+    } else if (a == "--write-each") {
+      o.write_each = true;
     } else if (a == "--busy-poll") {
       o.busy_poll = true;
     } else if (a == "--source-ips") {
@@ -279,6 +284,7 @@ struct connection {
   uint32_t mask = 0;
   std::string out;
   std::string in;
+  bool polling_out = true;  // EPOLLOUT is in its epoll interest (a connect waits on it)
   // subscriber
   bool ready = false;  // its init arrived
   uint64_t last_seq = 0;
@@ -322,6 +328,8 @@ class generator {
   /// one due is always the next in this list, round and round.
   std::vector<connection*> writers_;
   std::size_t next_writer_ = 0;
+  std::vector<connection*> due_writers_;  // writers with pushes to send this round
+  uint64_t push_writes_ = 0;               // sends that carried pushes
   std::size_t opened_ = 0;
   std::size_t connecting_ = 0;
   std::size_t next_to_open_ = 0;
@@ -353,8 +361,8 @@ void generator::open_connection(connection& c) {
   if (o_.source_ips > 1) {
     sockaddr_in src{};
     src.sin_family = AF_INET;
-    std::string ip = "127.0.0." + std::to_string(1 + (opened_ % static_cast<std::size_t>(o_.source_ips)));
-    ::inet_pton(AF_INET, ip.c_str(), &src.sin_addr);
+    src.sin_addr.s_addr =
+        htonl(INADDR_LOOPBACK + static_cast<uint32_t>(opened_ % static_cast<std::size_t>(o_.source_ips)));
     if (::bind(c.fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) die("bind source ip");
   }
   sockaddr_in addr{};
@@ -372,6 +380,8 @@ void generator::open_connection(connection& c) {
 }
 
 void generator::want_write(connection& c, bool on) {
+  if (c.polling_out == on) return;
+  c.polling_out = on;
   epoll_event ev{};
   ev.events = EPOLLIN | (on ? EPOLLOUT : 0u);
   ev.data.ptr = &c;
@@ -577,14 +587,24 @@ void generator::pump(int64_t until_ns, bool writing) {
     int64_t now = now_ns();
     if (now >= until_ns) return;
     if (writing && !writers_.empty()) {
+      // Every push that fell due since the last round goes out, each writer's in one send:
+      // a client that is behind its schedule writes what it has, as a busy client would.
       for (;;) {
         connection& c = *writers_[next_writer_];
         if (c.next_due > now || c.next_due >= until_ns) break;
+        if (c.out.empty()) due_writers_.push_back(&c);
         send_push(c, c.next_due);  // open loop: the intended time, however late we are
         c.next_due += interval;
-        flush(c);
+        if (o_.write_each) {
+          flush(c);
+          ++push_writes_;
+          due_writers_.clear();
+        }
         next_writer_ = (next_writer_ + 1) % writers_.size();
       }
+      push_writes_ += due_writers_.size();
+      for (connection* c : due_writers_) flush(*c);
+      due_writers_.clear();
     }
     // Keep opening connections, a window at a time.
     while (next_to_open_ < conns_.size() && connecting_ < static_cast<std::size_t>(o_.connect_window)) {
@@ -721,7 +741,7 @@ int generator::run() {
     "\"pushes\":%llu,\"deliveries\":%llu,\"deliveries_per_s\":%.0f,\"pushes_per_s\":%.0f,"
     "\"lost\":%llu,\"duplicated\":%llu,\"reordered\":%llu,\"closed\":%llu,"
     "\"parse_failures\":%llu,\"latency_what\":\"%s\",\"p50_us\":%.1f,\"p99_us\":%.1f,"
-    "\"p999_us\":%.1f,\"max_us\":%.1f,\"connect_s\":%.2f}\n",
+    "\"p999_us\":%.1f,\"max_us\":%.1f,\"pushes_per_write\":%.2f,\"connect_s\":%.2f}\n",
     o_.scenario.c_str(), o_.rooms, o_.subscribers, o_.writers, o_.rate, o_.action.c_str(),
     o_.cbor_subscribers ? "cbor" : "json", o_.servers.size(),
     static_cast<unsigned long long>(sent), static_cast<unsigned long long>(received),
@@ -733,7 +753,7 @@ int generator::run() {
     o_.per_push_max ? "last subscriber per push" : "every delivery",
     static_cast<double>(lat.quantile(0.5)) / 1e3, static_cast<double>(lat.quantile(0.99)) / 1e3,
     static_cast<double>(lat.quantile(0.999)) / 1e3, static_cast<double>(lat.max()) / 1e3,
-    connect_s);
+    push_writes_ > 0 ? static_cast<double>(sent) / static_cast<double>(push_writes_) : 0.0, connect_s);
   return lost == 0 && duplicates == 0 && reordered == 0 && closed == 0 ? 0 : 1;
 }
 

@@ -13,16 +13,18 @@
 #   idle          10000 idle subscribed connections: server memory per connection
 #   cluster       fanout with subscribers spread over a local 3-node cluster
 #   cluster-latency   latency with subscribers spread over a local 3-node cluster
+#   send-floor    no driftd: one plain send() to each of 10000 sockets, the floor under broadcast
 #
 # Environment: RATE, DURATION (s, default 10), SUBSCRIBERS, ROOMS, WRITERS, CONNECTIONS,
 # SERVER_CPUS (default 0), CLIENT_CPUS (default 1), SERVER_ARGS (extra driftd flags),
-# BUILD_DIR (default build), SERVER_WRAP (a command put before the server, e.g. "chrt -b 0").
+# BENCH_ARGS (extra driftbench flags, e.g. --write-each), BUILD_DIR (default build),
+# SERVER_WRAP (a command put before the server, e.g. "chrt -b 0").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scenario=${1:-}
 runs=${2:-5}
-[ -n "$scenario" ] || { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ -n "$scenario" ] || { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 build=${BUILD_DIR:-build}
 server_cpus=${SERVER_CPUS:-0}
@@ -30,9 +32,9 @@ client_cpus=${CLIENT_CPUS:-1}
 duration=${DURATION:-10}
 server_bin=$build/driftd
 bench_bin=$build/driftbench
-if [ ! -x "$server_bin" ] || [ ! -x "$bench_bin" ]; then
+if [ ! -x "$server_bin" ] || [ ! -x "$bench_bin" ] || [ ! -x "$build/send_floor" ]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$build" --target driftd driftbench -j 2 >/dev/null
+  cmake --build "$build" --target driftd driftbench send_floor -j 2 >/dev/null
 fi
 
 free_port() {
@@ -95,12 +97,17 @@ field() { grep -o "\"$1\":[-0-9.]*" | head -1 | cut -d: -f2; }
 run_once() {
   pids=()
   local out servers port
+  if [ "$scenario" = send-floor ]; then
+    "$build/send_floor" --connections "${CONNECTIONS:-10000}" --server-cpu "$server_cpus" \
+      --client-cpu "$client_cpus" || true
+    return
+  fi
   case "$scenario" in
     cluster|cluster-latency) servers=$(start_cluster) ;;
     *) port=$(free_port); start_node "$port"; servers="127.0.0.1:$port" ;;
   esac
   local gen=(taskset -c "$client_cpus" "$bench_bin" --server "$servers" --scenario "$scenario"
-             --duration "$duration")
+             --duration "$duration" ${BENCH_ARGS:-})
   case "$scenario" in
     fanout|cluster)
       out=$("${gen[@]}" --subscribers "${SUBSCRIBERS:-1000}" --rate "${RATE:-1500}") || true ;;
@@ -148,8 +155,10 @@ done
 printf '%s\n' "${results[@]}" > "$logdir/results.jsonl"
 if [ "$scenario" = idle ]; then
   fields="bytes_per_connection rss_after_kib"
+elif [ "$scenario" = send-floor ]; then
+  fields="round_p50_ms round_max_ms send_us"
 else
-  fields="deliveries_per_s pushes_per_s p50_us p99_us p999_us max_us lost duplicated reordered closed"
+  fields="deliveries_per_s pushes_per_s p50_us p99_us p999_us max_us pushes_per_write lost duplicated reordered closed"
 fi
 echo "scenario $scenario: median of $runs run(s) (raw: $logdir/results.jsonl)"
 for f in $fields; do
@@ -159,7 +168,7 @@ done
 if [ "${scenario#cluster}" != "$scenario" ]; then
   echo "  per node (last run): $(printf '%s\n' "${results[@]}" | tail -1 | grep -o '"per_node":.*' | cut -c12- | tr -d '}{]"' )"
 fi
-if [ "$scenario" != idle ]; then
+if [ "$scenario" != idle ] && [ "$scenario" != send-floor ]; then
   bad=$(printf '%s\n' "${results[@]}" | grep -c -E '"(lost|duplicated|reordered|closed)":[1-9]' || true)
   echo "  runs with loss, duplicates, reordering or closed subscribers: $bad"
 fi
