@@ -92,7 +92,11 @@ start_cluster() {
   echo "127.0.0.1:$h1,127.0.0.1:$h2,127.0.0.1:$h3"
 }
 
-field() { grep -o "\"$1\":[-0-9.]*" | head -1 | cut -d: -f2; }
+# The number after the first "NAME": on each input line.
+field() {
+  awk -v k="\"$1\":" '{ i = index($0, k); if (i == 0) next
+    s = substr($0, i + length(k)); if (match(s, /^-?[0-9.]+/)) print substr(s, 1, RLENGTH) }'
+}
 
 run_once() {
   pids=()
