@@ -316,6 +316,7 @@ class generator {
   void on_text(connection& c, std::string_view payload, bool binary);
   void flush(connection& c);
   void send_push(connection& c, int64_t intended);
+  void flush_due_writers();
   void pump(int64_t until_ns, bool writing);
   int64_t next_deadline() const;
   std::string room_path(int room) const;
@@ -575,6 +576,13 @@ void generator::send_push(connection& c, int64_t intended) {
   ++room_sent_[static_cast<std::size_t>(c.room)];
 }
 
+/// Sends what each writer in `due_writers_` has queued, one write each.
+void generator::flush_due_writers() {
+  push_writes_ += due_writers_.size();
+  for (connection* c : due_writers_) flush(*c);
+  due_writers_.clear();
+}
+
 int64_t generator::next_deadline() const {
   return writers_.empty() ? INT64_MAX : writers_[next_writer_]->next_due;
 }
@@ -595,16 +603,10 @@ void generator::pump(int64_t until_ns, bool writing) {
         if (c.out.empty()) due_writers_.push_back(&c);
         send_push(c, c.next_due);  // open loop: the intended time, however late we are
         c.next_due += interval;
-        if (o_.write_each) {
-          flush(c);
-          ++push_writes_;
-          due_writers_.clear();
-        }
         next_writer_ = (next_writer_ + 1) % writers_.size();
+        if (o_.write_each) flush_due_writers();
       }
-      push_writes_ += due_writers_.size();
-      for (connection* c : due_writers_) flush(*c);
-      due_writers_.clear();
+      flush_due_writers();
     }
     // Keep opening connections, a window at a time.
     while (next_to_open_ < conns_.size() && connecting_ < static_cast<std::size_t>(o_.connect_window)) {
