@@ -80,7 +80,7 @@ caf::behavior directory(directory_actor* self, room_config rooms_cfg, counters* 
   });
 
   return {
-    [=](join_msg& m) -> caf::delegated<caf::actor> {
+    [=](join_msg& m) {
       auto& st = self->state;
       auto [it, fresh] = st.fanouts.try_emplace(m.room);
       if (fresh) {
@@ -89,8 +89,7 @@ caf::behavior directory(directory_actor* self, room_config rooms_cfg, counters* 
         watch(self, it->second.handle);
       }
       ++it->second.joins;
-      self->delegate(it->second.handle, std::move(m));
-      return {};
+      self->send(it->second.handle, std::move(m));
     },
     [=](resolve_room& r) -> caf::result<caf::actor> {
       if (!self->state.resolver) return room_for(self, r.room);

@@ -9,8 +9,8 @@ namespace driftd::actors {
 
 /// Spawns the node's room directory: it knows this node's room actors and fan-outs.
 ///
-///   join_msg -> caf::actor          admits a connection to the room's fan-out (spawned on
-///                                   demand) and answers with that fan-out
+///   join_msg                        admits a connection to the room's fan-out (spawned on
+///                                   demand), which tells the connection's sink
 ///   resolve_room -> caf::actor      the room's actor, spawned on demand
 ///   http_call -> http_result        delegated to the room's actor
 ///   fanout_idle                     ends a fan-out that has no connection and none coming

@@ -157,6 +157,21 @@ void switch_to(fanout_actor* self, const caf::actor& room) {
   }
 }
 
+/// Takes a new connection in and tells its session where to send from now on. While the
+/// room is being resolved, the connection is attached with all the others once it is found.
+void admit(fanout_actor* self, join_msg& m) {
+  auto& st = self->state;
+  ++st.joins;
+  target t{m.out.get(), m.flags.format, m.conn};
+  if (m.flags.all) st.all.push_back(t);
+  if (m.flags.debug) st.debug.push_back(t);
+  auto out = m.out;
+  st.conns.emplace(m.conn, local_conn{std::move(m.out), m.flags, {}});
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  if (st.room) self->send(st.room, attach_msg{me, m.conn, m.flags});
+  out->attached(me);
+}
+
 // -- finding the room -----------------------------------------------------------------------
 //
 //   resolving --room found--> attached --room_moved--> draining --drained--> attached
@@ -201,6 +216,7 @@ void start_resolving(fanout_actor* self) {
     self->become(caf::keep_behavior,
                  caf::behavior{
                    [=](retry_atom, int attempt) { resolve(self, attempt); },
+                   [=](join_msg& m) { admit(self, m); },
                    [=](stop_atom) {
                      close_all(self, protocol::close_code::going_away, "server shutting down");
                      self->quit();
@@ -268,6 +284,14 @@ void fanout(fanout_actor* self, std::string room_id, caf::actor directory, count
   self->state.directory = std::move(directory);
   self->state.stats = stats;
 
+  self->set_exception_handler([=](std::exception_ptr&) -> caf::error {
+    // Connections must not wait for a fan-out that is gone.
+    log().error("room {}: fan-out failed; closing {} connection(s)", self->state.room_id,
+                self->state.conns.size());
+    close_all(self, protocol::close_code::internal_error, "internal error");
+    return caf::make_error(caf::sec::runtime_error, "fan-out failed");
+  });
+
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
     if (!st.room || dm.source != st.room.address()) return;
@@ -277,17 +301,7 @@ void fanout(fanout_actor* self, std::string room_id, caf::actor directory, count
   });
 
   caf::behavior attached{
-    [=](join_msg& m) -> caf::actor {
-      auto& st = self->state;
-      ++st.joins;
-      target t{m.out.get(), m.flags.format, m.conn};
-      if (m.flags.all) st.all.push_back(t);
-      if (m.flags.debug) st.debug.push_back(t);
-      st.conns.emplace(m.conn, local_conn{std::move(m.out), m.flags, {}});
-      caf::actor me = caf::actor_cast<caf::actor>(self);
-      self->send(st.room, attach_msg{me, m.conn, m.flags});
-      return me;
-    },
+    [=](join_msg& m) { admit(self, m); },
     [=](client_msg& m) {
       self->send(self->state.room,
                  room_msg{caf::actor_cast<caf::actor>(self), m.conn, std::move(m.req)});

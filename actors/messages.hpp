@@ -1,5 +1,5 @@
 #pragma once
-// Messages between connection actors, fan-outs, rooms and the directory. Every type that can
+// Messages between sessions, fan-outs, rooms and the directory. Every type that can
 // cross a node boundary has an `inspect` overload and a type ID (see type_ids.hpp), and is
 // registered under the same name on every node.
 
@@ -34,9 +34,10 @@ struct conn_flags {
   bool all = false;
 };
 
-// -- connection actor -> directory -> fan-out (one node; carries the sink) --------------
+// -- session -> directory -> fan-out (one node; carries the sink) ----------------------
 
-/// A new connection to `room`. Answered with the fan-out actor the connection talks to.
+/// A new connection to `room`, numbered `conn` (unique on its node). The fan-out that
+/// admits it calls `out->attached(fanout)`; there is no reply message.
 struct join_msg {
   std::string room;
   uint64_t conn = 0;
@@ -44,7 +45,7 @@ struct join_msg {
   conn_flags flags;
 };
 
-// -- connection actor -> fan-out -------------------------------------------------------
+// -- session -> fan-out ----------------------------------------------------------------
 
 /// One client message of connection `conn`.
 struct client_msg {

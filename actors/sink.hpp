@@ -4,6 +4,8 @@
 #include <memory>
 #include <string>
 
+#include "caf/actor.hpp"
+
 #include "protocol/value.hpp"
 
 namespace driftd::actors {
@@ -41,6 +43,11 @@ class sink {
 
   /// The encoding this connection receives.
   virtual protocol::wire_format format() const = 0;
+
+  /// Called once, by the fan-out that admitted the connection (the answer to its join_msg):
+  /// from now on the connection's client messages go to `fanout`, and its end as a
+  /// leave_msg. A sink that is already closed answers with the leave at once.
+  virtual void attached(const caf::actor& fanout) = 0;
 };
 
 }  // namespace driftd::actors

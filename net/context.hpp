@@ -78,6 +78,8 @@ struct context {
   config::log_limiter input_warnings{5};
   /// False once shutdown began: new connections are refused.
   std::atomic<bool> accepting{true};
+  /// Numbers the node's WebSocket connections (the `conn` of actor messages).
+  std::atomic<uint64_t> next_connection{1};
 };
 
 spdlog::logger& log();

@@ -31,12 +31,13 @@ void io_shard::flush_dirty() {
   batch.clear();
 }
 
-void io_shard::send_later(const caf::actor& conn, std::vector<protocol::request> reqs) {
-  queue_inbound(inbound{conn, std::move(reqs), false});
+void io_shard::send_later(const caf::actor& fanout, uint64_t conn,
+                          std::vector<protocol::request> reqs) {
+  queue_inbound(inbound{fanout, conn, std::move(reqs), false});
 }
 
-void io_shard::send_closed_later(const caf::actor& conn) {
-  queue_inbound(inbound{conn, {}, true});
+void io_shard::send_leave_later(const caf::actor& fanout, uint64_t conn) {
+  queue_inbound(inbound{fanout, conn, {}, true});
 }
 
 void io_shard::queue_inbound(inbound item) {
@@ -47,12 +48,12 @@ void io_shard::queue_inbound(inbound item) {
 void io_shard::send_inbound() {
   sending_.swap(inbound_);
   for (auto& item : sending_) {
-    if (item.closed) {
-      caf::anon_send(item.conn, actors::closed_atom_v);
+    if (item.leave) {
+      caf::anon_send(item.fanout, actors::leave_msg{item.conn});
     } else if (item.reqs.size() == 1) {
-      caf::anon_send(item.conn, std::move(item.reqs.front()));
+      caf::anon_send(item.fanout, actors::client_msg{item.conn, std::move(item.reqs.front())});
     } else {
-      caf::anon_send(item.conn, std::move(item.reqs));
+      caf::anon_send(item.fanout, actors::client_batch{item.conn, std::move(item.reqs)});
     }
   }
   sending_.clear();

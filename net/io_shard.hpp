@@ -33,17 +33,18 @@ class io_shard {
   /// marked at most once until its flush runs (ws_session keeps that promise).
   void mark_dirty(std::shared_ptr<ws_session> session);
 
-  /// Sends `reqs` (or, when `closed`, the end of the connection) to the connection actor
-  /// `conn` once the handlers ready now have run. Messages to one actor keep their order.
-  /// Shard thread only.
-  void send_later(const caf::actor& conn, std::vector<protocol::request> reqs);
-  void send_closed_later(const caf::actor& conn);
+  /// Sends connection `conn`'s client messages `reqs` (or, with send_leave_later, its
+  /// leave_msg) to its fan-out once the handlers ready now have run. Messages of one
+  /// connection keep their order. Shard thread only.
+  void send_later(const caf::actor& fanout, uint64_t conn, std::vector<protocol::request> reqs);
+  void send_leave_later(const caf::actor& fanout, uint64_t conn);
 
  private:
   struct inbound {
-    caf::actor conn;
+    caf::actor fanout;
+    uint64_t conn = 0;
     std::vector<protocol::request> reqs;
-    bool closed = false;
+    bool leave = false;
   };
 
   void flush_dirty();

@@ -14,7 +14,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 
-#include "actors/connection.hpp"
 #include "actors/type_ids.hpp"
 #include "protocol/close_code.hpp"
 
@@ -37,6 +36,11 @@ constexpr std::size_t keep_queue_capacity = 64;
 
 /// Likewise for the bytes a full socket did not take.
 constexpr std::size_t keep_backlog_capacity = 64 * 1024;
+
+/// How long a new connection waits for its room's fan-out to admit it. The fan-out admits
+/// at once, even while it looks for the room; this only bounds a join that was lost with a
+/// fan-out that ended just then.
+constexpr auto join_timeout = std::chrono::seconds{10};
 
 /// iovecs per system call (Linux's IOV_MAX).
 constexpr std::size_t max_iovecs = 1024;
@@ -73,7 +77,15 @@ void ws_session::start(std::string handshake_response, std::string_view already_
   socket_.non_blocking(true, ec);
   queue_raw(std::move(handshake_response));
   flush();
-  conn_ = actors::spawn_connection(ctx_->sys, ctx_->directory, room_, shared_from_this(), flags_);
+  id_ = ctx_->next_connection.fetch_add(1, std::memory_order_relaxed);
+  caf::anon_send(ctx_->directory, actors::join_msg{room_, id_, shared_from_this(), flags_});
+  timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor());
+  timer_->expires_after(join_timeout);
+  timer_->async_wait([self = shared_from_this()](const error_code& ec) {
+    if (ec || self->fanout_ || self->phase_ != phase::open) return;
+    log().warn("room {}: connection {} was not admitted in time", self->room_, self->id_);
+    self->begin_close(protocol::close_code::try_again_later, "room unavailable", true);
+  });
   log().debug("room {}: websocket open ({}{}{})", room_,
               flags_.format == protocol::wire_format::cbor ? "cbor" : "json",
               flags_.debug ? ", debug" : "", flags_.all ? ", subscribe=all" : "");
@@ -98,6 +110,12 @@ void ws_session::on_readable(const error_code& ec) {
     if (rec == asio::error::would_block || rec == asio::error::try_again) break;
     if (rec) return finish();  // end of stream or reset, maybe without a close frame
     if (!feed({buffer.data(), n})) return;
+    if (!fanout_ && held_bytes_ > ctx_->settings.max_queue_bytes) {
+      // Not admitted yet and much is waiting: let TCP hold the rest until the fan-out is
+      // known (on_attached reads on).
+      read_paused_ = true;
+      return;
+    }
     if (n < buffer.size()) break;
   }
   do_read();
@@ -106,8 +124,9 @@ void ws_session::on_readable(const error_code& ec) {
 bool ws_session::feed(std::string_view bytes) {
   heard_from_peer_ = true;
   auto status = parser_.consume(bytes, *this);
-  if (!inbound_.empty()) {
-    shard_.send_later(conn_, std::move(inbound_));
+  // Before the fan-out has admitted the connection, what it sends waits here.
+  if (!inbound_.empty() && fanout_) {
+    shard_.send_later(fanout_, id_, std::move(inbound_));
     inbound_ = {};
   }
   if (!status) {
@@ -147,6 +166,7 @@ bool ws_session::on_message(bool text, std::string_view payload) {
   // Errors travel through the room too, so that every answer keeps the order of the
   // messages that caused it. Everything parsed from one read goes as one actor message.
   inbound_.push_back(std::move(req));
+  if (!fanout_) held_bytes_ += payload.size();
   return true;
 }
 
@@ -212,6 +232,28 @@ void ws_session::deliver(const actors::payload& message) {
   } else if (post) {
     // Batched with every other session of this shard that got output meanwhile.
     shard_.mark_dirty(shared_from_this());
+  }
+}
+
+void ws_session::attached(const caf::actor& fanout) {
+  asio::post(socket_.get_executor(),
+             [self = shared_from_this(), fanout] { self->on_attached(fanout); });
+}
+
+void ws_session::on_attached(const caf::actor& fanout) {
+  if (fanout_) return;
+  fanout_ = fanout;
+  held_bytes_ = 0;
+  if (phase_ == phase::open) timer_.reset();  // the join deadline
+  // What arrived before, then (if the connection ended meanwhile) its end.
+  if (!inbound_.empty()) {
+    shard_.send_later(fanout_, id_, std::move(inbound_));
+    inbound_ = {};
+  }
+  if (phase_ == phase::closed) return shard_.send_leave_later(fanout_, id_);
+  if (read_paused_) {
+    read_paused_ = false;
+    do_read();
   }
 }
 
@@ -372,9 +414,9 @@ void ws_session::begin_close(uint16_t code, std::string reason, bool drop_queued
   }
   queue_raw(make_control_frame(ws_opcode::close, reason, code));
   close_queued_ = true;
-  close_timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor());
-  close_timer_->expires_after(ctx_->settings.close_timeout);
-  close_timer_->async_wait([self = shared_from_this()](const error_code& ec) {
+  timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor());
+  timer_->expires_after(ctx_->settings.close_timeout);
+  timer_->async_wait([self = shared_from_this()](const error_code& ec) {
     if (!ec) self->finish();  // the peer never answered our close
   });
   flush();
@@ -384,7 +426,7 @@ void ws_session::begin_close(uint16_t code, std::string reason, bool drop_queued
 void ws_session::finish(bool now) {
   if (phase_ == phase::closed) return;
   phase_ = phase::closed;
-  if (close_timer_) close_timer_->cancel();
+  if (timer_) timer_->cancel();
   error_code ec;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);
@@ -394,10 +436,11 @@ void ws_session::finish(bool now) {
     pending_.clear();
     pending_bytes_ = 0;
   }
-  if (conn_ && now) {
-    caf::anon_send(conn_, actors::closed_atom_v);
-  } else if (conn_) {
-    shard_.send_closed_later(conn_);
+  // Not admitted yet: on_attached sends the leave when the fan-out is known.
+  if (fanout_ && now) {
+    caf::anon_send(fanout_, actors::leave_msg{id_});
+  } else if (fanout_) {
+    shard_.send_leave_later(fanout_, id_);
   }
   ctx_->sessions.remove(this);
   ctx_->stats.websockets_open.fetch_sub(1, std::memory_order_relaxed);

@@ -29,8 +29,8 @@ namespace driftd::net {
 ///
 /// Threads: every member except the `sink` interface and check_idle runs on the thread of
 /// the session's shard. `deliver`, `close` and `format` may be called from any thread (actors).
-/// Lifetime: owned by shared_ptr; pending handlers, the connection actor's sink reference
-/// and fan-outs keep it alive.
+/// Lifetime: owned by shared_ptr; pending handlers and the fan-out's sink reference keep
+/// it alive.
 class ws_session final : public actors::sink,
                          public std::enable_shared_from_this<ws_session>,
                          private frame_handler {
@@ -43,9 +43,9 @@ class ws_session final : public actors::sink,
   ws_session(const ws_session&) = delete;
   ws_session& operator=(const ws_session&) = delete;
 
-  /// Writes `handshake_response` (the 101 answer), spawns the connection actor, and starts
-  /// reading, first from `already_read` (bytes that followed the upgrade request). Call once,
-  /// on the strand.
+  /// Writes `handshake_response` (the 101 answer), asks the directory to admit the
+  /// connection to its room's fan-out, and starts reading, first from `already_read` (bytes
+  /// that followed the upgrade request). Call once, on the shard's thread.
   void start(std::string handshake_response, std::string_view already_read);
 
   /// Ends the session at once, without a closing handshake. Only for node shutdown, after
@@ -64,6 +64,7 @@ class ws_session final : public actors::sink,
   void deliver(const actors::payload& message) override;
   void close(uint16_t code, std::string reason) override;
   protocol::wire_format format() const override { return flags_.format; }
+  void attached(const caf::actor& fanout) override;
 
  private:
   /// One queued write: a data message to frame, or bytes already complete on the wire.
@@ -82,6 +83,8 @@ class ws_session final : public actors::sink,
   bool on_ping(std::string_view payload) override;
   bool on_pong(std::string_view payload) override;
   bool on_close(uint16_t code, std::string_view reason) override;
+  /// The fan-out admitted the connection: send it what waited, and from now on.
+  void on_attached(const caf::actor& fanout);
 
   // -- writing --
   /// Queues complete wire bytes (handshake, control frames). Strand only.
@@ -94,8 +97,9 @@ class ws_session final : public actors::sink,
   /// Starts the closing handshake: no more deliveries, a close frame, then wait for the
   /// peer's close (bounded by close_timeout). `drop_queued` discards unsent messages.
   void begin_close(uint16_t code, std::string reason, bool drop_queued);
-  /// Closes the socket and tells the connection actor: after what the session read before,
-  /// or, with `now` (the I/O threads have stopped), at once. Idempotent. Strand only.
+  /// Closes the socket and tells the fan-out the connection left: after what the session
+  /// read before, or, with `now` (the I/O threads have stopped), at once. Idempotent.
+  /// Shard thread only.
   void finish(bool now = false);
   void on_idle_check();
 
@@ -104,10 +108,14 @@ class ws_session final : public actors::sink,
   std::shared_ptr<context> ctx_;
   std::string room_;
   actors::conn_flags flags_;
-  caf::actor conn_;
+  /// The fan-out that admitted this connection; null until then.
+  caf::actor fanout_;
+  /// This connection's number on the node.
+  uint64_t id_ = 0;
   frame_parser parser_;
-  /// Only while closing (idle sessions hold no timer): bounds the wait for the peer's close.
-  std::unique_ptr<boost::asio::steady_timer> close_timer_;
+  /// Only while joining or closing (idle sessions hold no timer): bounds the wait for the
+  /// fan-out to admit the connection, then for the peer's close.
+  std::unique_ptr<boost::asio::steady_timer> timer_;
 
   // Shared with deliver()/close() callers; guarded by mutex_.
   spin_lock mutex_;
@@ -118,8 +126,12 @@ class ws_session final : public actors::sink,
   bool accepting_ = true;
 
   // Shard thread only.
-  /// Client messages parsed from the current read, sent to the connection actor together.
+  /// Client messages parsed from the current read, sent to the fan-out together (or held
+  /// until it has admitted the connection).
   std::vector<protocol::request> inbound_;
+  /// Bytes of the messages held before admission.
+  std::size_t held_bytes_ = 0;
+  bool read_paused_ = false;
   /// Bytes taken from the queue that the socket did not accept yet.
   std::string backlog_;
   bool write_in_flight_ = false;

@@ -206,7 +206,7 @@ void node::stop() {
     }
   }
   // No I/O thread runs after this; sessions that never finished their close are ended here,
-  // which ends their connection actors.
+  // which tells their fan-outs they left.
   work_.clear();
   for (auto& shard : shards_) shard->context().stop();
   for (auto& t : io_threads_) t.join();

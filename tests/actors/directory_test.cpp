@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include "actors/connection.hpp"
 #include "support.hpp"
 
 namespace driftd::actors {
@@ -20,12 +19,10 @@ class DirectoryTest : public ::testing::Test {
     self->wait_for(dir);
   }
 
-  caf::actor join(const std::string& room, uint64_t conn, std::shared_ptr<sink> out) {
-    caf::actor answer;
-    self->request(dir, wait_limit, join_msg{room, conn, std::move(out), conn_flags{}})
-      .receive([&](caf::actor& a) { answer = a; },
-               [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
-    return answer;
+  /// Joins as a session does; returns the fan-out that admitted the connection.
+  caf::actor join(const std::string& room, uint64_t conn, std::shared_ptr<recording_sink> out) {
+    self->send(dir, join_msg{room, conn, out, conn_flags{}});
+    return out->wait_attached();
   }
 
   directory_stats stats() {
@@ -106,38 +103,25 @@ TEST_F(DirectoryTest, StopEndsRoomsAndFanouts) {
   EXPECT_TRUE(down);
 }
 
-TEST_F(DirectoryTest, ConnectionActorsRouteInOrderAndLeaveOnClose) {
+TEST_F(DirectoryTest, MessagesSentToTheFanoutReachTheRoomInOrder) {
   auto writer = std::make_shared<recording_sink>();
   auto reader = std::make_shared<recording_sink>();
-  auto w = spawn_connection(sys, dir, "r1", writer, conn_flags{});
-  auto r = spawn_connection(sys, dir, "r1", reader, conn_flags{});
-  // Sent before the connections have joined: held, then routed in order.
-  caf::anon_send(r, get("k"));
+  auto w = join("r1", 1, writer);
+  auto r = join("r1", 2, reader);
+  ASSERT_EQ(w, r);
+  caf::anon_send(r, client_msg{2, get("k")});
   EXPECT_EQ(reader->wait_for(1).size(), 1u);
-  for (int i = 1; i <= 50; ++i) caf::anon_send(w, push("k", i, protocol::action::relay));
+  for (int i = 1; i <= 50; ++i) {
+    caf::anon_send(w, client_msg{1, push("k", i, protocol::action::relay)});
+  }
   auto got = reader->wait_for(51);
   ASSERT_EQ(got.size(), 51u);
   EXPECT_EQ(got[0]["type"], "init");
   for (int i = 1; i <= 50; ++i) {
     EXPECT_EQ(got[static_cast<std::size_t>(i)], push_msg("k", i, static_cast<uint64_t>(i)));
   }
-  self->monitor(w);
-  caf::anon_send(w, closed_atom_v);
-  bool down = false;
-  self->receive([&](caf::down_msg& dm) { down = dm.source == w.address(); },
-                caf::after(wait_limit) >> [] {});
-  EXPECT_TRUE(down);
-  caf::anon_send(r, closed_atom_v);
-}
-
-TEST_F(DirectoryTest, AConnectionWhoseJoinFailsClosesItsSocket) {
-  auto sink = std::make_shared<recording_sink>();
-  auto silent = sys.spawn([](caf::event_based_actor*) -> caf::behavior {
-    return {[](join_msg&) -> caf::result<caf::actor> { return caf::sec::runtime_error; }};
-  });
-  spawn_connection(sys, silent, "r1", sink, conn_flags{});
-  EXPECT_EQ(sink->wait_for_close(), 1013);
-  self->send_exit(silent, caf::exit_reason::user_shutdown);
+  EXPECT_EQ(writer->attachments(), 1u);
+  EXPECT_EQ(reader->attachments(), 1u);
 }
 
 }  // namespace

@@ -37,13 +37,10 @@ class FanoutTest : public ::testing::Test {
     EXPECT_TRUE(got);
   }
 
-  /// Joins a connection as the directory would, returning what the fan-out answered.
-  caf::actor join(uint64_t conn, std::shared_ptr<sink> out, conn_flags flags = {}) {
-    caf::actor answer;
-    self->request(fanout, wait_limit, join_msg{"r1", conn, std::move(out), flags})
-      .receive([&](caf::actor& a) { answer = a; },
-               [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
-    return answer;
+  /// Joins a connection as the directory would, returning the fan-out its sink was told.
+  caf::actor join(uint64_t conn, std::shared_ptr<recording_sink> out, conn_flags flags = {}) {
+    self->send(fanout, join_msg{"r1", conn, out, flags});
+    return out->wait_attached();
   }
 
   template <class T>
@@ -155,6 +152,28 @@ TEST_F(FanoutTest, ALeaveDetachesAndTheLastOneReportsIdle) {
   EXPECT_EQ(idle.fanout, fanout);
 }
 
+TEST_F(FanoutTest, ConnectionsAreAdmittedWhileTheRoomIsFoundAndWhatTheySentWaitsInOrder) {
+  auto second = spawn_fanout(sys, "r1", me);  // its resolve_room stays unanswered for now
+  auto stays = std::make_shared<recording_sink>();
+  auto goes = std::make_shared<recording_sink>();
+  self->send(second, join_msg{"r1", 1, stays, conn_flags{}});
+  self->send(second, join_msg{"r1", 2, goes, conn_flags{}});
+  EXPECT_EQ(stays->wait_attached(), second);
+  EXPECT_EQ(goes->wait_attached(), second);
+  self->send(second, client_msg{1, ping(7)});
+  self->send(second, leave_msg{2});
+  answer_resolve(me);
+  // Both are attached, then what they sent follows in order: the ping, then the leave
+  // (which must not overtake what the connection sent before it).
+  auto again = next<reattach_msg>();
+  ASSERT_EQ(again.attaches.size(), 2u);
+  auto m = next<room_msg>();
+  EXPECT_EQ(m.conn, 1u);
+  EXPECT_EQ(m.req.seq, 7u);
+  EXPECT_EQ(next<detach_msg>().conn, 2u);
+  self->send(second, stop_atom_v);
+}
+
 TEST_F(FanoutTest, WhenTheRoomGoesAwayConnectionsReattachAndResumeAfterTheirLastSeq) {
   // A second fan-out, bound to a room actor that this test can end. What that room says
   // to the fan-out, it says on the test's behalf.
@@ -169,8 +188,8 @@ TEST_F(FanoutTest, WhenTheRoomGoesAwayConnectionsReattachAndResumeAfterTheirLast
   auto second = spawn_fanout(sys, "r1", me);
   answer_resolve(old_room);
   auto sink = std::make_shared<recording_sink>();
-  self->request(second, wait_limit, join_msg{"r1", 9, sink, conn_flags{}})
-    .receive([](caf::actor&) {}, [](caf::error& e) { ADD_FAILURE() << to_string(e); });
+  self->send(second, join_msg{"r1", 9, sink, conn_flags{}});
+  EXPECT_EQ(sink->wait_attached(), second);
   self->send(old_room, second, subscribed_out{9, "k", payload{}, 4});      // up to date at 4
   self->send(old_room, second, subscribed_out{9, "quiet", payload{}, 4});  // nothing since
   self->send(old_room, second, push_out{7, "k", both(push_msg("k", 1, 7)), false});

@@ -96,6 +96,25 @@ class recording_sink : public sink {
 
   protocol::wire_format format() const override { return format_; }
 
+  void attached(const caf::actor& fanout) override {
+    std::lock_guard<std::mutex> guard{mutex_};
+    fanout_ = fanout;
+    ++attachments_;
+    cv_.notify_all();
+  }
+
+  /// Waits until a fan-out admitted this sink and returns it (null if none did in time).
+  caf::actor wait_attached() {
+    std::unique_lock<std::mutex> lock{mutex_};
+    cv_.wait_for(lock, wait_limit, [&] { return attachments_ > 0; });
+    return fanout_;
+  }
+
+  std::size_t attachments() {
+    std::lock_guard<std::mutex> guard{mutex_};
+    return attachments_;
+  }
+
   /// Waits until `n` messages arrived (or the limit passes) and returns all so far.
   std::vector<protocol::value> wait_for(std::size_t n) {
     std::unique_lock<std::mutex> lock{mutex_};
@@ -121,6 +140,8 @@ class recording_sink : public sink {
   std::vector<protocol::value> messages_;
   uint16_t close_code_ = 0;
   std::string close_reason_;
+  caf::actor fanout_;
+  std::size_t attachments_ = 0;
 };
 
 }  // namespace driftd::actors::testing

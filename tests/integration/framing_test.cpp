@@ -204,5 +204,24 @@ TEST_F(FramingTest, FramesSentWithTheUpgradeRequestAreHandled) {
   EXPECT_EQ(bystander_.sync(), std::vector<json>{server_push("k", "eager", 1)});
 }
 
+TEST_F(FramingTest, AConnectionThatEndsBeforeItIsAdmittedKeepsWhatItSentAndLeavesNothing) {
+  const std::string room = new_room(port());
+  const auto fanouts_before = stats(port())["room_fanouts"].get<int>();
+  {
+    // The push and the close are read with the upgrade request, before the room's fan-out
+    // has admitted the connection.
+    raw_socket s{port()};
+    s.send(upgrade_request(port(), room) +
+           client_frame(opcode::text, push_msg("k", "parting").dump()) +
+           client_frame(opcode::close, close_payload(1000)));
+    EXPECT_EQ(s.recv_until("\r\n\r\n").rfind("HTTP/1.1 101 ", 0), 0u);
+    EXPECT_EQ(read_frame_of(s, opcode::close).payload, close_payload(1000));
+  }
+  EXPECT_EQ(http_send(port(), room, get_msg("k")).doc(), server_init("k", {{1, "parting"}}));
+  // Its fan-out had no other connection: once the leave arrives it ends.
+  EXPECT_TRUE(eventually([&] { return stats(port())["room_fanouts"] == fanouts_before; }));
+  EXPECT_TRUE(eventually([&] { return stats(port())["websockets_open"] == 1; }));
+}
+
 }  // namespace
 }  // namespace driftd::integration
