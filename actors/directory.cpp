@@ -4,6 +4,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "actors/actor_table.hpp"
 #include "actors/fanout.hpp"
 #include "actors/messages.hpp"
 #include "actors/ownership.hpp"
@@ -29,10 +30,10 @@ struct directory_state {
   /// Resolves rooms in a cluster (the router); null on a single node.
   caf::actor resolver;
   /// The live room actor of each room owned here.
-  std::unordered_map<std::string, caf::actor> rooms;
+  actor_table<> rooms;
   /// Rooms that moved to another node and forward for a while.
-  std::vector<caf::actor> retired;
-  std::unordered_map<std::string, fanout_entry> fanouts;
+  std::unordered_map<caf::actor_addr, caf::actor> retired;
+  actor_table<fanout_entry> fanouts;
 };
 
 using directory_actor = caf::stateful_actor<directory_state>;
@@ -45,12 +46,10 @@ constexpr auto resolve_timeout = std::chrono::seconds{5};
 const caf::actor& room_for(directory_actor* self, const std::string& id,
                            uint64_t start_after = 0) {
   auto& st = self->state;
-  auto [it, fresh] = st.rooms.try_emplace(id);
-  if (fresh) {
-    it->second = spawn_room(self->system(), id, st.rooms_cfg, start_after);
-    watch(self, it->second);
-  }
-  return it->second;
+  if (auto* room = st.rooms.find(id)) return *room;
+  auto& room = st.rooms.set(id, spawn_room(self->system(), id, st.rooms_cfg, start_after));
+  watch(self, room);
+  return room;
 }
 
 caf::behavior directory(directory_actor* self, room_config rooms_cfg, counters* stats) {
@@ -59,37 +58,23 @@ caf::behavior directory(directory_actor* self, room_config rooms_cfg, counters* 
 
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
-    for (auto i = st.rooms.begin(); i != st.rooms.end(); ++i) {
-      if (i->second.address() == dm.source) {
-        st.rooms.erase(i);
-        return;
-      }
-    }
-    auto r = std::find_if(st.retired.begin(), st.retired.end(),
-                          [&](const caf::actor& a) { return a.address() == dm.source; });
-    if (r != st.retired.end()) {
-      st.retired.erase(r);
-      return;
-    }
-    for (auto i = st.fanouts.begin(); i != st.fanouts.end(); ++i) {
-      if (i->second.handle.address() == dm.source) {
-        st.fanouts.erase(i);
-        return;
-      }
-    }
+    if (!st.rooms.erase(dm.source).first.empty()) return;
+    if (st.retired.erase(dm.source) > 0) return;
+    st.fanouts.erase(dm.source);
   });
 
   return {
     [=](join_msg& m) {
       auto& st = self->state;
-      auto [it, fresh] = st.fanouts.try_emplace(m.room);
-      if (fresh) {
-        it->second.handle =
-          spawn_fanout(self->system(), m.room, caf::actor_cast<caf::actor>(self), self->state.stats);
-        watch(self, it->second.handle);
+      auto* f = st.fanouts.find(m.room);
+      if (!f) {
+        auto fanout =
+          spawn_fanout(self->system(), m.room, caf::actor_cast<caf::actor>(self), st.stats);
+        watch(self, fanout);
+        f = &st.fanouts.set(m.room, fanout_entry{fanout, 0});
       }
-      ++it->second.joins;
-      self->send(it->second.handle, std::move(m));
+      ++f->joins;
+      self->send(f->handle, std::move(m));
     },
     [=](resolve_room& r) -> caf::result<caf::actor> {
       if (!self->state.resolver) return room_for(self, r.room);
@@ -111,32 +96,32 @@ caf::behavior directory(directory_actor* self, room_config rooms_cfg, counters* 
     [=](open_room& o) -> caf::actor { return room_for(self, o.room, o.start_after); },
     [=](adopt_room& a) -> caf::result<caf::actor> {
       auto& st = self->state;
-      auto [it, fresh] = st.rooms.try_emplace(a.snapshot.room);
-      if (!fresh) {
+      if (auto* room = st.rooms.find(a.snapshot.room)) {
         // The room already lives here: it takes the arriving copy in.
-        self->delegate(it->second, std::move(a));
+        self->delegate(*room, std::move(a));
         return caf::delegated<caf::actor>{};
       }
-      it->second = spawn_room(self->system(), std::move(a.snapshot), st.rooms_cfg);
-      watch(self, it->second);
-      return it->second;
+      const std::string id = a.snapshot.room;
+      auto& room = st.rooms.set(id, spawn_room(self->system(), std::move(a.snapshot), st.rooms_cfg));
+      watch(self, room);
+      return room;
     },
     [=](forget_room& f) {
       auto& st = self->state;
-      auto it = st.rooms.find(f.room);
-      if (it == st.rooms.end() || it->second != f.actor) return;
-      st.retired.push_back(std::move(it->second));
-      st.rooms.erase(it);
+      auto* room = st.rooms.find(f.room);
+      if (!room || *room != f.actor) return;
+      st.retired.emplace(room->address(), *room);
+      st.rooms.erase(f.room);
     },
     [=](use_resolver& u) { self->state.resolver = u.resolver; },
     [=](fanout_idle& m) {
       auto& st = self->state;
-      auto i = st.fanouts.find(m.room);
-      if (i == st.fanouts.end() || i->second.handle != m.fanout) return;
-      if (i->second.joins != m.joins) return;  // a join is on its way to it
-      self->send(i->second.handle, stop_atom_v);
-      self->demonitor(i->second.handle);
-      st.fanouts.erase(i);
+      auto* f = st.fanouts.find(m.room);
+      if (!f || f->handle != m.fanout) return;
+      if (f->joins != m.joins) return;  // a join is on its way to it
+      self->send(f->handle, stop_atom_v);
+      self->demonitor(f->handle);
+      st.fanouts.erase(m.room);
     },
     [=](stats_atom) {
       return directory_stats{self->state.rooms.size(), self->state.fanouts.size(),
@@ -146,7 +131,7 @@ caf::behavior directory(directory_actor* self, room_config rooms_cfg, counters* 
       auto& st = self->state;
       for (auto& [id, f] : st.fanouts) self->send(f.handle, stop_atom_v);
       for (auto& [id, r] : st.rooms) self->send_exit(r, caf::exit_reason::user_shutdown);
-      for (auto& r : st.retired) self->send_exit(r, caf::exit_reason::user_shutdown);
+      for (auto& [addr, r] : st.retired) self->send_exit(r, caf::exit_reason::user_shutdown);
       log().debug("directory stopping: {} room(s), {} fan-out(s)", st.rooms.size(),
                   st.fanouts.size());
       self->quit();

@@ -124,5 +124,51 @@ TEST_F(DirectoryTest, MessagesSentToTheFanoutReachTheRoomInOrder) {
   EXPECT_EQ(reader->attachments(), 1u);
 }
 
+TEST(DirectoryLoadTest, JoinsAreAnsweredWithinASecondWhile100kRoomsExpireTogether) {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{test_config(cfg)};
+  caf::scoped_actor self{sys};
+  room_config rooms;
+  rooms.ttl = std::chrono::milliseconds{1500};
+  auto dir = spawn_directory(sys, rooms);
+  constexpr int count = 100000;
+  // Every room is opened (and so touched) within a short burst: they expire together.
+  for (int i = 0; i < count; ++i) self->send(dir, resolve_room{"r" + std::to_string(i)});
+  int opened = 0;
+  self->receive_for(opened, count)([](caf::actor&) {});
+  ASSERT_EQ(opened, count);
+  auto stats = [&] {
+    directory_stats out;
+    self->request(dir, wait_limit, stats_atom_v)
+      .receive([&](directory_stats& s) { out = s; },
+               [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
+    return out;
+  };
+  ASSERT_EQ(stats().rooms, static_cast<uint64_t>(count));
+
+  // Join a fresh room again and again until the expired rooms are all gone (the joined
+  // ones stay: they have a connection each).
+  std::chrono::steady_clock::duration slowest{};
+  std::vector<std::shared_ptr<recording_sink>> sinks;
+  int expiring = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{60};
+  for (uint64_t conn = 1; std::chrono::steady_clock::now() < deadline; ++conn) {
+    auto sink = std::make_shared<recording_sink>();
+    const auto asked = std::chrono::steady_clock::now();
+    self->send(dir, join_msg{"joined" + std::to_string(conn), conn, sink, conn_flags{}});
+    ASSERT_TRUE(sink->wait_attached()) << "join " << conn << " was not answered";
+    slowest = std::max(slowest, std::chrono::steady_clock::now() - asked);
+    sinks.push_back(sink);
+    const auto left = stats().rooms;
+    if (left == sinks.size()) break;
+    expiring += left < count + sinks.size();  // some have gone, some are still going
+  }
+  EXPECT_EQ(stats().rooms, sinks.size()) << "the expired rooms are gone";
+  EXPECT_GT(expiring, 0) << "no join was measured while the rooms expired";
+  EXPECT_LT(slowest, std::chrono::seconds{1});
+  self->send(dir, stop_atom_v);
+  self->wait_for(dir);
+}
+
 }  // namespace
 }  // namespace driftd::actors
