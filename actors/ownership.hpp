@@ -77,6 +77,11 @@ struct reserve_seq {
   uint64_t limit = 0;
 };
 
+/// From a room that ends (its TTL ran out) to its backup's router: forget its reservation.
+struct release_seq {
+  std::string room;
+};
+
 /// To a directory: the room `room` is owned here; spawn it if needed, numbering from
 /// `start_after` + 1. Answered with the room actor.
 struct open_room {
@@ -170,6 +175,11 @@ typename Inspector::result_type inspect(Inspector& f, backup_is& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, reserve_seq& x) {
   return f(caf::meta::type_name("driftd::reserve_seq"), x.room, x.limit);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, release_seq& x) {
+  return f(caf::meta::type_name("driftd::release_seq"), x.room);
 }
 
 template <class Inspector>

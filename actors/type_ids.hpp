@@ -51,11 +51,13 @@ CAF_BEGIN_TYPE_ID_BLOCK(driftd, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::handed_off))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::reattach_msg))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::push_batch))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::release_seq))
 
   CAF_ADD_ATOM(driftd, driftd::actors, stop_atom, "stop")
   CAF_ADD_ATOM(driftd, driftd::actors, expire_atom, "expire")
   CAF_ADD_ATOM(driftd, driftd::actors, stats_atom, "stats")
   CAF_ADD_ATOM(driftd, driftd::actors, retry_atom, "retry")
+  CAF_ADD_ATOM(driftd, driftd::actors, renew_atom, "renew")
 
 CAF_END_TYPE_ID_BLOCK(driftd)
 

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "actors/actor_table.hpp"
 #include "actors/ownership.hpp"
 #include "actors/type_ids.hpp"
 #include "actors/watch.hpp"
@@ -28,6 +29,13 @@ constexpr auto call_timeout = std::chrono::seconds{1};
 /// How long a stopping node waits for its rooms to reach their new owners.
 constexpr auto leave_timeout = std::chrono::seconds{10};
 
+/// A seq reservation a room elsewhere made with this node (its backup).
+struct reservation {
+  uint64_t limit = 0;
+  /// When the room last reserved or renewed; reservations not renewed for the room TTL go.
+  caf::actor_clock::time_point renewed;
+};
+
 struct incoming_room {
   std::vector<caf::response_promise> waiting;
   uint64_t reserved = 0;
@@ -48,11 +56,11 @@ struct router_state {
   std::set<caf::actor_addr> watched;
   std::set<caf::actor_addr> dead_routers;
   /// Rooms whose sequencer runs on this node.
-  std::unordered_map<std::string, caf::actor> owned;
+  actors::actor_table<> owned;
   /// Rooms elsewhere, as their owners answered; dropped when the membership changes.
-  std::unordered_map<std::string, caf::actor> remote;
+  actors::actor_table<> remote;
   /// The highest seq each room backed up here said it may use.
-  std::unordered_map<std::string, uint64_t> reservations;
+  std::unordered_map<std::string, reservation> reservations;
   /// Rooms this node owns but has not opened yet, with whoever waits for them.
   std::unordered_map<std::string, incoming_room> incoming;
   bool leaving = false;
@@ -63,6 +71,27 @@ struct router_state {
 using router_actor = caf::stateful_actor<router_state>;
 
 spdlog::logger& log() { return config::logger("cluster"); }
+
+/// The reservation recorded here for `room`; 0 when there is none.
+uint64_t reserved_for(router_actor* self, const std::string& room) {
+  auto it = self->state.reservations.find(room);
+  return it == self->state.reservations.end() ? 0 : it->second.limit;
+}
+
+/// Drops the reservations no room renewed within the room TTL: their rooms ended, or
+/// reserve with another backup now. Runs every quarter of the TTL.
+void sweep_reservations(router_actor* self) {
+  auto& st = self->state;
+  const auto now = self->clock().now();
+  for (auto it = st.reservations.begin(); it != st.reservations.end();) {
+    if (now - it->second.renewed >= st.cfg.reservation_ttl) {
+      it = st.reservations.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  self->delayed_send(self, st.cfg.reservation_ttl / 4, actors::expire_atom_v);
+}
 
 std::string first_ranked(const std::vector<std::string>& among, const std::string& room,
                          const std::string& exclude) {
@@ -115,19 +144,22 @@ void finish_leave_if_done(router_actor* self) {
 /// Sends a room of ours to the router `target`; the room forwards what still reaches it.
 void hand_off(router_actor* self, const std::string& room, const caf::actor& target) {
   auto& st = self->state;
-  auto it = st.owned.find(room);
-  if (it == st.owned.end()) return;
+  auto* actor = st.owned.find(room);
+  if (!actor) return;
   log().info("room {} moves to another node", room);
-  self->send(it->second, handoff_to{target});
-  self->demonitor(it->second);
-  st.owned.erase(it);
+  self->send(*actor, handoff_to{target});
+  self->demonitor(*actor);
+  st.owned.erase(room);
   ++st.handoffs_pending;
 }
 
 void take_ownership(router_actor* self, const std::string& room, const caf::actor& actor) {
   auto& st = self->state;
-  st.owned[room] = actor;
+  st.owned.set(room, actor);
   actors::watch(self, actor);
+  // The room numbers above what was reserved here (or carries its counter from its old
+  // node); from now on it reserves with its own backup.
+  st.reservations.erase(room);
   auto in = st.incoming.find(room);
   if (in != st.incoming.end()) {
     for (auto& rp : in->second.waiting) rp.deliver(actor);
@@ -154,7 +186,7 @@ void open_here(router_actor* self, const std::string& room, uint64_t start_after
 /// counted (it may hand it over), then open it, numbering above every reservation known.
 caf::result<caf::actor> resolve_here(router_actor* self, const std::string& room) {
   auto& st = self->state;
-  if (auto it = st.owned.find(room); it != st.owned.end()) return it->second;
+  if (auto* actor = st.owned.find(room)) return *actor;
   auto rp = self->make_response_promise<caf::actor>();
   auto& in = st.incoming[room];
   in.waiting.push_back(rp);
@@ -162,7 +194,7 @@ caf::result<caf::actor> resolve_here(router_actor* self, const std::string& room
   auto prev = previous_owner(self, room);
   auto prev_router = prev.empty() ? caf::actor{} : router_of(self, prev);
   if (!prev_router) {
-    open_here(self, room, st.reservations[room]);
+    open_here(self, room, reserved_for(self, room));
     return rp;
   }
   caf::actor me = caf::actor_cast<caf::actor>(self);
@@ -170,13 +202,13 @@ caf::result<caf::actor> resolve_here(router_actor* self, const std::string& room
     .then(
       [=](handoff_answer& answer) {
         auto& st = self->state;
-        auto reserved = std::max(st.reservations[room], answer.reserved);
+        auto reserved = std::max(reserved_for(self, room), answer.reserved);
         if (!answer.coming) return open_here(self, room, reserved);
         // The room is on its way; should its old node die first, open it here anyway.
         self->state.incoming[room].reserved = reserved;
         self->delayed_send(self, st.cfg.handoff_wait, open_room{room, reserved});
       },
-      [=](caf::error&) { open_here(self, room, self->state.reservations[room]); });
+      [=](caf::error&) { open_here(self, room, reserved_for(self, room)); });
   return rp;
 }
 
@@ -208,10 +240,10 @@ void recompute(router_actor* self) {
     st.reachable.push_back(m.addr.name);
     if (!m.leaving && !(st.leaving && me)) st.live.push_back(m.addr.name);
   }
-  for (auto& [room, actor] : st.remote) self->demonitor(actor);
+  for (const auto& [room, actor] : st.remote) self->demonitor(actor);
   st.remote.clear();
   std::vector<std::pair<std::string, caf::actor>> moving;
-  for (auto& [room, actor] : st.owned) {
+  for (const auto& [room, actor] : st.owned) {
     auto owner = owner_name(self, room);
     if (owner != st.cfg.self && !owner.empty()) {
       if (auto target = router_of(self, owner)) moving.emplace_back(room, target);
@@ -226,21 +258,12 @@ caf::behavior router(router_actor* self, router_config cfg, caf::actor directory
   self->state.cfg = std::move(cfg);
   self->state.directory = std::move(directory);
   self->state.live = {self->state.cfg.self};
+  self->delayed_send(self, self->state.cfg.reservation_ttl / 4, actors::expire_atom_v);
 
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
-    for (auto it = st.owned.begin(); it != st.owned.end(); ++it) {
-      if (it->second.address() == dm.source) {
-        st.owned.erase(it);
-        return;
-      }
-    }
-    for (auto it = st.remote.begin(); it != st.remote.end(); ++it) {
-      if (it->second.address() == dm.source) {
-        st.remote.erase(it);
-        return;
-      }
-    }
+    if (!st.owned.erase(dm.source).first.empty()) return;
+    if (!st.remote.erase(dm.source).first.empty()) return;
     if (st.watched.erase(dm.source) > 0) {
       st.dead_routers.insert(dm.source);
       recompute(self);
@@ -257,7 +280,7 @@ caf::behavior router(router_actor* self, router_config cfg, caf::actor directory
       auto owner = owner_name(self, r.room);
       if (owner.empty()) return caf::make_error(caf::sec::runtime_error, "no live member");
       if (owner == st.cfg.self) return resolve_here(self, r.room);
-      if (auto it = st.remote.find(r.room); it != st.remote.end()) return it->second;
+      if (auto* actor = st.remote.find(r.room)) return *actor;
       auto target = router_of(self, owner);
       if (!target) return caf::make_error(caf::sec::runtime_error, "owner unreachable");
       auto rp = self->make_response_promise<caf::actor>();
@@ -270,7 +293,7 @@ caf::behavior router(router_actor* self, router_config cfg, caf::actor directory
               rp.deliver(caf::make_error(caf::sec::runtime_error, "owner unreachable"));
               return;
             }
-            self->state.remote[room] = actor;
+            self->state.remote.set(room, actor);
             actors::watch(self, actor);
             rp.deliver(actor);
           },
@@ -285,8 +308,8 @@ caf::behavior router(router_actor* self, router_config cfg, caf::actor directory
     },
     [=](handoff_request& req) -> handoff_answer {
       auto& st = self->state;
-      handoff_answer answer{false, st.reservations[req.room]};
-      if (st.owned.count(req.room) > 0) {
+      handoff_answer answer{false, reserved_for(self, req.room)};
+      if (st.owned.find(req.room)) {
         hand_off(self, req.room, req.requester);
         answer.coming = true;
       }
@@ -300,7 +323,7 @@ caf::behavior router(router_actor* self, router_config cfg, caf::actor directory
       self->request(st.directory, call_timeout, std::move(a))
         .then(
           [=](caf::actor actor) mutable {
-            if (self->state.owned.count(room) == 0) take_ownership(self, room, actor);
+            if (!self->state.owned.find(room)) take_ownership(self, room, actor);
             rp.deliver(actor);
           },
           [=](caf::error& err) mutable { rp.deliver(err); });
@@ -308,16 +331,19 @@ caf::behavior router(router_actor* self, router_config cfg, caf::actor directory
     },
     [=](open_room& o) {
       // The previous owner promised the room but it did not come in time.
-      if (self->state.incoming.count(o.room) > 0 && self->state.owned.count(o.room) == 0) {
+      if (self->state.incoming.count(o.room) > 0 && !self->state.owned.find(o.room)) {
         log().warn("room {} did not arrive from its previous owner; opening it here", o.room);
         open_here(self, o.room, o.start_after);
       }
     },
     [=](reserve_seq& r) -> uint64_t {
       auto& v = self->state.reservations[r.room];
-      v = std::max(v, r.limit);
+      v.limit = std::max(v.limit, r.limit);
+      v.renewed = self->clock().now();
       return r.limit;
     },
+    [=](release_seq& r) { self->state.reservations.erase(r.room); },
+    [=](actors::expire_atom) { sweep_reservations(self); },
     [=](handed_off& h) {
       auto& st = self->state;
       if (st.handoffs_pending > 0) --st.handoffs_pending;
@@ -325,11 +351,11 @@ caf::behavior router(router_actor* self, router_config cfg, caf::actor directory
         // It forwards for a while; new local requests must not reach it any more.
         self->send(st.directory,
                    forget_room{h.room, caf::actor_cast<caf::actor>(self->current_sender())});
-      } else if (st.owned.count(h.room) == 0) {
+      } else if (!st.owned.find(h.room)) {
         // Its new node did not take it: it is still ours.
         log().warn("room {} could not be handed over; keeping it", h.room);
         auto actor = caf::actor_cast<caf::actor>(self->current_sender());
-        st.owned[h.room] = actor;
+        st.owned.set(h.room, actor);
         actors::watch(self, actor);
         self->send(actor, backup_is{backup_of(self, h.room)});
       }

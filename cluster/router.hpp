@@ -15,6 +15,9 @@ struct router_config {
   uint64_t reserve_block = 10000;
   /// How long a new owner waits for the previous one to hand a room over.
   std::chrono::milliseconds handoff_wait{5000};
+  /// A reservation recorded here that its room did not renew for this long is dropped
+  /// (the node's room TTL: rooms renew at half of it while they live).
+  std::chrono::milliseconds reservation_ttl{std::chrono::hours{24}};
 };
 
 /// Spawns the node's router: it places rooms on members by rendezvous hashing over the live
@@ -28,7 +31,8 @@ struct router_config {
 ///   members_view                     from the membership
 ///   resolve_room -> caf::actor       this node asks (from fan-outs, HTTP calls)
 ///   resolve_owned -> caf::actor      another router asks the room's owner
-///   handoff_request -> handoff_answer, adopt_room -> caf::actor, reserve_seq -> uint64_t
+///   handoff_request -> handoff_answer, adopt_room -> caf::actor, reserve_seq -> uint64_t,
+///   release_seq                      a room backed up here ended
 ///   leave_atom -> bool               hand every room away (node stopping); answers when done
 ///   cluster_query -> string          JSON for GET /cluster and /cluster/room/{id}
 caf::actor spawn_router(caf::actor_system& sys, router_config cfg, caf::actor directory);
