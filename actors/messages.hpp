@@ -10,6 +10,7 @@
 
 #include "caf/all.hpp"
 
+#include "actors/conn_flags.hpp"
 #include "actors/sink.hpp"
 #include "protocol/message.hpp"
 #include "protocol/value.hpp"
@@ -24,14 +25,6 @@ struct frames {
   const payload& in(protocol::wire_format f) const {
     return f == protocol::wire_format::json ? json : cbor;
   }
-};
-
-/// What a connection asked for when it connected (the `cbor`, `debug`, `subscribe=all`
-/// query flags).
-struct conn_flags {
-  protocol::wire_format format = protocol::wire_format::json;
-  bool debug = false;
-  bool all = false;
 };
 
 // -- session -> directory -> fan-out (one node; carries the sink) ----------------------

@@ -7,10 +7,10 @@
 #include <utility>
 #include <vector>
 
-#include "actors/key_set.hpp"
 #include "actors/messages.hpp"
 #include "actors/ownership.hpp"
 #include "actors/stream_store.hpp"
+#include "actors/subscriber_table.hpp"
 #include "actors/type_ids.hpp"
 #include "actors/watch.hpp"
 #include "config/logging.hpp"
@@ -24,27 +24,6 @@ using protocol::action;
 using protocol::request;
 using protocol::request_kind;
 using protocol::wire_format;
-
-/// One connection as the room sees it.
-struct subscriber {
-  conn_flags flags;
-  key_set keys;
-};
-
-/// Everything the room knows about one fan-out (one node's connections to this room).
-struct fanout_view {
-  std::unordered_map<uint64_t, subscriber> conns;
-  /// How many connections without `subscribe=all` follow each key.
-  std::unordered_map<std::string, uint32_t> key_refs;
-  uint32_t all = 0;
-  uint32_t debug = 0;
-  uint32_t json = 0;
-  uint32_t cbor = 0;
-
-  bool wants(const std::string& key, bool relay) const {
-    return all > 0 || (relay && debug > 0) || key_refs.count(key) > 0;
-  }
-};
 
 /// Where the answer to a client message goes: a connection's fan-out, or an HTTP caller.
 struct reply_to {
@@ -61,8 +40,7 @@ struct room_state {
   std::string id;
   room_config cfg;
   stream_store store;
-  std::map<caf::actor, fanout_view> fanouts;
-  std::size_t connections = 0;
+  subscriber_table<caf::actor> subs;
   /// While a batch of client messages is served, pushes for each fan-out are held here and
   /// leave together afterwards (or before anything else goes to a fan-out).
   bool holding = false;
@@ -80,6 +58,9 @@ struct room_state {
   bool reserving = false;
   /// Numbering is paused (waiting behaviour on top) until more is reserved.
   bool blocked = false;
+  /// A renewal of the reservation is pending (the backup drops reservations not renewed
+  /// within the room TTL).
+  bool renewal_armed = false;
 
   // -- after a hand-off --
   caf::actor successor;
@@ -159,59 +140,55 @@ void reply_error(room_actor* self, const reply_to& to, std::string_view text) {
   send_reply(self, to, protocol::encode_error(to.format, text), true);
 }
 
+/// `all` with only the encodings `formats` asks for: a fan-out gets (and, across nodes,
+/// carries) only the formats its connections use.
+frames only(const frames& all, format_set formats) {
+  frames out;
+  if (formats.json) out.json = all.json;
+  if (formats.cbor) out.cbor = all.cbor;
+  return out;
+}
+
 /// Sends a push to every fan-out with someone who wants it, encoded once per format.
 void broadcast(room_actor* self, uint64_t seq, const std::string& key, const protocol::value& v,
                request* relayed, bool relay) {
   auto& st = self->state;
-  bool need_json = false;
-  bool need_cbor = false;
-  for (auto& [fanout, view] : st.fanouts) {
-    if (!view.wants(key, relay)) continue;
-    need_json |= view.json > 0;
-    need_cbor |= view.cbor > 0;
-  }
-  if (!need_json && !need_cbor) return;
+  format_set needed;
+  st.subs.for_each_wanting(key, relay, [&](const caf::actor&, format_set f) { needed |= f; });
+  if (!needed.any()) return;
   frames msg;
   const bool as_text = relayed != nullptr && !relayed->relayed_json.empty();
-  if (need_json) {
+  if (needed.json) {
     msg.json = payload{as_text ? protocol::encode_json_push(key, relayed->relayed_json, seq)
                                : protocol::encode_push(wire_format::json, key, v, seq)};
   }
-  if (need_cbor) {
+  if (needed.cbor) {
     if (as_text) protocol::read_relayed_value(*relayed);
     msg.cbor = payload{protocol::encode_push(wire_format::cbor, key, v, seq)};
   }
-  for (auto& [fanout, view] : st.fanouts) {
-    if (!view.wants(key, relay)) continue;
+  st.subs.for_each_wanting(key, relay, [&](const caf::actor& fanout, format_set f) {
+    push_out out{seq, key, f == needed ? msg : only(msg, f), relay};
     if (st.holding) {
-      hold(self, fanout, push_out{seq, key, msg, relay});
+      hold(self, fanout, std::move(out));
     } else {
-      self->send(fanout, push_out{seq, key, msg, relay});
+      self->send(fanout, std::move(out));
     }
-  }
+  });
 }
 
 /// A key's stream changed: debug connections get its whole stream as an `init`.
 void debug_broadcast(room_actor* self, const std::string& key) {
   auto& st = self->state;
-  bool need_json = false;
-  bool need_cbor = false;
-  for (auto& [fanout, view] : st.fanouts) {
-    if (view.debug == 0) continue;
-    for (auto& [conn, sub] : view.conns) {
-      if (!sub.flags.debug) continue;
-      need_json |= sub.flags.format == wire_format::json;
-      need_cbor |= sub.flags.format == wire_format::cbor;
-    }
-  }
-  if (!need_json && !need_cbor) return;
+  const format_set needed = st.subs.debug_formats();
+  if (!needed.any()) return;
   const stream* s = st.store.find(key);
   frames msg;
-  if (need_json) msg.json = payload{encode_init(wire_format::json, key, s, 0)};
-  if (need_cbor) msg.cbor = payload{encode_init(wire_format::cbor, key, s, 0)};
+  if (needed.json) msg.json = payload{encode_init(wire_format::json, key, s, 0)};
+  if (needed.cbor) msg.cbor = payload{encode_init(wire_format::cbor, key, s, 0)};
   release_held(self);
-  for (auto& [fanout, view] : st.fanouts) {
-    if (view.debug > 0) self->send(fanout, debug_out{key, msg});
+  for (const auto& [fanout, view] : st.subs.fanouts()) {
+    const auto f = view.debug.formats();
+    if (f.any()) self->send(fanout, debug_out{key, only(msg, f)});
   }
 }
 
@@ -237,6 +214,13 @@ void handle_push(room_actor* self, const reply_to& to, request& req) {
                          " bytes and may retain " + std::to_string(st.cfg.max_bytes) +
                          "; replace or compact streams to make room");
   }
+  if (req.act != action::relay && st.store.streams().size() >= st.cfg.max_keys &&
+      !st.store.find(req.key)) {
+    return reply_error(self, to,
+                       "room is full: it retains streams of " +
+                         std::to_string(st.store.streams().size()) + " keys, the limit is " +
+                         std::to_string(st.cfg.max_keys));
+  }
   if (req.act == action::compact) {
     auto out = st.store.compact(req.key, std::move(req.val), req.seq, req.wire_size);
     if (!out.error.empty()) return reply_error(self, to, out.error);
@@ -259,20 +243,31 @@ void handle_get(room_actor* self, const reply_to& to, request& req) {
                        "seq " + std::to_string(req.seq) + " is beyond the room's last seq " +
                            std::to_string(st.store.head()));
   }
+  if (!to.http) {
+    if (const subscriber* sub = st.subs.find(to.fanout, to.conn);
+        sub && !sub->keys.contains(req.key)) {
+      if (sub->keys.size() >= st.cfg.max_subscriptions) {
+        return reply_error(self, to,
+                           "too many subscriptions: this connection follows " +
+                             std::to_string(sub->keys.size()) + " keys, the limit is " +
+                             std::to_string(st.cfg.max_subscriptions));
+      }
+      if (sub->key_bytes + req.key.size() > st.cfg.max_subscription_bytes) {
+        return reply_error(self, to,
+                           "too many subscriptions: the keys this connection follows would "
+                           "take " + std::to_string(sub->key_bytes + req.key.size()) +
+                             " bytes, the limit is " +
+                             std::to_string(st.cfg.max_subscription_bytes));
+      }
+    }
+  }
   payload init;
   if (req.has_seq) init = payload{encode_init(to.format, req.key, st.store.find(req.key), req.seq)};
   if (to.http) {
     to.http->body = init ? *init : no_reply(to.format);
     return;
   }
-  auto view = st.fanouts.find(to.fanout);
-  if (view != st.fanouts.end()) {
-    auto sub = view->second.conns.find(to.conn);
-    if (sub != view->second.conns.end() && sub->second.keys.insert(req.key) &&
-        !sub->second.flags.all) {
-      ++view->second.key_refs[req.key];
-    }
-  }
+  st.subs.follow(to.fanout, to.conn, req.key);
   release_held(self);
   self->send(to.fanout, subscribed_out{to.conn, req.key, std::move(init), st.store.head()});
 }
@@ -294,44 +289,18 @@ void handle_request(room_actor* self, const reply_to& to, request& req) {
 void touch(room_actor* self) {
   auto& st = self->state;
   st.last_touch = self->clock().now();
-  if (st.connections == 0 && !st.expiry_armed) {
+  if (st.subs.connections() == 0 && !st.expiry_armed) {
     st.expiry_armed = true;
     self->delayed_send(self, st.cfg.ttl, expire_atom_v);
   }
 }
 
-void drop_subscriber(fanout_view& view, uint64_t conn) {
-  auto i = view.conns.find(conn);
-  if (i == view.conns.end()) return;
-  const auto& flags = i->second.flags;
-  if (!flags.all) {
-    for (const auto& key : i->second.keys) {
-      auto r = view.key_refs.find(key);
-      if (r != view.key_refs.end() && --r->second == 0) view.key_refs.erase(r);
-    }
-  }
-  view.all -= flags.all;
-  view.debug -= flags.debug;
-  (flags.format == wire_format::json ? view.json : view.cbor) -= 1;
-  view.conns.erase(i);
-}
-
 void add_subscriber(room_actor* self, const caf::actor& fanout, uint64_t conn,
                     const conn_flags& flags, const std::vector<std::string>& keys) {
-  auto& st = self->state;
   if (!fanout) return;  // its node vanished before the message was read
-  auto [it, fresh] = st.fanouts.try_emplace(fanout);
-  if (fresh) watch(self, fanout);
-  auto& view = it->second;
-  auto [sub, added] = view.conns.emplace(conn, subscriber{flags, {}});
-  if (!added) return;
-  ++st.connections;
-  view.all += flags.all;
-  view.debug += flags.debug;
-  ++(flags.format == wire_format::json ? view.json : view.cbor);
-  for (const auto& key : keys) {
-    if (sub->second.keys.insert(key) && !flags.all) ++view.key_refs[key];
-  }
+  bool new_fanout = false;
+  self->state.subs.add(fanout, conn, flags, keys, &new_fanout);
+  if (new_fanout) watch(self, fanout);
 }
 
 // -- seq reservations (cluster mode) ------------------------------------------------------
@@ -343,6 +312,7 @@ void add_subscriber(room_actor* self, const caf::actor& fanout, uint64_t conn,
 // back on the backup's node numbering above it.
 
 caf::behavior waiting(room_actor* self);
+void arm_renewal(room_actor* self);
 
 void request_reservation(room_actor* self, uint64_t at_least = 0) {
   auto& st = self->state;
@@ -357,6 +327,7 @@ void request_reservation(room_actor* self, uint64_t at_least = 0) {
         st.reserving = false;
         if (backup != st.backup) return request_reservation(self);  // asked the old backup
         st.reserved = std::max(st.reserved, recorded);
+        arm_renewal(self);
         if (st.blocked && st.store.head() < st.reserved) {
           st.blocked = false;
           self->set_default_handler(caf::print_and_drop);
@@ -370,6 +341,24 @@ void request_reservation(room_actor* self, uint64_t at_least = 0) {
                    st.id, self->system().render(err));
         if (st.backup) self->delayed_send(self, std::chrono::milliseconds{100}, reserve_seq{});
       });
+}
+
+/// Tells the backup again what is reserved, so that it keeps the record while the room lives.
+void renew_reservation(room_actor* self) {
+  auto& st = self->state;
+  st.renewal_armed = false;
+  if (!st.backup || st.reserved == std::numeric_limits<uint64_t>::max()) return;
+  self->request(st.backup, reserve_timeout, reserve_seq{st.id, st.reserved})
+    .then([](uint64_t) {}, [](caf::error&) {});  // a lost renewal is sent again next time
+  st.renewal_armed = true;
+  self->delayed_send(self, st.cfg.ttl / 2, renew_atom_v);
+}
+
+void arm_renewal(room_actor* self) {
+  auto& st = self->state;
+  if (st.renewal_armed) return;
+  st.renewal_armed = true;
+  self->delayed_send(self, st.cfg.ttl / 2, renew_atom_v);
 }
 
 void block(room_actor* self, uint64_t need = 0) {
@@ -441,7 +430,7 @@ room_snapshot snapshot_of(room_actor* self) {
     }
     snap.streams.push_back(std::move(ss));
   }
-  for (const auto& [fanout, view] : st.fanouts) {
+  for (const auto& [fanout, view] : st.subs.fanouts()) {
     for (const auto& [conn, sub] : view.conns) {
       snap.subscribers.push_back(subscriber_snapshot{
         fanout, conn, sub.flags, sub.keys.sorted()});
@@ -508,7 +497,7 @@ void hand_over(room_actor* self, const caf::actor& target) {
         st.successor = next;
         st.last_forward = self->clock().now();
         // The last thing each fan-out hears from this actor: where the room is now.
-        for (const auto& [fanout, view] : st.fanouts) {
+        for (const auto& [fanout, view] : st.subs.fanouts()) {
           self->send(fanout, room_moved{next});
           self->demonitor(fanout);
           st.undrained.push_back(fanout);
@@ -554,6 +543,7 @@ caf::behavior forwarding(room_actor* self) {
     [](backup_is&) {},
     [](handoff_to&) {},
     [](reserve_seq&) {},
+    [](renew_atom) {},
     [=](expire_atom) {
       auto& st = self->state;
       auto quiet = self->clock().now() - st.last_forward;
@@ -577,17 +567,10 @@ caf::behavior waiting(room_actor* self) {
 void serve(room_actor* self, const caf::actor& fanout, uint64_t conn, request& req) {
   auto& st = self->state;
   reply_to to{fanout, conn, wire_format::json, nullptr};
-  auto it = st.fanouts.find(fanout);
-  bool known = false;
-  if (it != st.fanouts.end()) {
-    auto sub = it->second.conns.find(conn);
-    if (sub != it->second.conns.end()) {
-      to.format = sub->second.flags.format;
-      known = true;
-    }
-  }
+  const subscriber* sub = st.subs.find(fanout, conn);
+  if (sub) to.format = sub->flags.format;
   http_result discard;
-  if (!known) {
+  if (!sub) {
     // The connection has left: apply what it sent, but answer nobody.
     if (req.kind != request_kind::push) return;
     to.http = &discard;
@@ -611,11 +594,9 @@ void attach(room_actor* self, const attach_msg& m) {
 /// Sends a subscribe=all connection every retained entry after `m.after`, in seq order.
 void resume(room_actor* self, const resume_all& m) {
   auto& st = self->state;
-  auto view = st.fanouts.find(m.fanout);
-  if (view == st.fanouts.end()) return;
-  auto sub = view->second.conns.find(m.conn);
-  if (sub == view->second.conns.end()) return;
-  const auto format = sub->second.flags.format;
+  const subscriber* sub = st.subs.find(m.fanout, m.conn);
+  if (!sub) return;
+  const auto format = sub->flags.format;
   std::vector<std::pair<uint64_t, std::pair<const std::string*, const entry*>>> missed;
   for (const auto& [key, s] : st.store.streams()) {
     for (std::size_t i = stream_store::first_after(s, m.after); i < s.size(); ++i) {
@@ -639,12 +620,7 @@ caf::behavior serving(room_actor* self) {
       for (auto& g : m.gets) serve(self, g.fanout, g.conn, g.req);
     },
     [=](detach_msg& m) {
-      auto& st = self->state;
-      auto it = st.fanouts.find(m.fanout);
-      if (it != st.fanouts.end() && it->second.conns.count(m.conn) > 0) {
-        drop_subscriber(it->second, m.conn);
-        --st.connections;
-      }
+      self->state.subs.remove(m.fanout, m.conn);
       touch(self);
     },
     [=](room_msg& m) { serve(self, m.fanout, m.conn, m.req); },
@@ -687,14 +663,16 @@ caf::behavior serving(room_actor* self) {
     [=](backup_is& b) { set_backup(self, b.router); },
     [=](handoff_to& h) { hand_over(self, h.target); },
     [=](reserve_seq&) { request_reservation(self); },
+    [=](renew_atom) { renew_reservation(self); },
     [=](expire_atom) {
       auto& st = self->state;
       st.expiry_armed = false;
-      if (st.connections > 0) return;
+      if (st.subs.connections() > 0) return;
       auto idle = self->clock().now() - st.last_touch;
       if (idle >= st.cfg.ttl) {
         log().info("room {} expired after {} s without connections or messages", st.id,
                    std::chrono::duration_cast<std::chrono::seconds>(idle).count());
+        if (st.backup) self->send(st.backup, release_seq{st.id});
         self->quit();
         return;
       }
@@ -710,10 +688,11 @@ void start(room_actor* self, std::string id, room_config cfg) {
   st.cfg = cfg;
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
-    for (auto i = st.fanouts.begin(); i != st.fanouts.end(); ++i) {
-      if (i->first.address() != dm.source) continue;
-      st.connections -= i->second.conns.size();
-      st.fanouts.erase(i);
+    // A room has one fan-out per node with connections to it: few to look through.
+    for (const auto& [fanout, view] : st.subs.fanouts()) {
+      if (fanout.address() != dm.source) continue;
+      const caf::actor gone = fanout;
+      st.subs.remove_fanout(gone);
       log().debug("room {}: a fan-out went away ({})", st.id, to_string(dm.reason));
       break;
     }

@@ -20,6 +20,11 @@ struct room_config {
   uint64_t reserve_block = 10000;
   /// Retained stream data (message sizes on the wire) a room may hold.
   std::size_t max_bytes = std::size_t{64} << 20;
+  /// Keys with a retained stream a room may hold.
+  std::size_t max_keys = 100000;
+  /// Keys one connection may follow, and their total size.
+  std::size_t max_subscriptions = 10000;
+  std::size_t max_subscription_bytes = std::size_t{1} << 20;
 };
 
 /// Spawns the room actor of room `id`: the one sequencer of that room. It owns the room's

@@ -31,6 +31,9 @@ struct settings {
   std::size_t max_depth = 64;                   ///< nesting of one message
   std::size_t max_queue_bytes = 16u << 20;      ///< one connection's unsent output
   std::size_t max_room_bytes = 64u << 20;       ///< retained stream data of one room
+  std::size_t max_keys = 100000;                ///< keys with a retained stream, per room
+  std::size_t max_subscriptions = 10000;        ///< keys one connection may follow
+  std::size_t max_subscription_bytes = 1u << 20;  ///< their total size
   std::size_t max_connections = 100000;         ///< open client sockets of this node
 
   // -- timeouts --

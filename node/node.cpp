@@ -111,6 +111,9 @@ std::string node::start() {
   rooms.ttl = settings_.room_ttl;
   rooms.reserve_seqs = clustered;
   rooms.max_bytes = settings_.max_room_bytes;
+  rooms.max_keys = settings_.max_keys;
+  rooms.max_subscriptions = settings_.max_subscriptions;
+  rooms.max_subscription_bytes = settings_.max_subscription_bytes;
   directory_ = actors::spawn_directory(*sys_, rooms, &actor_stats_);
 
   std::string secret = settings_.secret;
@@ -142,6 +145,7 @@ std::string node::start() {
   if (clustered) {
     cluster::router_config rc;
     rc.self = ctx_->node_name;
+    rc.reservation_ttl = settings_.room_ttl;
     router_ = cluster::spawn_router(*sys_, rc, directory_);
     caf::anon_send(directory_, actors::use_resolver{router_});
     cluster::membership_config mc;

@@ -240,6 +240,40 @@ TEST_F(RoomTest, EachFormatIsEncodedOnlyWhenSomeoneNeedsIt) {
   EXPECT_EQ(parse_cbor(p.msg.cbor), push_msg("k", value::binary({1, 2, 3}), 1));
 }
 
+TEST_F(RoomTest, EachFanoutGetsOnlyTheFormatsItsFollowersOfTheKeyUse) {
+  // A second node's fan-out: a CBOR follower of `k` and a JSON follower of another key.
+  // What the room sends it comes back to this test tagged with the fan-out's name.
+  auto other = sys.spawn([=](caf::event_based_actor* fan) -> caf::behavior {
+    return {
+      [=](push_out& p) { fan->send(me, std::string{"other"}, std::move(p)); },
+      [](subscribed_out&) {},
+    };
+  });
+  attach(1);  // JSON, follows k
+  request(1, get("k", 0, false));
+  next<subscribed_out>();
+  self->send(room, attach_msg{other, 2, conn_flags{wire_format::cbor, false, false}});
+  self->send(room, room_msg{other, 2, get("k", 0, false)});
+  self->send(room, attach_msg{other, 3, conn_flags{}});
+  self->send(room, room_msg{other, 3, get("j", 0, false)});
+  request(1, push("k", "v"));
+  auto here = next<push_out>();
+  EXPECT_TRUE(static_cast<bool>(here.msg.json));
+  EXPECT_FALSE(static_cast<bool>(here.msg.cbor)) << "nobody here reads CBOR";
+  bool got = false;
+  self->receive(
+    [&](std::string& who, push_out& p) {
+      got = true;
+      EXPECT_EQ(who, "other");
+      EXPECT_EQ(p.seq, 1u);
+      EXPECT_FALSE(static_cast<bool>(p.msg.json)) << "its JSON connection does not follow k";
+      EXPECT_EQ(parse_cbor(p.msg.cbor), push_msg("k", "v", 1));
+    },
+    caf::after(wait_limit) >> [] {});
+  EXPECT_TRUE(got);
+  self->send_exit(other, caf::exit_reason::user_shutdown);
+}
+
 TEST_F(RoomTest, ErrorsOfInvalidRequestsComeBackInOrder) {
   attach(1);
   protocol::request bad;
@@ -446,6 +480,91 @@ TEST(RoomLimits, APushThatWouldOverfillTheRoomIsRefusedAndChangesNothing) {
                 },
                 caf::after(wait_limit) >> [] { ADD_FAILURE() << "no init"; });
   self->send_exit(room, caf::exit_reason::user_shutdown);
+}
+
+/// A room with small limits, and this test as the fan-out of its one connection.
+class RoomLimitsTest : public ::testing::Test {
+ protected:
+  RoomLimitsTest() : sys{test_config(cfg)}, self{sys} { me = caf::actor_cast<caf::actor>(self); }
+  ~RoomLimitsTest() override { self->send_exit(room, caf::exit_reason::user_shutdown); }
+
+  void start(room_config rc) {
+    room = spawn_room(sys, "r", rc);
+    self->send(room, attach_msg{me, 1, conn_flags{}});
+  }
+
+  void request(protocol::request req) { self->send(room, room_msg{me, 1, std::move(req)}); }
+
+  /// The next message for the connection: an init (from a subscription) or a reply.
+  value next() {
+    value out;
+    self->receive([&](subscribed_out& s) { out = s.init ? parse(s.init) : value("subscribed"); },
+                  [&](reply_out& r) { out = parse(r.msg); },
+                  [&](push_out& p) { out = parse(p.msg.json); },
+                  caf::after(wait_limit) >> [] { ADD_FAILURE() << "nothing arrived"; });
+    return out;
+  }
+
+  caf::actor_system_config cfg;
+  caf::actor_system sys;
+  caf::scoped_actor self;
+  caf::actor room;
+  caf::actor me;
+};
+
+TEST_F(RoomLimitsTest, AGetBeyondTheSubscriptionLimitIsRefusedAndChangesNothing) {
+  room_config rc;
+  rc.max_subscriptions = 2;
+  start(rc);
+  request(get("a", 0, false));
+  request(get("b", 0, false));
+  request(get("a", 0, false));  // already followed: not one more
+  request(get("c"));
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(next(), "subscribed");
+  EXPECT_EQ(next(), (value{{"type", "error"},
+                           {"message", "too many subscriptions: this connection follows 2 keys, "
+                                       "the limit is 2"}}));
+  // Not subscribed to c: its push reaches nobody, the ping's answer comes next.
+  request(push("c", 1));
+  request(push("b", 2));
+  request(ping(9));
+  EXPECT_EQ(next(), push_msg("b", 2, 2));
+  EXPECT_EQ(next(), (value{{"type", "pong"}, {"nonce", 9}}));
+}
+
+TEST_F(RoomLimitsTest, AGetBeyondTheSubscribedKeyBytesIsRefused) {
+  room_config rc;
+  rc.max_subscription_bytes = 10;
+  start(rc);
+  request(get("123456", 0, false));
+  request(get("12345", 0, false));  // 11 bytes in all
+  request(get("1234", 0, false));   // 10: fits
+  EXPECT_EQ(next(), "subscribed");
+  EXPECT_EQ(next()["message"],
+            "too many subscriptions: the keys this connection follows would take 11 bytes, "
+            "the limit is 10");
+  EXPECT_EQ(next(), "subscribed");
+}
+
+TEST_F(RoomLimitsTest, APushToAKeyBeyondTheKeyLimitIsRefusedButRelaysAndKnownKeysPass) {
+  room_config rc;
+  rc.max_keys = 2;
+  start(rc);
+  request(get("c", 0, false));
+  EXPECT_EQ(next(), "subscribed");
+  request(push("a", 1));
+  request(push("b", 2));
+  request(push("c", 3));                         // a third stream: refused, takes no seq
+  request(push("c", 4, protocol::action::relay));  // no stream: passes
+  request(push("a", 5, protocol::action::replace));
+  request(push("c", 6, protocol::action::compact, 1));
+  EXPECT_EQ(next(), (value{{"type", "error"},
+                           {"message", "room is full: it retains streams of 2 keys, the limit "
+                                       "is 2"}}));
+  EXPECT_EQ(next(), push_msg("c", 4, 3));
+  EXPECT_EQ(next()["message"], "room is full: it retains streams of 2 keys, the limit is 2");
+  request(ping(1));
+  EXPECT_EQ(next(), (value{{"type", "pong"}, {"nonce", 1}}));
 }
 
 /// Room expiry, on CAF's deterministic test scheduler.

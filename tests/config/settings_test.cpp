@@ -21,7 +21,8 @@ using namespace std::chrono_literals;
 const std::vector<std::string> setting_names = {
     "host", "port", "public-url", "cors-origins",
     "max-frame-bytes", "max-body-bytes", "max-key-bytes", "max-depth", "max-queue-bytes",
-    "max-room-bytes", "max-connections",
+    "max-room-bytes", "max-keys", "max-subscriptions", "max-subscription-bytes",
+    "max-connections",
     "handshake-timeout", "http-timeout", "idle-timeout", "close-timeout", "room-ttl",
     "io-threads", "actor-threads",
     "log-level",
@@ -116,17 +117,13 @@ class temp_file {
   fs::path path_;
 };
 
-/// The repository root: $DRIFTD_SOURCE_DIR, else the nearest directory above the working
-/// directory that holds config/driftd.json (ctest runs us inside the build tree).
+/// The repository root: $DRIFTD_SOURCE_DIR, else the source tree this test was built from
+/// (the build tree may be anywhere).
 fs::path source_dir() {
   if (const char* env = std::getenv("DRIFTD_SOURCE_DIR"); env != nullptr && *env != '\0') {
     return env;
   }
-  for (fs::path dir = fs::current_path(); !dir.empty(); dir = dir.parent_path()) {
-    if (fs::exists(dir / "config" / "driftd.json")) return dir;
-    if (dir == dir.parent_path()) break;
-  }
-  return {};
+  return DRIFTD_TEST_SOURCE_DIR;
 }
 
 std::string example(const std::string& name) {
