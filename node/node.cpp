@@ -67,13 +67,32 @@ std::string node::start() {
   if (started_) return "node already started";
   started_ = true;
   release_caf_logger release_on_return;
+  if (auto error = start_actor_system(); !error.empty()) return error;
+  spawn_directory();
+  const std::string secret = room_secret();
+  ctx_ = std::make_shared<net::context>(*sys_, directory_, settings_, secret);
+  ctx_->actor_stats = &actor_stats_;
+  if (auto error = open_listener(); !error.empty()) return error;
+  if (settings_.cluster_port != 0) {
+    if (auto error = join_cluster(secret); !error.empty()) return error;
+  }
+  listener_->start();
+  for (auto& shard : shards_) {
+    auto& ioc = shard->context();
+    work_.push_back(boost::asio::make_work_guard(ioc));
+    io_threads_.emplace_back([&ioc] { ioc.run(); });
+  }
+  log().info("driftd node {} listening on http://{}:{} ({} I/O thread(s), {} actor thread(s))",
+             ctx_->node_name, settings_.host, port_, shards_.size(), actor_threads());
+  return {};
+}
+
+unsigned node::actor_threads() const {
+  return settings_.actor_threads ? settings_.actor_threads : usable_cpus();
+}
+
+std::string node::start_actor_system() {
   const bool clustered = settings_.cluster_port != 0;
-  const bool tls = !settings_.tls_cert.empty();
-
-  const unsigned cpus = usable_cpus();
-  const unsigned actor_threads = settings_.actor_threads ? settings_.actor_threads : cpus;
-  const unsigned io_threads = settings_.io_threads ? settings_.io_threads : cpus;
-
   // An empty stream instead of caf-application.ini: the node's settings come from ours only.
   std::istringstream no_ini;
   if (auto err = cfg_.parse(caf::actor_system_config::string_list{}, no_ini)) {
@@ -83,7 +102,7 @@ std::string node::start() {
   if (clustered) {
     cluster::register_types(cfg_);
     cfg_.load<caf::io::middleman>();
-    if (tls) {
+    if (!settings_.tls_cert.empty()) {
       cfg_.load<caf::openssl::manager>();
       cfg_.openssl_certificate = settings_.tls_cert;
       cfg_.openssl_key = settings_.tls_key;
@@ -97,7 +116,7 @@ std::string node::start() {
     cfg_.set("middleman.app-identifiers",
              std::vector<std::string>{"driftd/" + settings_.cluster_name});
   }
-  cfg_.set("scheduler.max-threads", static_cast<size_t>(actor_threads));
+  cfg_.set("scheduler.max-threads", static_cast<size_t>(actor_threads()));
   // CAF's default work-stealing workers poll, napping up to 10 ms when idle: a message
   // from a socket waits for the nap to end, and polling takes CPU from the I/O threads on
   // the same cores. The sharing policy wakes a worker when work arrives (measured at 100k
@@ -106,85 +125,82 @@ std::string node::start() {
   cfg_.set("logger.file-verbosity", caf::atom("quiet"));
   cfg_.set("logger.console-verbosity", caf::atom("quiet"));
   sys_ = std::make_unique<caf::actor_system>(cfg_);
+  return {};
+}
 
+void node::spawn_directory() {
   actors::room_config rooms;
   rooms.ttl = settings_.room_ttl;
-  rooms.reserve_seqs = clustered;
+  rooms.reserve_seqs = settings_.cluster_port != 0;
   rooms.max_bytes = settings_.max_room_bytes;
   rooms.max_keys = settings_.max_keys;
   rooms.max_subscriptions = settings_.max_subscriptions;
   rooms.max_subscription_bytes = settings_.max_subscription_bytes;
   directory_ = actors::spawn_directory(*sys_, rooms, &actor_stats_);
+}
 
-  std::string secret = settings_.secret;
-  if (secret.empty() && clustered) {
+std::string node::room_secret() const {
+  if (!settings_.secret.empty()) return settings_.secret;
+  if (settings_.cluster_port != 0) {
     // Every node must agree on the secret; one derived from the cluster name lets a local
     // cluster start without one, but anybody who knows the name could join it.
-    secret = "driftd-insecure-default-secret/" + settings_.cluster_name;
     log().warn("no --secret given: using an insecure default derived from the cluster name; "
                "set the same --secret on every node");
-  } else if (secret.empty()) {
-    secret = protocol::random_secret();
-    log().info("no secret configured: room ids are valid only while this process runs");
+    return "driftd-insecure-default-secret/" + settings_.cluster_name;
   }
-  ctx_ = std::make_shared<net::context>(*sys_, directory_, settings_, secret);
-  ctx_->actor_stats = &actor_stats_;
+  log().info("no secret configured: room ids are valid only while this process runs");
+  return protocol::random_secret();
+}
 
-  std::string error;
+std::string node::open_listener() {
+  const unsigned io_threads = settings_.io_threads ? settings_.io_threads : usable_cpus();
   std::vector<net::io_shard*> shards;
   for (unsigned i = 0; i < io_threads; ++i) {
     shards_.push_back(std::make_unique<net::io_shard>());
     shards.push_back(shards_.back().get());
   }
+  std::string error;
   listener_ = net::listener::open(shards, settings_.host, settings_.port, ctx_, error);
   if (!listener_) return error;
   port_ = listener_->port();
   ctx_->settings.port = port_;
   if (settings_.node_name.empty()) ctx_->node_name = "node-" + std::to_string(port_);
+  return {};
+}
 
-  if (clustered) {
-    cluster::router_config rc;
-    rc.self = ctx_->node_name;
-    rc.reservation_ttl = settings_.room_ttl;
-    router_ = cluster::spawn_router(*sys_, rc, directory_);
-    caf::anon_send(directory_, actors::use_resolver{router_});
-    cluster::membership_config mc;
-    mc.self.name = ctx_->node_name;
-    mc.self.cluster = host_port(settings_.cluster_host, settings_.cluster_port);
-    mc.self.http = host_port(settings_.host, port_);
-    mc.self.incarnation = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(
-        std::chrono::system_clock::now().time_since_epoch())
-        .count());
-    mc.seeds = settings_.seeds;
-    mc.cluster_name = settings_.cluster_name;
-    mc.secret = secret;
-    mc.tls = tls;
-    membership_ = cluster::spawn_membership(*sys_, mc, router_);
-    auto published =
-      tls ? caf::openssl::publish(membership_, settings_.cluster_port,
-                                  settings_.cluster_host.c_str(), true)
-          : sys_->middleman().publish(membership_, settings_.cluster_port,
-                                      settings_.cluster_host.c_str(), true);
-    if (!published) {
-      return "cannot listen for cluster peers on " + mc.self.cluster + ": " +
-             sys_->render(published.error());
-    }
-    ctx_->cluster = router_;
-    log().info("cluster {}: member {} on {}{}, seeds {}", settings_.cluster_name,
-               ctx_->node_name, mc.self.cluster, tls ? " (mutual TLS)" : "",
-               settings_.seeds.empty() ? std::string{"none"} : std::to_string(settings_.seeds.size()));
+std::string node::join_cluster(const std::string& secret) {
+  const bool tls = !settings_.tls_cert.empty();
+  cluster::router_config rc;
+  rc.self = ctx_->node_name;
+  rc.reservation_ttl = settings_.room_ttl;
+  router_ = cluster::spawn_router(*sys_, rc, directory_);
+  caf::anon_send(directory_, actors::use_resolver{router_});
+  cluster::membership_config mc;
+  mc.self.name = ctx_->node_name;
+  mc.self.cluster = host_port(settings_.cluster_host, settings_.cluster_port);
+  mc.self.http = host_port(settings_.host, port_);
+  mc.self.incarnation = static_cast<uint64_t>(
+    std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::system_clock::now().time_since_epoch())
+      .count());
+  mc.seeds = settings_.seeds;
+  mc.cluster_name = settings_.cluster_name;
+  mc.secret = secret;
+  mc.tls = tls;
+  membership_ = cluster::spawn_membership(*sys_, mc, router_);
+  auto published =
+    tls ? caf::openssl::publish(membership_, settings_.cluster_port,
+                                settings_.cluster_host.c_str(), true)
+        : sys_->middleman().publish(membership_, settings_.cluster_port,
+                                    settings_.cluster_host.c_str(), true);
+  if (!published) {
+    return "cannot listen for cluster peers on " + mc.self.cluster + ": " +
+           sys_->render(published.error());
   }
-  listener_->start();
-
-  for (auto& shard : shards_) {
-    auto& ioc = shard->context();
-    work_.push_back(boost::asio::make_work_guard(ioc));
-    io_threads_.emplace_back([&ioc] { ioc.run(); });
-  }
-
-  log().info("driftd node {} listening on http://{}:{} ({} I/O thread(s), {} actor thread(s))",
-             ctx_->node_name, settings_.host, port_, io_threads, actor_threads);
+  ctx_->cluster = router_;
+  log().info("cluster {}: member {} on {}{}, seeds {}", settings_.cluster_name,
+             ctx_->node_name, mc.self.cluster, tls ? " (mutual TLS)" : "",
+             settings_.seeds.empty() ? std::string{"none"} : std::to_string(settings_.seeds.size()));
   return {};
 }
 

@@ -49,6 +49,16 @@ class node {
   const config::settings& settings() const { return settings_; }
 
  private:
+  // The steps of start(), in order.
+  std::string start_actor_system();
+  void spawn_directory();
+  /// The secret room ids are signed with (and cluster peers prove they know).
+  std::string room_secret() const;
+  std::string open_listener();
+  /// Publishes the membership on the cluster port and starts joining through the seeds.
+  std::string join_cluster(const std::string& secret);
+  unsigned actor_threads() const;
+
   /// Hands this node's rooms to the rest of the cluster before it stops.
   void leave_cluster();
 
