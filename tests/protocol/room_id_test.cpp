@@ -106,5 +106,31 @@ TEST(RandomSecret, WorksAsASecret) {
   EXPECT_FALSE(ids.valid(fresh.generate()));
 }
 
+TEST(RoomIds, AnIdSaysWhenItWasIssuedAndTheTimeIsSigned) {
+  const int64_t when = 1796083200123;  // 2026-12-01, in ms
+  const std::string id = ids.generate(when);
+  EXPECT_EQ(room_ids::issued_ms(id), when);
+  EXPECT_TRUE(ids.valid(id));
+  // Changing the time's characters breaks the tag.
+  for (std::size_t at = 26; at < 36; ++at) {
+    std::string forged = id;
+    forged[at] = forged[at] == 'a' ? 'b' : 'a';
+    EXPECT_FALSE(ids.valid(forged)) << at;
+  }
+}
+
+TEST(RoomIds, IdsOfTheEarlierUntimedFormStayValid) {
+  // Issued by an earlier release of driftd under this secret: 16 random bytes and a tag.
+  const room_ids earlier{"room-id-test-secret"};
+  const std::string old_id = "5oiinw245sjihy5vlafh2cs2cljejj26zzzdyhq";
+  ASSERT_EQ(old_id.size(), room_ids::untimed_id_length);
+  EXPECT_TRUE(earlier.valid(old_id));
+  EXPECT_FALSE(ids.valid(old_id));
+  EXPECT_EQ(room_ids::issued_ms(old_id), -1);
+  std::string forged = old_id;
+  forged[3] = forged[3] == 'a' ? 'b' : 'a';
+  EXPECT_FALSE(earlier.valid(forged));
+}
+
 }  // namespace
 }  // namespace driftd::protocol
