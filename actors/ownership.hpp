@@ -82,6 +82,24 @@ struct release_seq {
   std::string room;
 };
 
+/// From a room to its directory: it has been idle and is leaving memory. Requests for it
+/// wait until it has ended (then a fresh actor reads it back), unless it says room_revived.
+struct room_unloading {
+  std::string room;
+};
+
+/// From a room that said room_unloading: a message arrived meanwhile, it serves on.
+struct room_revived {
+  std::string room;
+};
+
+/// From a room to its directory before it ends after a failed write: a new actor of the room
+/// must number above `head` (seqs it gave to pushes that were never acknowledged).
+struct room_failed {
+  std::string room;
+  uint64_t head = 0;
+};
+
 /// To a directory: the room `room` is owned here; spawn it if needed, numbering from
 /// `start_after` + 1. Answered with the room actor.
 struct open_room {
@@ -180,6 +198,21 @@ typename Inspector::result_type inspect(Inspector& f, reserve_seq& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, release_seq& x) {
   return f(caf::meta::type_name("driftd::release_seq"), x.room);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, room_unloading& x) {
+  return f(caf::meta::type_name("driftd::room_unloading"), x.room);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, room_revived& x) {
+  return f(caf::meta::type_name("driftd::room_revived"), x.room);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, room_failed& x) {
+  return f(caf::meta::type_name("driftd::room_failed"), x.room, x.head);
 }
 
 template <class Inspector>

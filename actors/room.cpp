@@ -2,19 +2,41 @@
 
 #include <algorithm>
 #include <limits>
-#include <map>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "actors/messages.hpp"
 #include "actors/ownership.hpp"
+#include "actors/room_outbox.hpp"
 #include "actors/stream_store.hpp"
 #include "actors/subscriber_table.hpp"
 #include "actors/type_ids.hpp"
 #include "actors/watch.hpp"
 #include "config/logging.hpp"
 #include "protocol/message.hpp"
+#include "protocol/room_id.hpp"
+#include "storage/store.hpp"
+
+namespace driftd::actors {
+
+/// A write of the room's changes was acknowledged (or failed): from the store's thread.
+struct write_done {
+  uint64_t index = 0;
+  std::string error;
+};
+
+/// The room as the store read it back.
+struct loaded_msg {
+  storage::room_record record;
+  std::string error;
+};
+
+}  // namespace driftd::actors
+
+// Sent by a room to itself, from the store's threads: never leave the node.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(driftd::actors::write_done)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(driftd::actors::loaded_msg)
 
 namespace driftd::actors {
 
@@ -41,12 +63,31 @@ struct room_state {
   room_config cfg;
   stream_store store;
   subscriber_table<caf::actor> subs;
-  /// While a batch of client messages is served, pushes for each fan-out are held here and
-  /// leave together afterwards (or before anything else goes to a fan-out).
-  bool holding = false;
-  std::vector<std::pair<caf::actor, std::vector<push_out>>> held;
+  /// What the room has said that may not leave before its writes are durable.
+  room_outbox outbox;
   caf::actor_clock::time_point last_touch;
   bool expiry_armed = false;
+
+  // -- with a store (cfg.store) --
+  /// Reading the room back: every client message waits in the mailbox.
+  bool loading = false;
+  /// The changes made since the last write was sent, to go in the next one.
+  storage::room_write next_write;
+  bool next_write_dirty = false;
+  /// Writes are numbered from 1; at most one is with the store at a time.
+  uint64_t written = 0;      ///< the number of the last write sent
+  uint64_t acked = 0;        ///< the last one acknowledged
+  uint64_t latest = 0;       ///< the newest write holding a change made so far
+  bool write_in_flight = false;
+  /// A flush_atom is on its way: the next write goes once the mailbox's burst is served.
+  bool flush_armed = false;
+  /// The high-water mark in the newest write (no seq above it is ever used).
+  uint64_t high_water = 0;
+  /// Leaving memory: told the directory, waiting for the last write.
+  bool unloading = false;
+  uint64_t unload_write = 0;
+  /// The node stops: end once the last write is acknowledged.
+  bool stopping = false;
 
   // -- cluster mode: seq reservations with the backup --
   /// The router that records this room's reservations; null: none needed.
@@ -73,6 +114,9 @@ using room_actor = caf::stateful_actor<room_state>;
 
 spdlog::logger& log() { return config::logger("actors"); }
 
+/// Storage failures are logged at most this often per second, node-wide.
+config::log_limiter storage_warnings{5};
+
 /// How long a room waits for its new node to take it.
 constexpr auto handoff_timeout = std::chrono::seconds{10};
 
@@ -85,9 +129,20 @@ constexpr auto forward_linger = std::chrono::seconds{10};
 /// ...or, once every fan-out it knew has switched over, for this long.
 constexpr auto forward_linger_drained = std::chrono::milliseconds{250};
 
-/// Values inside a snapshot were checked on their way in; this bound only protects against
-/// a corrupt peer.
+/// Values inside a snapshot or read back from disk were checked on their way in; this bound
+/// only protects against a corrupt peer or file.
 constexpr std::size_t max_snapshot_depth = 1024;
+
+/// A room that has nothing stored and may have expired numbers from this many seqs per
+/// millisecond of the wall clock: no room ever numbers that fast (one sequencer takes well
+/// under a million pushes a second), so it starts above every seq it can have used before.
+constexpr uint64_t floor_seqs_per_ms = 1000;
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
 
 std::string encode_init(wire_format f, const std::string& key, const stream* s,
                         uint64_t after) {
@@ -103,27 +158,45 @@ std::string no_reply(wire_format f) {
   return f == wire_format::json ? std::string{"null"} : std::string{"\xf6"};
 }
 
-/// Sends the held pushes, so that what goes to a fan-out next comes after them.
-void release_held(room_actor* self) {
-  auto& st = self->state;
-  for (auto& [fanout, pushes] : st.held) {
-    if (pushes.size() == 1) {
-      self->send(fanout, std::move(pushes.front()));
-    } else {
-      self->send(fanout, push_batch{std::move(pushes)});
-    }
-  }
-  st.held.clear();
+// -- what the room says ---------------------------------------------------------------------
+
+/// The write a change made now would be part of.
+uint64_t gate(room_actor* self) { return self->state.latest; }
+
+void emit(room_actor* self, const caf::actor& fanout, fanout_message msg) {
+  self->state.outbox.add(to_fanout{fanout, std::move(msg)}, gate(self));
 }
 
-void hold(room_actor* self, const caf::actor& fanout, push_out m) {
-  auto& held = self->state.held;
-  auto i = std::find_if(held.begin(), held.end(), [&](const auto& h) { return h.first == fanout; });
-  if (i == held.end()) {
-    held.emplace_back(fanout, std::vector<push_out>{});
-    i = std::prev(held.end());
+/// Sends what no longer waits for a write.
+void release(room_actor* self) {
+  auto& st = self->state;
+  st.outbox.release(self, st.cfg.store ? st.acked : std::numeric_limits<uint64_t>::max());
+}
+
+/// Runs one request: what it makes the room say forms one outbox entry.
+template <class F>
+void as_request(room_actor* self, entry_origin origin, F&& run) {
+  self->state.outbox.begin(std::move(origin));
+  run();
+  self->state.outbox.end(gate(self));
+}
+
+entry_origin origin_of(const reply_to& to, const request& req) {
+  entry_origin o;
+  switch (req.kind) {
+    case request_kind::push:
+      o.kind = origin_kind::push;
+      break;
+    case request_kind::get:
+      o.kind = origin_kind::get;
+      break;
+    default:
+      o.kind = origin_kind::stateless;
   }
-  i->second.push_back(std::move(m));
+  o.fanout = to.fanout;
+  o.conn = to.conn;
+  o.format = to.format;
+  return o;
 }
 
 void send_reply(room_actor* self, const reply_to& to, std::string message, bool is_error) {
@@ -132,8 +205,7 @@ void send_reply(room_actor* self, const reply_to& to, std::string message, bool 
     to.http->body = std::move(message);
     return;
   }
-  release_held(self);
-  self->send(to.fanout, reply_out{to.conn, payload{std::move(message)}});
+  emit(self, to.fanout, reply_out{to.conn, payload{std::move(message)}});
 }
 
 void reply_error(room_actor* self, const reply_to& to, std::string_view text) {
@@ -167,12 +239,7 @@ void broadcast(room_actor* self, uint64_t seq, const std::string& key, const pro
     msg.cbor = payload{protocol::encode_push(wire_format::cbor, key, v, seq)};
   }
   st.subs.for_each_wanting(key, relay, [&](const caf::actor& fanout, format_set f) {
-    push_out out{seq, key, f == needed ? msg : only(msg, f), relay};
-    if (st.holding) {
-      hold(self, fanout, std::move(out));
-    } else {
-      self->send(fanout, std::move(out));
-    }
+    emit(self, fanout, push_out{seq, key, f == needed ? msg : only(msg, f), relay});
   });
 }
 
@@ -185,10 +252,9 @@ void debug_broadcast(room_actor* self, const std::string& key) {
   frames msg;
   if (needed.json) msg.json = payload{encode_init(wire_format::json, key, s, 0)};
   if (needed.cbor) msg.cbor = payload{encode_init(wire_format::cbor, key, s, 0)};
-  release_held(self);
   for (const auto& [fanout, view] : st.subs.fanouts()) {
     const auto f = view.debug.formats();
-    if (f.any()) self->send(fanout, debug_out{key, only(msg, f)});
+    if (f.any()) emit(self, fanout, debug_out{key, only(msg, f)});
   }
 }
 
@@ -199,6 +265,86 @@ void after_change(room_actor* self, const reply_to& to, const std::string& key,
   } else if (to.http) {
     to.http->body = no_reply(to.format);
   }
+}
+
+// -- writing changes down (with a store) ------------------------------------------------------
+//
+// Changes collect in `next_write`; it is sent when the burst of messages now in the mailbox
+// has been served (a flush_atom sent to itself comes after them), or at once when the write
+// before it is acknowledged. One write at a time: should it fail, the changes made on top
+// of it were never sent, and nothing that depended on them has left the outbox.
+
+void send_write(room_actor* self) {
+  auto& st = self->state;
+  if (st.write_in_flight || !st.next_write_dirty) return;
+  auto w = std::move(st.next_write);
+  st.next_write = storage::room_write{};
+  st.next_write_dirty = false;
+  w.room = st.id;
+  w.has_meta = true;
+  w.meta.high_water = st.high_water;
+  w.meta.last_active_ms = wall_ms();
+  st.write_in_flight = true;
+  const uint64_t index = ++st.written;
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  st.cfg.store->write(std::move(w), [me, index](std::string error) {
+    caf::anon_send(me, write_done{index, std::move(error)});
+  });
+}
+
+/// Something changed that the next write must hold: what the room says from now on waits
+/// for that write.
+void mark_change(room_actor* self) {
+  auto& st = self->state;
+  st.next_write_dirty = true;
+  st.latest = st.written + 1;  // the write after the one in flight, if any
+  if (!st.flush_armed) {
+    st.flush_armed = true;
+    self->send(self, flush_atom_v);
+  }
+}
+
+/// A seq was taken: the high-water mark on disk must cover it before anything says so.
+void cover_seq(room_actor* self, uint64_t seq) {
+  auto& st = self->state;
+  if (!st.cfg.store) return;
+  if (seq + st.cfg.high_water_block / 2 > st.high_water) {
+    st.high_water = seq + st.cfg.high_water_block;
+    mark_change(self);
+  }
+}
+
+void record_change(room_actor* self, const std::string& key, const stream_change& change) {
+  auto& st = self->state;
+  if (!st.cfg.store) return;
+  for (uint64_t seq : change.erased) st.next_write.erases.emplace_back(key, seq);
+  if (change.added) {
+    storage::stored_entry e;
+    e.seq = change.added->seq;
+    e.size = change.added->size;
+    protocol::append_cbor(e.value, change.added->val);
+    st.next_write.puts.emplace_back(key, std::move(e));
+  }
+  mark_change(self);
+}
+
+/// Writes the whole room (after a copy arrived and was merged in).
+void record_everything(room_actor* self) {
+  auto& st = self->state;
+  if (!st.cfg.store) return;
+  st.next_write = storage::room_write{};
+  st.next_write.erase_room = true;
+  for (const auto& [key, s] : st.store.streams()) {
+    for (const auto& e : s) {
+      storage::stored_entry se;
+      se.seq = e.seq;
+      se.size = e.size;
+      protocol::append_cbor(se.value, e.val);
+      st.next_write.puts.emplace_back(key, std::move(se));
+    }
+  }
+  st.high_water = std::max(st.high_water, st.store.head() + st.cfg.high_water_block);
+  mark_change(self);
 }
 
 void after_numbering(room_actor* self);
@@ -221,15 +367,20 @@ void handle_push(room_actor* self, const reply_to& to, request& req) {
                          std::to_string(st.store.streams().size()) + " keys, the limit is " +
                          std::to_string(st.cfg.max_keys));
   }
+  stream_change change;
+  stream_change* track = st.cfg.store ? &change : nullptr;
   if (req.act == action::compact) {
-    auto out = st.store.compact(req.key, std::move(req.val), req.seq, req.wire_size);
+    auto out = st.store.compact(req.key, std::move(req.val), req.seq, req.wire_size, track);
     if (!out.error.empty()) return reply_error(self, to, out.error);
+    if (track) record_change(self, req.key, change);
     debug_broadcast(self, req.key);
     return after_change(self, to, req.key, out.stream_size);
   }
   const bool relay = req.act == action::relay;
   if (!relay) protocol::read_relayed_value(req);  // kept: needs the value itself
-  auto out = st.store.push(req.key, req.val, req.act, req.wire_size);
+  auto out = st.store.push(req.key, req.val, req.act, req.wire_size, track);
+  cover_seq(self, out.seq);
+  if (track && !relay) record_change(self, req.key, change);
   after_numbering(self);
   broadcast(self, out.seq, req.key, *out.val, relay ? &req : nullptr, relay);
   if (!relay) debug_broadcast(self, req.key);
@@ -268,8 +419,7 @@ void handle_get(room_actor* self, const reply_to& to, request& req) {
     return;
   }
   st.subs.follow(to.fanout, to.conn, req.key);
-  release_held(self);
-  self->send(to.fanout, subscribed_out{to.conn, req.key, std::move(init), st.store.head()});
+  emit(self, to.fanout, subscribed_out{to.conn, req.key, std::move(init), st.store.head()});
 }
 
 void handle_request(room_actor* self, const reply_to& to, request& req) {
@@ -285,14 +435,29 @@ void handle_request(room_actor* self, const reply_to& to, request& req) {
   }
 }
 
+/// How long the room may sit without connections and messages: until it ends (memory only)
+/// or leaves memory (with a store).
+caf::timespan idle_limit(room_actor* self) {
+  const auto& cfg = self->state.cfg;
+  return cfg.store ? cfg.unload_after : cfg.ttl;
+}
+
 /// Notes activity; with no connection left, makes sure an expiry check is pending.
 void touch(room_actor* self) {
   auto& st = self->state;
   st.last_touch = self->clock().now();
   if (st.subs.connections() == 0 && !st.expiry_armed) {
     st.expiry_armed = true;
-    self->delayed_send(self, st.cfg.ttl, expire_atom_v);
+    self->delayed_send(self, idle_limit(self), expire_atom_v);
   }
+}
+
+/// A message for a room that was leaving memory: it stays.
+void revive(room_actor* self) {
+  auto& st = self->state;
+  if (!st.unloading) return;
+  st.unloading = false;
+  if (st.cfg.directory) self->send(st.cfg.directory, room_revived{st.id});
 }
 
 void add_subscriber(room_actor* self, const caf::actor& fanout, uint64_t conn,
@@ -301,6 +466,13 @@ void add_subscriber(room_actor* self, const caf::actor& fanout, uint64_t conn,
   bool new_fanout = false;
   self->state.subs.add(fanout, conn, flags, keys, &new_fanout);
   if (new_fanout) watch(self, fanout);
+}
+
+/// Ends the room; with a store, first says it is no longer in memory.
+void end_room(room_actor* self, caf::error reason = caf::error{}) {
+  auto& st = self->state;
+  if (st.cfg.store) st.cfg.store->set_loaded(st.id, false);
+  self->quit(std::move(reason));
 }
 
 // -- seq reservations (cluster mode) ------------------------------------------------------
@@ -439,19 +611,27 @@ room_snapshot snapshot_of(room_actor* self) {
   return snap;
 }
 
+/// Decodes stored or transferred entries; one that does not decode is dropped and logged.
+stream decode_stream(const std::string& room, const std::string& key,
+                     std::vector<entry_snapshot>& entries) {
+  stream s;
+  s.reserve(entries.size());
+  for (auto& es : entries) {
+    auto v = protocol::parse_cbor(es.value, max_snapshot_depth);
+    if (!v) {
+      log().error("room {}: dropped an undecodable entry {} of key {}", room, es.seq, key);
+      continue;
+    }
+    s.push_back(entry{es.seq, std::move(*v), es.size});
+  }
+  return s;
+}
+
 std::unordered_map<std::string, stream> streams_of(room_snapshot& snap) {
   std::unordered_map<std::string, stream> streams;
   for (auto& ss : snap.streams) {
-    auto& s = streams[ss.key];
-    for (auto& es : ss.entries) {
-      auto v = protocol::parse_cbor(es.value, max_snapshot_depth);
-      if (!v) {
-        log().error("room {}: dropped an undecodable entry {} of key {}", snap.room, es.seq,
-                    ss.key);
-        continue;
-      }
-      s.push_back(entry{es.seq, std::move(*v), es.size});
-    }
+    auto s = decode_stream(snap.room, ss.key, ss.entries);
+    if (!s.empty()) streams[ss.key] = std::move(s);
   }
   return streams;
 }
@@ -462,17 +642,15 @@ void add_subscribers(room_actor* self, room_snapshot& snap) {
   }
 }
 
-void restore(room_actor* self, room_snapshot& snap) {
-  self->state.store.restore(streams_of(snap), snap.head);
-  add_subscribers(self, snap);
-}
-
-/// A second copy of this room arrives (two nodes briefly disagreed on who owns it): keep
-/// the counter above both, for each key the stream that went furthest, and every subscriber.
+/// A copy of this room arrives: the room as it was on its previous node, or a second copy
+/// (two nodes briefly disagreed on who owns it). Keeps the counter above both, for each key
+/// the stream that went furthest, and every subscriber.
 void merge(room_actor* self, room_snapshot& snap) {
   auto& st = self->state;
-  log().warn("room {}: merging a second copy (seq {} here, {} arriving)", st.id,
-             st.store.head(), snap.head);
+  if (st.store.head() > 0 || !st.store.streams().empty()) {
+    log().warn("room {}: merging a second copy (seq {} here, {} arriving)", st.id,
+               st.store.head(), snap.head);
+  }
   st.store.advance_head(snap.head);
   for (auto& [key, incoming] : streams_of(snap)) {
     const stream* mine = st.store.find(key);
@@ -481,11 +659,13 @@ void merge(room_actor* self, room_snapshot& snap) {
     }
   }
   add_subscribers(self, snap);
+  record_everything(self);
 }
 
 caf::behavior forwarding(room_actor* self);
 
-/// Sends the room to the router `target` and, once it is there, forwards to it.
+/// Sends the room to the router `target` and, once it is there (durably, when its new node
+/// keeps rooms), forwards to it.
 void hand_over(room_actor* self, const caf::actor& target) {
   auto router = caf::actor_cast<caf::actor>(self->current_sender());
   auto snap = snapshot_of(self);
@@ -496,6 +676,8 @@ void hand_over(room_actor* self, const caf::actor& target) {
         auto& st = self->state;
         st.successor = next;
         st.last_forward = self->clock().now();
+        // What this room still had to say goes first: the new one numbers after it.
+        st.outbox.release(self, std::numeric_limits<uint64_t>::max());
         // The last thing each fan-out hears from this actor: where the room is now.
         for (const auto& [fanout, view] : st.subs.fanouts()) {
           self->send(fanout, room_moved{next});
@@ -504,6 +686,14 @@ void hand_over(room_actor* self, const caf::actor& target) {
         }
         log().info("room {} handed over at seq {} with {} subscriber(s)", st.id,
                    st.store.head(), subscribers);
+        if (st.cfg.store) {
+          // Its new node has it: the copy here goes.
+          storage::room_write erase;
+          erase.room = st.id;
+          erase.erase_room = true;
+          st.cfg.store->write(std::move(erase), [](std::string) {});
+          st.cfg.store->set_loaded(st.id, false);
+        }
         if (router) self->send(router, handed_off{st.id, true});
         st.blocked = false;
         self->set_default_handler(caf::print_and_drop);
@@ -544,6 +734,9 @@ caf::behavior forwarding(room_actor* self) {
     [](handoff_to&) {},
     [](reserve_seq&) {},
     [](renew_atom) {},
+    [](flush_atom) {},
+    [](write_done&) {},
+    [=](stop_atom) { self->quit(); },
     [=](expire_atom) {
       auto& st = self->state;
       auto quiet = self->clock().now() - st.last_forward;
@@ -555,12 +748,162 @@ caf::behavior forwarding(room_actor* self) {
   };
 }
 
-caf::behavior waiting(room_actor* self) {
+// -- reading the room back, and what a write's outcome means ----------------------------------
+
+/// Numbers a room with nothing stored starts after: 0 for a room that cannot have expired
+/// yet (its id is younger than the TTL), else a floor above anything it can have used.
+uint64_t fresh_floor(room_actor* self) {
+  const auto& st = self->state;
+  const int64_t issued = protocol::room_ids::issued_ms(st.id);
+  const int64_t now = wall_ms();
+  const int64_t ttl = std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.ttl).count();
+  if (issued >= 0 && now - issued < ttl) return 0;
+  return static_cast<uint64_t>(std::max<int64_t>(now, 0)) * floor_seqs_per_ms;
+}
+
+void loaded(room_actor* self, loaded_msg& m, uint64_t start_after, bool adopting) {
+  auto& st = self->state;
+  if (!m.error.empty()) {
+    log().error("room {}: cannot be read back: {}", st.id, m.error);
+    return end_room(self, caf::make_error(caf::sec::runtime_error, m.error));
+  }
+  auto& rec = m.record;
+  uint64_t head = start_after;
+  if (rec.exists) {
+    head = std::max(head, rec.meta.high_water);
+    st.high_water = rec.meta.high_water;
+    const int64_t ttl =
+      std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.ttl).count();
+    if (rec.meta.last_active_ms + ttl <= wall_ms()) {
+      log().info("room {} had expired; its streams are gone", st.id);
+      st.next_write.erase_room = true;
+      mark_change(self);
+    } else {
+      std::unordered_map<std::string, stream> streams;
+      for (auto& [key, entries] : rec.streams) {
+        std::vector<entry_snapshot> es;
+        es.reserve(entries.size());
+        for (auto& e : entries) es.push_back(entry_snapshot{e.seq, std::move(e.value), e.size});
+        auto s = decode_stream(st.id, key, es);
+        if (!s.empty()) streams[key] = std::move(s);
+      }
+      st.store.restore(std::move(streams), 0);
+    }
+  } else if (!adopting && start_after == 0) {
+    head = fresh_floor(self);
+  }
+  st.store.advance_head(head);
+  log().debug("room {} read back at seq {} ({} key(s))", st.id, st.store.head(),
+              st.store.streams().size());
+  st.loading = false;
+  self->unbecome();  // what waited in the mailbox comes next
+  self->set_default_handler(caf::print_and_drop);
+  if (st.cfg.reserve_seqs) block(self);
+}
+
+/// A write failed: what depended on it is refused, and the room ends, so that its fan-outs
+/// find a fresh actor that reads back what was acknowledged.
+void write_failed(room_actor* self, uint64_t index, const std::string& error) {
+  auto& st = self->state;
+  uint64_t suppressed = 0;
+  if (storage_warnings.allow(suppressed)) {
+    log().error("room {}: a write failed: {}; refusing what depended on it{}", st.id, error,
+                suppressed == 0 ? std::string{}
+                                : " (" + std::to_string(suppressed) + " similar suppressed)");
+  }
+  st.outbox.release(self, index - 1);
+  const std::string text = "not stored: " + error;
+  for (auto& e : st.outbox.take_from(index)) {
+    const auto& o = e.origin;
+    if (o.kind == origin_kind::room) continue;  // said nothing a client asked for
+    if (o.kind == origin_kind::stateless) {
+      // A pong or an error reveals nothing that was not stored: it goes as it is.
+      for (auto& out : e.outputs) st.outbox.add(std::move(out), 0);
+      continue;
+    }
+    const std::string what = (o.kind == origin_kind::push ? "push " : "get ") + text;
+    bool answered = false;
+    for (auto& out : e.outputs) {
+      if (auto* h = std::get_if<http_answer>(&out)) {
+        h->result = http_result{true, protocol::encode_error(o.format, what)};
+        st.outbox.add(std::move(out), 0);
+        answered = true;
+      }
+    }
+    if (!answered && o.fanout) {
+      st.outbox.add(
+        to_fanout{o.fanout, reply_out{o.conn, payload{protocol::encode_error(o.format, what)}}}, 0);
+    }
+  }
+  st.outbox.release(self, std::numeric_limits<uint64_t>::max());
+  if (st.cfg.directory) self->send(st.cfg.directory, room_failed{st.id, st.store.head()});
+  end_room(self, caf::make_error(caf::sec::runtime_error, "storage write failed"));
+}
+
+void on_write_done(room_actor* self, write_done& w) {
+  auto& st = self->state;
+  st.write_in_flight = false;
+  if (!w.error.empty()) return write_failed(self, w.index, w.error);
+  st.acked = w.index;
+  send_write(self);  // what collected meanwhile
+  release(self);
+  if (st.unloading && st.acked >= st.unload_write && !st.write_in_flight) {
+    log().debug("room {} leaves memory at seq {}", st.id, st.store.head());
+    return end_room(self);
+  }
+  if (st.stopping && !st.write_in_flight) end_room(self);
+}
+
+/// Writes the exact counter, so that the room numbers on from it when read back (rather
+/// than from the high-water mark, which runs ahead).
+void write_exact_counter(room_actor* self) {
+  auto& st = self->state;
+  st.high_water = st.store.head();
+  mark_change(self);
+}
+
+/// Messages handled whatever the room is doing.
+caf::message_handler always(room_actor* self) {
   return {
+    [=](write_done& w) { on_write_done(self, w); },
+    [=](flush_atom) {
+      self->state.flush_armed = false;
+      send_write(self);
+    },
+    [=](stop_atom) {
+      auto& st = self->state;
+      if (!st.cfg.store || st.loading) return end_room(self);
+      st.stopping = true;
+      write_exact_counter(self);
+      send_write(self);
+    },
+  };
+}
+
+caf::result<caf::actor> adopt(room_actor* self, adopt_room& a);
+
+caf::behavior waiting(room_actor* self) {
+  return caf::message_handler{
     [=](backup_is& b) { set_backup(self, b.router); },
     [=](handoff_to& h) { hand_over(self, h.target); },
     [=](reserve_seq&) { request_reservation(self); },  // a retry after a failure
-  };
+    // Merging numbers nothing; its answer is what lets the router name this room's backup.
+    [=](adopt_room& a) { return adopt(self, a); },
+  }
+    .or_else(always(self));
+}
+
+// -- serving --------------------------------------------------------------------------------
+
+caf::result<caf::actor> adopt(room_actor* self, adopt_room& a) {
+  revive(self);
+  auto rp = self->make_response_promise<caf::actor>();
+  merge(self, a.snapshot);
+  // Answered once the merged room is durable: its old node then lets its copy go.
+  self->state.outbox.add(actor_answer{rp, caf::actor_cast<caf::actor>(self)}, gate(self));
+  unblock_if_free(self);
+  release(self);
+  return rp;
 }
 
 /// One client message of connection `conn` at fan-out `fanout`.
@@ -575,7 +918,7 @@ void serve(room_actor* self, const caf::actor& fanout, uint64_t conn, request& r
     if (req.kind != request_kind::push) return;
     to.http = &discard;
   }
-  handle_request(self, to, req);
+  as_request(self, origin_of(to, req), [&] { handle_request(self, to, req); });
   touch(self);
 }
 
@@ -585,7 +928,7 @@ void attach(room_actor* self, const attach_msg& m) {
   if (m.flags.debug) {
     // The debug feed opens with the whole store, one init per key.
     for (const auto& [key, s] : st.store.streams()) {
-      self->send(m.fanout, reply_out{m.conn, payload{encode_init(m.flags.format, key, &s, 0)}});
+      emit(self, m.fanout, reply_out{m.conn, payload{encode_init(m.flags.format, key, &s, 0)}});
     }
   }
   touch(self);
@@ -606,24 +949,34 @@ void resume(room_actor* self, const resume_all& m) {
   std::sort(missed.begin(), missed.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   for (const auto& [seq, at] : missed) {
-    self->send(m.fanout, reply_out{m.conn, payload{protocol::encode_push(
-                                             format, *at.first, at.second->val, seq)}});
+    emit(self, m.fanout,
+         reply_out{m.conn, payload{protocol::encode_push(format, *at.first, at.second->val, seq)}});
   }
 }
 
 caf::behavior serving(room_actor* self) {
-  return {
-    [=](attach_msg& m) { attach(self, m); },
+  return caf::message_handler{
+    [=](attach_msg& m) {
+      revive(self);
+      attach(self, m);
+      release(self);
+    },
     [=](reattach_msg& m) {
+      revive(self);
       for (const auto& a : m.attaches) attach(self, a);
       for (const auto& r : m.resumes) resume(self, r);
       for (auto& g : m.gets) serve(self, g.fanout, g.conn, g.req);
+      release(self);
     },
     [=](detach_msg& m) {
       self->state.subs.remove(m.fanout, m.conn);
       touch(self);
     },
-    [=](room_msg& m) { serve(self, m.fanout, m.conn, m.req); },
+    [=](room_msg& m) {
+      revive(self);
+      serve(self, m.fanout, m.conn, m.req);
+      release(self);
+    },
     [=](room_batch& m) -> caf::result<void> {
       auto& st = self->state;
       if (st.cfg.reserve_seqs && st.backup) {
@@ -638,51 +991,63 @@ caf::behavior serving(room_actor* self) {
           return caf::skip;
         }
       }
-      st.holding = true;
+      revive(self);
       for (auto& req : m.reqs) serve(self, m.fanout, m.conn, req);
-      st.holding = false;
-      release_held(self);
+      release(self);
       return caf::unit;
     },
-    [=](http_call& call) {
+    [=](http_call& call) -> caf::result<http_result> {
+      revive(self);
+      auto rp = self->make_response_promise<http_result>();
       http_result result;
       reply_to to{caf::actor{}, 0, call.format, &result};
-      handle_request(self, to, call.req);
+      as_request(self, origin_of(to, call.req), [&] {
+        handle_request(self, to, call.req);
+        self->state.outbox.add(http_answer{rp, std::move(result)}, gate(self));
+      });
       touch(self);
-      return result;
+      release(self);
+      return rp;
     },
     [=](drain_msg&) -> caf::actor {
       // Everything the fan-out sent through the old room has arrived before this.
       return caf::actor_cast<caf::actor>(self);
     },
-    [=](adopt_room& a) -> caf::actor {
-      merge(self, a.snapshot);
-      unblock_if_free(self);
-      return caf::actor_cast<caf::actor>(self);
-    },
+    [=](adopt_room& a) { return adopt(self, a); },
     [=](backup_is& b) { set_backup(self, b.router); },
     [=](handoff_to& h) { hand_over(self, h.target); },
     [=](reserve_seq&) { request_reservation(self); },
     [=](renew_atom) { renew_reservation(self); },
+    [=](loaded_msg&) {},  // handled while loading only
     [=](expire_atom) {
       auto& st = self->state;
       st.expiry_armed = false;
-      if (st.subs.connections() > 0) return;
+      if (st.subs.connections() > 0 || st.unloading || st.loading) return;
       auto idle = self->clock().now() - st.last_touch;
-      if (idle >= st.cfg.ttl) {
-        log().info("room {} expired after {} s without connections or messages", st.id,
-                   std::chrono::duration_cast<std::chrono::seconds>(idle).count());
-        if (st.backup) self->send(st.backup, release_seq{st.id});
-        self->quit();
+      if (idle < idle_limit(self)) {
+        st.expiry_armed = true;
+        self->delayed_send(self, idle_limit(self) - idle, expire_atom_v);
         return;
       }
-      st.expiry_armed = true;
-      self->delayed_send(self, st.cfg.ttl - idle, expire_atom_v);
+      if (!st.cfg.store) {
+        log().debug("room {} expired after {} s without connections or messages", st.id,
+                   std::chrono::duration_cast<std::chrono::seconds>(idle).count());
+        if (st.backup) self->send(st.backup, release_seq{st.id});
+        return end_room(self);
+      }
+      // Leaves memory: requests for it wait at the directory until it is gone.
+      st.unloading = true;
+      if (st.cfg.directory) self->send(st.cfg.directory, room_unloading{st.id});
+      write_exact_counter(self);
+      st.unload_write = st.written + 1;
+      send_write(self);
     },
-  };
+  }
+    .or_else(always(self));
 }
 
-void start(room_actor* self, std::string id, room_config cfg) {
+void start(room_actor* self, std::string id, room_config cfg, uint64_t start_after,
+           bool adopting) {
   auto& st = self->state;
   st.id = std::move(id);
   st.cfg = cfg;
@@ -699,32 +1064,34 @@ void start(room_actor* self, std::string id, room_config cfg) {
     touch(self);
   });
   self->become(serving(self));
-  // In a cluster, nothing is numbered before the backup is known.
-  if (cfg.reserve_seqs) block(self);
+  if (cfg.store) {
+    // Read back first; until then every client message waits in the mailbox.
+    st.loading = true;
+    self->set_default_handler(caf::skip);
+    self->become(caf::keep_behavior,
+                 caf::message_handler{[=](loaded_msg& m) {
+                   loaded(self, m, start_after, adopting);
+                 }}
+                   .or_else(always(self)));
+    cfg.store->set_loaded(st.id, true);
+    caf::actor me = caf::actor_cast<caf::actor>(self);
+    cfg.store->load(st.id, [me](storage::room_record record, std::string error) {
+      caf::anon_send(me, loaded_msg{std::move(record), std::move(error)});
+    });
+  } else {
+    st.store.advance_head(start_after);
+    // In a cluster, nothing is numbered before the backup is known.
+    if (cfg.reserve_seqs) block(self);
+  }
+  log().debug("room {} started", st.id);
   touch(self);
-}
-
-void fresh_room(room_actor* self, std::string id, room_config cfg, uint64_t start_after) {
-  self->state.store.advance_head(start_after);
-  log().debug("room {} started at seq {}", id, start_after);
-  start(self, std::move(id), cfg);
-}
-
-void moved_room(room_actor* self, room_snapshot snap, room_config cfg) {
-  log().debug("room {} arrived at seq {}", snap.room, snap.head);
-  restore(self, snap);
-  start(self, snap.room, cfg);
 }
 
 }  // namespace
 
 caf::actor spawn_room(caf::actor_system& sys, std::string id, room_config cfg,
-                      uint64_t start_after) {
-  return sys.spawn(fresh_room, std::move(id), cfg, start_after);
-}
-
-caf::actor spawn_room(caf::actor_system& sys, room_snapshot snapshot, room_config cfg) {
-  return sys.spawn(moved_room, std::move(snapshot), cfg);
+                      uint64_t start_after, bool adopting) {
+  return sys.spawn(start, std::move(id), cfg, start_after, adopting);
 }
 
 }  // namespace driftd::actors

@@ -28,10 +28,14 @@ std::size_t stream_store::bytes_after(const std::string& key, protocol::action a
 }
 
 push_outcome stream_store::push(const std::string& key, protocol::value& val,
-                                protocol::action act, uint32_t bytes) {
+                                protocol::action act, uint32_t bytes, stream_change* change) {
   assert(act != protocol::action::compact);
   push_outcome out;
   out.seq = ++head_;
+  if (change) {
+    change->erased.clear();
+    change->added = nullptr;
+  }
   if (act == protocol::action::relay) {
     out.val = &val;
     out.stream_size = size(key);
@@ -39,6 +43,9 @@ push_outcome stream_store::push(const std::string& key, protocol::value& val,
   }
   auto& s = streams_[key];
   if (act == protocol::action::replace) {
+    if (change) {
+      for (const auto& e : s) change->erased.push_back(e.seq);
+    }
     bytes_ -= bytes_of(s, 0, s.size());
     s.clear();
   }
@@ -46,12 +53,17 @@ push_outcome stream_store::push(const std::string& key, protocol::value& val,
   bytes_ += bytes;
   out.val = &s.back().val;
   out.stream_size = s.size();
+  if (change) change->added = &s.back();
   return out;
 }
 
 compact_outcome stream_store::compact(const std::string& key, protocol::value&& val,
-                                      uint64_t seq, uint32_t bytes) {
+                                      uint64_t seq, uint32_t bytes, stream_change* change) {
   compact_outcome out;
+  if (change) {
+    change->erased.clear();
+    change->added = nullptr;
+  }
   if (seq < 1 || seq > head_) {
     out.error = "compact seq " + std::to_string(seq) + " is outside 1.." + std::to_string(head_);
     out.stream_size = size(key);
@@ -60,11 +72,15 @@ compact_outcome stream_store::compact(const std::string& key, protocol::value&& 
   auto& s = streams_[key];
   // Entries are sorted by seq, so the ones to drop are a prefix.
   const std::size_t drop = first_after(s, seq);
+  if (change) {
+    for (std::size_t i = 0; i < drop; ++i) change->erased.push_back(s[i].seq);
+  }
   bytes_ -= bytes_of(s, 0, drop);
   s.erase(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(drop));
   s.insert(s.begin(), entry{seq, std::move(val), bytes});
   bytes_ += bytes;
   out.stream_size = s.size();
+  if (change) change->added = &s.front();
   return out;
 }
 

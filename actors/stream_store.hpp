@@ -40,6 +40,15 @@ struct compact_outcome {
   std::size_t stream_size = 0;
 };
 
+/// What a push or compact changed in its key's stream, for writing the change down: the
+/// seqs that left the stream (before the new entry joined), and the entry that joined it.
+struct stream_change {
+  std::vector<uint64_t> erased;
+  /// The new entry (null after a relay, which changes no stream). Valid until the store
+  /// next changes.
+  const entry* added = nullptr;
+};
+
 class stream_store {
  public:
   /// The seq of the last numbered push; 0 before any.
@@ -53,13 +62,15 @@ class stream_store {
 
   /// Applies relay, append or replace: takes the next seq; append and replace move the value
   /// out of `val` into the stream, relay leaves it where it is. `act` must not be compact.
+  /// With `change`, says what changed in the stream.
   push_outcome push(const std::string& key, protocol::value& val, protocol::action act,
-                    uint32_t size = 0);
+                    uint32_t size = 0, stream_change* change = nullptr);
 
   /// Applies compact: drops the key's entries with seq <= `seq` and puts `val` first with
-  /// that seq. Fails, changing nothing, unless 1 <= seq <= head().
+  /// that seq. Fails, changing nothing, unless 1 <= seq <= head(). With `change`, says what
+  /// changed in the stream (after a failure: nothing).
   compact_outcome compact(const std::string& key, protocol::value&& val, uint64_t seq,
-                          uint32_t size = 0);
+                          uint32_t size = 0, stream_change* change = nullptr);
 
   /// Retained bytes after a push of `size` bytes with `act` (seq: for compact), for
   /// checking a limit before applying it.

@@ -52,12 +52,16 @@ CAF_BEGIN_TYPE_ID_BLOCK(driftd, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::reattach_msg))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::push_batch))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::release_seq))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::room_unloading))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::room_revived))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::room_failed))
 
   CAF_ADD_ATOM(driftd, driftd::actors, stop_atom, "stop")
   CAF_ADD_ATOM(driftd, driftd::actors, expire_atom, "expire")
   CAF_ADD_ATOM(driftd, driftd::actors, stats_atom, "stats")
   CAF_ADD_ATOM(driftd, driftd::actors, retry_atom, "retry")
   CAF_ADD_ATOM(driftd, driftd::actors, renew_atom, "renew")
+  CAF_ADD_ATOM(driftd, driftd::actors, flush_atom, "flush")
 
 CAF_END_TYPE_ID_BLOCK(driftd)
 

@@ -185,5 +185,38 @@ TEST(StreamStore, RestoreReplacesEverything) {
   EXPECT_EQ(entries(s, "new"), (std::vector<std::pair<uint64_t, value>>{{7, "x"}}));
 }
 
+TEST(StreamStore, EveryActionSaysWhatItChangedInTheStream) {
+  stream_store s;
+  stream_change c;
+  value v = 1;
+  s.push("k", v, action::append, 10, &c);
+  EXPECT_TRUE(c.erased.empty());
+  ASSERT_NE(c.added, nullptr);
+  EXPECT_EQ(c.added->seq, 1u);
+  EXPECT_EQ(c.added->size, 10u);
+  v = 2;
+  s.push("k", v, action::append, 0, &c);
+  v = 3;
+  s.push("k", v, action::relay, 0, &c);
+  EXPECT_TRUE(c.erased.empty());
+  EXPECT_EQ(c.added, nullptr) << "a relay changes no stream";
+  v = 4;
+  s.push("k", v, action::replace, 0, &c);
+  EXPECT_EQ(c.erased, (std::vector<uint64_t>{1, 2}));
+  ASSERT_NE(c.added, nullptr);
+  EXPECT_EQ(c.added->seq, 4u);
+  v = 5;
+  s.push("k", v, action::append, 0, &c);
+  s.compact("k", 45, 4, 0, &c);
+  EXPECT_EQ(c.erased, (std::vector<uint64_t>{4})) << "the entry at the compaction seq goes too";
+  ASSERT_NE(c.added, nullptr);
+  EXPECT_EQ(c.added->seq, 4u);
+  EXPECT_EQ(c.added->val, value(45));
+  s.compact("k", 0, 99, 0, &c);  // outside 1..head: fails
+  EXPECT_TRUE(c.erased.empty());
+  EXPECT_EQ(c.added, nullptr);
+  EXPECT_EQ(entries(s, "k"), (std::vector<std::pair<uint64_t, value>>{{4, 45}, {5, 5}}));
+}
+
 }  // namespace
 }  // namespace driftd::actors
