@@ -227,7 +227,10 @@ void start_resolving(fanout_actor* self) {
 }
 
 void resolve(fanout_actor* self, int attempt) {
-  self->request(self->state.directory, resolve_timeout, resolve_room{self->state.room_id})
+  // Urgent: a node busy ending many rooms (each a down message for the directory) still
+  // finds rooms for its connections at once.
+  self->request<caf::message_priority::high>(self->state.directory, resolve_timeout,
+                                             resolve_room{self->state.room_id})
     .then(
       [=](caf::actor room) {
         auto& st = self->state;

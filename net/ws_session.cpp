@@ -78,7 +78,10 @@ void ws_session::start(std::string handshake_response, std::string_view already_
   queue_raw(std::move(handshake_response));
   flush();
   id_ = ctx_->next_connection.fetch_add(1, std::memory_order_relaxed);
-  caf::anon_send(ctx_->directory, actors::join_msg{room_, id_, shared_from_this(), flags_});
+  // Urgent, like the fan-out's resolve: new connections are admitted ahead of housekeeping
+  // (a burst of rooms ending is a burst of down messages for the directory).
+  caf::anon_send<caf::message_priority::high>(
+    ctx_->directory, actors::join_msg{room_, id_, shared_from_this(), flags_});
   timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor());
   timer_->expires_after(join_timeout);
   timer_->async_wait([self = shared_from_this()](const error_code& ec) {

@@ -17,10 +17,31 @@ namespace driftd::actors::testing {
 class fake_store : public storage::store {
  public:
   void write(storage::room_write w, std::function<void(std::string)> done) override {
-    std::lock_guard<std::mutex> guard{mutex_};
-    writes_.push_back(std::move(w));
-    callbacks_.push_back(std::move(done));
-    cv_.notify_all();
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      writes_.push_back(std::move(w));
+      if (!auto_ack_) {
+        callbacks_.push_back(std::move(done));
+        cv_.notify_all();
+        return;
+      }
+      callbacks_.push_back(nullptr);
+      cv_.notify_all();
+    }
+    done({});
+  }
+
+  /// From now on every write is acknowledged at once, those waiting included.
+  void acknowledge_all() {
+    std::vector<std::function<void(std::string)>> waiting;
+    {
+      std::lock_guard<std::mutex> guard{mutex_};
+      auto_ack_ = true;
+      for (auto& cb : callbacks_) {
+        if (cb) waiting.push_back(std::exchange(cb, nullptr));
+      }
+    }
+    for (auto& cb : waiting) cb({});
   }
 
   void load(std::string room,
@@ -93,6 +114,7 @@ class fake_store : public storage::store {
   std::set<std::string> loaded_;
   storage::room_record record_;
   std::string load_error_;
+  bool auto_ack_ = false;
 };
 
 }  // namespace driftd::actors::testing
