@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdarg>
+#include <cstdio>
 #include <deque>
 #include <filesystem>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -15,6 +18,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/table_properties_collectors.h>
@@ -66,6 +70,61 @@ std::string describe(const rocksdb::Status& s) {
   return s.ToString();
 }
 
+// RocksDB calls this from its own threads and from the writer's Write(). It only leaves
+// word for the writer: the writer alone recovers (DB::Resume or a reopen), so automatic
+// recovery, which would answer Busy to the writer's Resume, is turned off.
+class error_listener final : public rocksdb::EventListener {
+ public:
+  void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status*) override {
+    if (reason == rocksdb::BackgroundErrorReason::kWriteCallback) {
+      wal_failed_.store(true, std::memory_order_release);
+    }
+    raised_.store(true, std::memory_order_release);
+  }
+
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status,
+                            bool* auto_recovery) override {
+    *auto_recovery = false;
+  }
+
+  /// True once per background error raised since the last call.
+  bool take_raised() { return raised_.exchange(false, std::memory_order_acq_rel); }
+  /// Whether writing or syncing the WAL failed since the last recovery.
+  bool wal_failed() const { return wal_failed_.load(std::memory_order_acquire); }
+  void recovered() { wal_failed_.store(false, std::memory_order_release); }
+
+ private:
+  std::atomic<bool> raised_{false};
+  std::atomic<bool> wal_failed_{false};
+};
+
+// RocksDB's own log goes to the "storage" logger instead of a LOG file in the database
+// folder: that file shares the disk with the data, and once a write to it fails for want
+// of space, RocksDB builds that keep their assertions (Debian's does) abort at the next
+// line logged.
+class log_bridge final : public rocksdb::Logger {
+ public:
+  explicit log_bridge(rocksdb::InfoLogLevel level)
+      : rocksdb::Logger(level), log_(config::logger("storage")) {}
+
+  void Logv(const char* format, va_list ap) override { Logv(rocksdb::INFO_LEVEL, format, ap); }
+
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    char line[1024];
+    std::vsnprintf(line, sizeof line, format, ap);
+    auto lvl = spdlog::level::debug;
+    if (level == rocksdb::WARN_LEVEL) lvl = spdlog::level::warn;
+    if (level == rocksdb::ERROR_LEVEL || level == rocksdb::FATAL_LEVEL) {
+      lvl = spdlog::level::err;
+    }
+    log_.log(lvl, "rocksdb: {}", line);
+  }
+
+ private:
+  spdlog::logger& log_;
+};
+
 rocksdb::CompressionType first_supported(std::initializer_list<rocksdb::CompressionType> wanted) {
   const auto have = rocksdb::GetSupportedCompressions();
   for (auto c : wanted) {
@@ -77,7 +136,8 @@ rocksdb::CompressionType first_supported(std::initializer_list<rocksdb::Compress
 // Many small rooms on a small machine: small memtables and files, two background jobs,
 // a small block cache that also holds index blocks (so memory does not grow with the
 // data), cheap compression for fresh data and a denser one where most data rests.
-rocksdb::Options make_options(const store_config& cfg, bool create) {
+rocksdb::Options make_options(const store_config& cfg, bool create,
+                              std::shared_ptr<error_listener> listener) {
   rocksdb::Options o;
   o.create_if_missing = create;
   o.paranoid_checks = true;
@@ -103,10 +163,14 @@ rocksdb::Options make_options(const store_config& cfg, bool create) {
   const auto bottom = first_supported({rocksdb::kZSTD, rocksdb::kLZ4Compression});
   if (bottom != rocksdb::kNoCompression) o.bottommost_compression = bottom;
   o.max_open_files = 512;
-  o.keep_log_file_num = 4;
-  o.max_log_file_size = 4u << 20;
+  o.info_log = std::make_shared<log_bridge>(
+      config::logger("storage").should_log(spdlog::level::debug) ? rocksdb::INFO_LEVEL
+                                                                 : rocksdb::WARN_LEVEL);
   o.max_manifest_file_size = 64u << 20;
   o.avoid_unnecessary_blocking_io = true;
+  // The writer resumes after errors itself (see error_listener).
+  o.max_bgerror_resume_count = 0;
+  o.listeners.push_back(std::move(listener));
 
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = rocksdb::NewLRUCache(std::max<std::size_t>(cfg.block_cache_bytes, 1u << 20));
@@ -159,13 +223,17 @@ struct sweep_proposal {
 }  // namespace
 
 struct rocks_store::impl {
-  impl(store_config cfg, std::unique_ptr<rocksdb::DB> db)
+  impl(store_config cfg, rocksdb::Options options, std::unique_ptr<rocksdb::DB> db,
+       std::shared_ptr<error_listener> listener)
       : cfg_(std::move(cfg)),
+        options_(std::move(options)),
+        listener_(std::move(listener)),
         db_(std::move(db)),
         ttl_ms_(std::max<int64_t>(cfg_.room_ttl.count(), 1)),
         bucket_ms_(std::max<int64_t>(ttl_ms_ / ttl_buckets, 1)),
         sweep_period_(std::max(std::chrono::milliseconds{1},
                                std::min(cfg_.sweep_interval, cfg_.room_ttl / 4))) {
+    options_.create_if_missing = false;
     stats_.bytes_on_disk = disk_bytes();
     writer_ = std::thread([this] { writer_loop(); });
     reader_ = std::thread([this] { reader_loop(); });
@@ -253,7 +321,8 @@ struct rocks_store::impl {
       {
         std::unique_lock<std::mutex> lk{mutex_};
         const auto ready = [&] { return !writes_.empty() || proposal_ || stop_writer_; };
-        if (unsynced_) {
+        // While failing nothing is synced (see sync_if_due), so there is no deadline.
+        if (unsynced_ && !failing_) {
           writer_cv_.wait_until(lk, sync_due_, ready);
         } else {
           writer_cv_.wait(lk, ready);
@@ -299,17 +368,26 @@ struct rocks_store::impl {
   }
 
   void commit(std::vector<write_item>& batch, sweep_proposal* proposal, uint64_t expiry_ticket) {
+    rocksdb::Status s;
+    bool resumed = false;
+    if (failing_ || listener_->take_raised()) s = recover(resumed);
+
     std::vector<std::pair<std::string, int64_t>> indexed;
     uint64_t expired = 0;
-    rocksdb::WriteBatch wb;
-    if (proposal) expired = add_sweep(wb, *proposal);
-    for (const auto& item : batch) add_write(wb, item.w, indexed);
-    rocksdb::WriteOptions wo;
-    wo.sync = cfg_.fsync == fsync_policy::always;
-    const rocksdb::Status s = db_->Write(wo, &wb);
+    if (s.ok()) {
+      rocksdb::WriteBatch wb;
+      if (proposal) expired = add_sweep(wb, *proposal);
+      for (const auto& item : batch) add_write(wb, item.w, indexed);
+      rocksdb::WriteOptions wo;
+      wo.sync = cfg_.fsync == fsync_policy::always;
+      s = db_->Write(wo, &wb);
+    }
 
     std::string error;
     if (s.ok()) {
+      if (failing_) log().info("storage in {} writes again", cfg_.dir);
+      failing_ = false;
+      recovery_ = recovery_step::resume;
       if (cfg_.fsync == fsync_policy::interval && !unsynced_) {
         unsynced_ = true;
         sync_due_ = steady::now() + cfg_.fsync_interval;
@@ -323,7 +401,13 @@ struct rocks_store::impl {
       if (indexed_.size() > indexed_rooms_max) indexed_.clear();
     } else {
       error = "storage write failed: " + describe(s);
-      log().warn("storage in {}: {}", cfg_.dir, error);
+      if (!failing_) log().warn("storage in {}: {}", cfg_.dir, error);
+      failing_ = true;
+      note_failed_wal();
+      // A Resume that succeeded without curing the writes (RocksDB keeps a WAL writer that
+      // failed once, and switches to a new WAL only when it has a memtable to flush) is
+      // followed by a reopen.
+      if (resumed) recovery_ = recovery_step::reopen;
       expired = 0;
     }
 
@@ -395,17 +479,86 @@ struct rocks_store::impl {
     }
   }
 
+  // Brings the database out of a failed state before a commit. `resumed` tells whether a
+  // Resume succeeded (a commit that fails after one calls for a reopen).
+  rocksdb::Status recover(bool& resumed) {
+    if (db_ && recovery_ == recovery_step::resume && !wal_stuck()) {
+      rocksdb::Status s = db_->Resume();
+      if (s.ok()) {
+        listener_->recovered();
+        failed_wal_ = 0;
+        resumed = true;
+        return s;
+      }
+      // RocksDB does not resume from a fatal error (e.g. a WAL write that failed with
+      // anything but "no space"); reopening replays the WAL into a fresh state.
+      if (s.severity() < rocksdb::Status::Severity::kFatalError) return s;
+    }
+    return reopen();
+  }
+
+  // After a failed WAL write RocksDB keeps the WAL writer that failed, and Resume moves to
+  // a new WAL only when it has a memtable to flush. With an empty memtable the next write
+  // would go to the failed writer (an assertion in RocksDB builds that keep them, an error
+  // in others), so that case reopens instead.
+  bool wal_stuck() {
+    if (!listener_->wal_failed()) return false;
+    uint64_t entries = 0;
+    return current_wal() == failed_wal_ &&
+           db_->GetIntProperty(rocksdb::DB::Properties::kNumEntriesActiveMemTable, &entries) &&
+           entries == 0;
+  }
+
+  // The number of the WAL file being written (0 when unknown).
+  uint64_t current_wal() {
+    std::unique_ptr<rocksdb::LogFile> wal;
+    if (!db_ || !db_->GetCurrentWalFile(&wal).ok() || !wal) return 0;
+    return wal->LogNumber();
+  }
+
+  // After a failed write or sync: notes which WAL writer failed, if one did.
+  void note_failed_wal() {
+    if (listener_->wal_failed() && failed_wal_ == 0) failed_wal_ = current_wal();
+  }
+
+  rocksdb::Status reopen() {
+    std::unique_lock<std::shared_mutex> exclusive{db_mutex_};
+    if (db_) {
+      const auto closed = db_->Close();
+      if (!closed.ok()) log().warn("closing {} to reopen it: {}", cfg_.dir, describe(closed));
+      db_.reset();
+    }
+    rocksdb::DB* raw = nullptr;
+    rocksdb::Status s = rocksdb::DB::Open(options_, cfg_.dir, &raw);
+    if (!s.ok()) {
+      unavailable_ = describe(s);
+      return s;
+    }
+    db_.reset(raw);
+    unavailable_.clear();
+    listener_->take_raised();
+    listener_->recovered();
+    failed_wal_ = 0;
+    recovery_ = recovery_step::resume;
+    log().info("storage in {} reopened", cfg_.dir);
+    return s;
+  }
+
   void sync_if_due(bool closing) {
-    if (!unsynced_) return;
+    // A failed database syncs nothing (and a failed WAL writer must not be touched); the
+    // writes it acknowledged reach the disk by the flush that recovery makes.
+    if (!unsynced_ || !db_ || failing_) return;
     if (!closing && steady::now() < sync_due_) return;
     const rocksdb::Status s = db_->SyncWAL();
+    if (!s.ok()) note_failed_wal();
     std::lock_guard<std::mutex> guard{mutex_};
     if (s.ok()) {
       unsynced_ = false;
       ++stats_.fsyncs;
     } else {
-      // Try again after another interval.
+      // Try again after another interval; the next commit resumes the database first.
       log().warn("storage in {}: sync failed: {}", cfg_.dir, describe(s));
+      failing_ = true;
       sync_due_ = steady::now() + cfg_.fsync_interval;
       stats_.failure = "storage sync failed: " + describe(s);
     }
@@ -425,12 +578,20 @@ struct rocks_store::impl {
         reader_cv_.wait(lk, [&] { return expiry_committed_ >= item.expiry_ticket; });
       }
       room_record record;
-      const std::string error = read_room(*db_, item.room, record);
+      std::string error;
+      {
+        std::shared_lock<std::shared_mutex> shared{db_mutex_};
+        if (!db_) {
+          error = "storage unavailable: " + unavailable_;
+        } else {
+          error = read_room(*db_, item.room, record);
+        }
+      }
       if (error.empty()) {
         std::lock_guard<std::mutex> guard{mutex_};
         ++stats_.loads;
       }
-      if (item.done) item.done(std::move(record), error);
+      if (item.done) item.done(std::move(record), std::move(error));
     }
   }
 
@@ -540,7 +701,10 @@ struct rocks_store::impl {
       }
       bool more = false;
       std::string error;
-      more = sweep_step(*db_, cutoff, end, cursor, proposal, error);
+      {
+        std::shared_lock<std::shared_mutex> shared{db_mutex_};
+        if (db_) more = sweep_step(*db_, cutoff, end, cursor, proposal, error);
+      }
       if (!error.empty()) log().warn("expiry sweep of {}: {}", cfg_.dir, error);
       if (proposal.ops.empty()) {
         std::lock_guard<std::mutex> guard{mutex_};
@@ -670,12 +834,18 @@ struct rocks_store::impl {
       if (!always && !disk_changed_) return;
       disk_changed_ = false;
     }
-    const uint64_t bytes = disk_bytes();
+    uint64_t bytes = 0;
+    {
+      std::shared_lock<std::shared_mutex> shared{db_mutex_};
+      if (!db_) return;
+      bytes = disk_bytes();
+    }
     std::lock_guard<std::mutex> guard{mutex_};
     stats_.bytes_on_disk = bytes;
   }
 
-  // Live SST files, WAL files and the MANIFEST.
+  // Live SST files, WAL files and the MANIFEST. Needs db_ (and db_mutex_ shared, or to be
+  // the constructor).
   uint64_t disk_bytes() {
     uint64_t total = 0;
     uint64_t sst = 0;
@@ -693,8 +863,14 @@ struct rocks_store::impl {
   // --- state -----------------------------------------------------------------------------
 
   const store_config cfg_;
-  // Thread-safe; the writer, the reader and the sweeper share it.
+  rocksdb::Options options_;
+  const std::shared_ptr<error_listener> listener_;
+
+  // The writer replaces db_ (reopen) under an exclusive lock; the reader and the sweeper
+  // use it under a shared one. The writer itself needs no lock to use it.
+  std::shared_mutex db_mutex_;
   std::unique_ptr<rocksdb::DB> db_;
+  std::string unavailable_;  // why db_ is null; under db_mutex_
 
   const int64_t ttl_ms_;
   const int64_t bucket_ms_;
@@ -724,8 +900,13 @@ struct rocks_store::impl {
   store_stats stats_;
 
   // The writer's own state.
+  enum class recovery_step : uint8_t { resume, reopen };
+  bool failing_ = false;
+  recovery_step recovery_ = recovery_step::resume;
   bool unsynced_ = false;
   steady::time_point sync_due_{};
+  /// The WAL whose writer failed, until recovery moves on from it (0: none).
+  uint64_t failed_wal_ = 0;
   /// Room -> the expiry bucket the writer last indexed it in.
   std::unordered_map<std::string, int64_t> indexed_;
 
@@ -769,7 +950,8 @@ std::unique_ptr<rocks_store> rocks_store::open(const store_config& cfg, std::str
     return nullptr;
   }
 
-  const rocksdb::Options options = make_options(cfg, empty);
+  auto listener = std::make_shared<error_listener>();
+  rocksdb::Options options = make_options(cfg, empty, listener);
   rocksdb::DB* raw = nullptr;
   const rocksdb::Status s = rocksdb::DB::Open(options, cfg.dir, &raw);
   if (!s.ok()) {
@@ -826,7 +1008,7 @@ std::unique_ptr<rocks_store> rocks_store::open(const store_config& cfg, std::str
                    : cfg.fsync == fsync_policy::interval ? "interval"
                                                          : "never");
   return std::unique_ptr<rocks_store>{new rocks_store{
-      std::make_unique<impl>(cfg, std::move(db))}};
+      std::make_unique<impl>(cfg, std::move(options), std::move(db), std::move(listener))}};
 }
 
 rocks_store::rocks_store(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
