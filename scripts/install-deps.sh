@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config curl
   libcaf-dev libboost-dev nlohmann-json3-dev libspdlog-dev libgtest-dev libssl-dev
+  librocksdb-dev
   nodejs npm
 )
 

@@ -4,6 +4,7 @@
 // RocksDB implementation is in rocks_store.hpp. No CAF, no Asio.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -103,7 +104,9 @@ class store {
                     std::function<void(room_record record, std::string error)> done) = 0;
 
   /// A room is loaded in memory (`loaded` true) or no longer (false): expiry leaves loaded
-  /// rooms alone, their actors decide for themselves.
+  /// rooms alone, their actors decide for themselves. Mark a room loaded before its load,
+  /// and unloaded after submitting its last write: then expiry never deletes a room that is
+  /// in memory, and a load racing an expiry sees the room whole or not at all.
   virtual void set_loaded(const std::string& room, bool loaded) = 0;
 
   virtual store_stats stats() const = 0;
@@ -115,10 +118,13 @@ struct store_config {
   std::string dir;
   fsync_policy fsync = fsync_policy::always;
   std::chrono::milliseconds fsync_interval{100};
-  /// Rooms not loaded whose last activity is older than this are deleted.
+  /// Rooms not loaded whose last activity is older than this are deleted. Expiry goes by
+  /// the meta: a room never written with one is never expired.
   std::chrono::milliseconds room_ttl{std::chrono::hours{24}};
   /// How often expired rooms are looked for (at most; shorter TTLs look more often).
   std::chrono::milliseconds sweep_interval{std::chrono::minutes{1}};
+  /// Memory for cached blocks of the database (data and index blocks).
+  std::size_t block_cache_bytes = 8u << 20;
 };
 
 /// Opens (or creates) the RocksDB store in `cfg.dir`. Returns null with `error` set when
