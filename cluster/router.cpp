@@ -15,6 +15,21 @@
 #include "cluster/placement.hpp"
 #include "cluster/type_ids.hpp"
 #include "config/logging.hpp"
+#include "storage/store.hpp"
+
+namespace driftd::cluster {
+
+/// Whether a room a member asked for is stored here (from the store's thread).
+struct disk_copy_check {
+  std::string room;
+  caf::actor requester;
+  bool stored = false;
+};
+
+}  // namespace driftd::cluster
+
+// Sent by a router to itself: never leaves its node.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(driftd::cluster::disk_copy_check)
 
 namespace driftd::cluster {
 
@@ -29,6 +44,10 @@ constexpr auto call_timeout = std::chrono::seconds{1};
 /// How long a stopping node waits for its rooms to reach their new owners.
 constexpr auto leave_timeout = std::chrono::seconds{10};
 
+/// How long a member asked for a room may take to answer, and a room arriving from another
+/// node to be written down: longer than call_timeout, for a room read back from disk.
+constexpr auto handoff_wait_answer = std::chrono::seconds{8};
+
 /// A seq reservation a room elsewhere made with this node (its backup).
 struct reservation {
   uint64_t limit = 0;
@@ -36,10 +55,18 @@ struct reservation {
   caf::actor_clock::time_point renewed;
 };
 
+/// A room this node owns and is opening: it asked every other member for its copy.
 struct incoming_room {
   std::vector<caf::response_promise> waiting;
+  /// The highest reservation any member answered with.
   uint64_t reserved = 0;
+  /// Members asked that have not answered yet.
+  std::size_t unanswered = 0;
+  /// Copies announced (handoff_answer::coming) that have not arrived yet.
+  std::size_t coming = 0;
 };
+
+
 
 struct router_state {
   static inline const char* name = "driftd.router";
@@ -63,6 +90,10 @@ struct router_state {
   std::unordered_map<std::string, reservation> reservations;
   /// Rooms this node owns but has not opened yet, with whoever waits for them.
   std::unordered_map<std::string, incoming_room> incoming;
+  /// Rooms on their way to another member's router, by id.
+  std::unordered_map<std::string, caf::actor> handing_off;
+  /// Members asked for rooms this node keeps on disk only, waiting for the disk to say.
+  std::unordered_map<std::string, std::vector<caf::response_promise>> checking;
   bool leaving = false;
   std::size_t handoffs_pending = 0;
   std::vector<caf::response_promise> leave_waiters;
@@ -109,12 +140,6 @@ std::string owner_name(router_actor* self, const std::string& room,
   return first_ranked(self->state.live, room, exclude);
 }
 
-/// The member that held the room before this node counted: leaving members included, since
-/// they are still handing their rooms over.
-std::string previous_owner(router_actor* self, const std::string& room) {
-  return first_ranked(self->state.reachable, room, self->state.cfg.self);
-}
-
 const member* find_member(router_actor* self, const std::string& name) {
   for (const auto& m : self->state.members) {
     if (m.addr.name == name) return &m;
@@ -150,6 +175,7 @@ void hand_off(router_actor* self, const std::string& room, const caf::actor& tar
   self->send(*actor, handoff_to{target});
   self->demonitor(*actor);
   st.owned.erase(room);
+  st.handing_off[room] = target;
   ++st.handoffs_pending;
 }
 
@@ -182,33 +208,75 @@ void open_here(router_actor* self, const std::string& room, uint64_t start_after
           });
 }
 
-/// A room this node owns but does not have: ask the member that owned it before this node
-/// counted (it may hand it over), then open it, numbering above every reservation known.
+/// Opens the room here once every member asked has answered and every copy announced has
+/// arrived (merged into it by the directory).
+void open_when_gathered(router_actor* self, const std::string& room) {
+  auto in = self->state.incoming.find(room);
+  if (in == self->state.incoming.end() || in->second.unanswered > 0) return;
+  if (in->second.coming == 0) {
+    return open_here(self, room, std::max(in->second.reserved, reserved_for(self, room)));
+  }
+  // Copies are on their way; should a sender die first, open the room here anyway.
+  self->delayed_send(self, self->state.cfg.handoff_wait, open_room{room, in->second.reserved});
+}
+
+/// A room this node owns but does not have: ask every other member for its copy (the one
+/// that owned it before this node counted has it in memory; after a restart of the cluster or
+/// moves, another may have it on disk), then open it, holding every copy that came and
+/// numbering above every reservation known.
 caf::result<caf::actor> resolve_here(router_actor* self, const std::string& room) {
   auto& st = self->state;
   if (auto* actor = st.owned.find(room)) return *actor;
   auto rp = self->make_response_promise<caf::actor>();
   auto& in = st.incoming[room];
   in.waiting.push_back(rp);
-  if (in.waiting.size() > 1) return rp;  // already asked
-  auto prev = previous_owner(self, room);
-  auto prev_router = prev.empty() ? caf::actor{} : router_of(self, prev);
-  if (!prev_router) {
+  if (in.waiting.size() > 1) return rp;  // already asking
+  std::vector<caf::actor> others;
+  for (const auto& name : st.reachable) {
+    if (name == st.cfg.self) continue;
+    if (auto router = router_of(self, name)) others.push_back(router);
+  }
+  if (others.empty()) {
     open_here(self, room, reserved_for(self, room));
     return rp;
   }
+  in.unanswered = others.size();
   caf::actor me = caf::actor_cast<caf::actor>(self);
-  self->request(prev_router, call_timeout, handoff_request{room, me})
-    .then(
-      [=](handoff_answer& answer) {
-        auto& st = self->state;
-        auto reserved = std::max(reserved_for(self, room), answer.reserved);
-        if (!answer.coming) return open_here(self, room, reserved);
-        // The room is on its way; should its old node die first, open it here anyway.
-        self->state.incoming[room].reserved = reserved;
-        self->delayed_send(self, st.cfg.handoff_wait, open_room{room, reserved});
-      },
-      [=](caf::error&) { open_here(self, room, reserved_for(self, room)); });
+  for (const auto& other : others) {
+    self->request(other, handoff_wait_answer, handoff_request{room, me})
+      .then(
+        [=](handoff_answer& answer) {
+          auto in = self->state.incoming.find(room);
+          if (in == self->state.incoming.end()) return;
+          --in->second.unanswered;
+          in->second.reserved = std::max(in->second.reserved, answer.reserved);
+          if (answer.coming) ++in->second.coming;
+          open_when_gathered(self, room);
+        },
+        [=](caf::error&) {
+          auto in = self->state.incoming.find(room);
+          if (in == self->state.incoming.end()) return;
+          --in->second.unanswered;
+          open_when_gathered(self, room);
+        });
+  }
+  return rp;
+}
+
+/// Answers a member that asks for `room` although this node does not serve it: if the room
+/// is stored here, it is read back and handed over.
+caf::result<handoff_answer> hand_over_stored(router_actor* self, const handoff_request& req) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise<handoff_answer>();
+  auto& waiting = st.checking[req.room];
+  waiting.push_back(rp);
+  if (waiting.size() > 1) return rp;
+  caf::actor me = caf::actor_cast<caf::actor>(self);
+  const std::string room = req.room;
+  const caf::actor requester = req.requester;
+  st.cfg.store->load(room, [me, room, requester](storage::room_record rec, std::string) {
+    caf::anon_send(me, disk_copy_check{room, requester, rec.exists});
+  });
   return rp;
 }
 
@@ -306,25 +374,65 @@ caf::behavior router(router_actor* self, router_config cfg, caf::actor directory
       }
       return resolve_here(self, r.room);
     },
-    [=](handoff_request& req) -> handoff_answer {
+    [=](handoff_request& req) -> caf::result<handoff_answer> {
       auto& st = self->state;
       handoff_answer answer{false, reserved_for(self, req.room)};
       if (st.owned.find(req.room)) {
         hand_off(self, req.room, req.requester);
         answer.coming = true;
+      } else if (auto h = st.handing_off.find(req.room);
+                 h != st.handing_off.end() && h->second == req.requester) {
+        answer.coming = true;  // on its way to the one asking already
+      } else if (st.cfg.store && st.incoming.count(req.room) == 0) {
+        return hand_over_stored(self, req);
       }
       return answer;
+    },
+    [=](disk_copy_check& c) {
+      auto& st = self->state;
+      auto waiting = std::move(st.checking[c.room]);
+      st.checking.erase(c.room);
+      handoff_answer answer{false, reserved_for(self, c.room)};
+      if (!c.stored || st.owned.find(c.room) || st.incoming.count(c.room) > 0) {
+        for (auto& rp : waiting) rp.deliver(answer);
+        return;
+      }
+      // Read it back here, then send it on; the copy here goes once it has arrived.
+      log().info("room {} is stored here: handing it to the member that owns it", c.room);
+      const std::string room = c.room;
+      const caf::actor requester = c.requester;
+      self->request(st.directory, handoff_wait_answer, open_room{room, 0})
+        .then(
+          [=](caf::actor actor) mutable {
+            auto& st = self->state;
+            st.owned.set(room, actor);
+            actors::watch(self, actor);
+            hand_off(self, room, requester);
+            for (auto& rp : waiting) rp.deliver(handoff_answer{true, reserved_for(self, room)});
+          },
+          [=](caf::error&) mutable {
+            for (auto& rp : waiting) rp.deliver(handoff_answer{false, reserved_for(self, room)});
+          });
     },
     [=](adopt_room& a) -> caf::result<caf::actor> {
       auto& st = self->state;
       const std::string room = a.snapshot.room;
       // A room already here takes the arriving copy in (the directory hands it over).
       auto rp = self->make_response_promise<caf::actor>();
-      self->request(st.directory, call_timeout, std::move(a))
+      // The room answers once it holds the copy durably: allow for a large room's write.
+      self->request(st.directory, handoff_wait_answer, std::move(a))
         .then(
           [=](caf::actor actor) mutable {
-            if (!self->state.owned.find(room)) take_ownership(self, room, actor);
+            auto& st = self->state;
             rp.deliver(actor);
+            if (st.owned.find(room)) return;
+            auto in = st.incoming.find(room);
+            if (in != st.incoming.end()) {
+              // Asked for it: opened once every copy announced is in.
+              if (in->second.coming > 0) --in->second.coming;
+              if (in->second.unanswered > 0 || in->second.coming > 0) return;
+            }
+            take_ownership(self, room, actor);
           },
           [=](caf::error& err) mutable { rp.deliver(err); });
       return rp;
@@ -346,6 +454,7 @@ caf::behavior router(router_actor* self, router_config cfg, caf::actor directory
     [=](actors::expire_atom) { sweep_reservations(self); },
     [=](handed_off& h) {
       auto& st = self->state;
+      st.handing_off.erase(h.room);
       if (st.handoffs_pending > 0) --st.handoffs_pending;
       if (h.ok) {
         // It forwards for a while; new local requests must not reach it any more.

@@ -5,6 +5,10 @@
 
 #include "caf/all.hpp"
 
+namespace driftd::storage {
+class store;
+}  // namespace driftd::storage
+
 namespace driftd::cluster {
 
 struct router_config {
@@ -18,6 +22,10 @@ struct router_config {
   /// A reservation recorded here that its room did not renew for this long is dropped
   /// (the node's room TTL: rooms renew at half of it while they live).
   std::chrono::milliseconds reservation_ttl{std::chrono::hours{24}};
+  /// Where this node keeps rooms (null: memory only): a member opening a room it owns asks
+  /// every other member, and one that has the room stored hands it over. Must outlive the
+  /// router.
+  storage::store* store = nullptr;
 };
 
 /// Spawns the node's router: it places rooms on members by rendezvous hashing over the live
