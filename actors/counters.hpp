@@ -13,6 +13,8 @@ struct counters {
   std::atomic<uint64_t> broadcasts_in{0};
   /// Messages those broadcasts were handed to (local deliveries).
   std::atomic<uint64_t> deliveries{0};
+  /// Rooms that left memory after being idle (with a store).
+  std::atomic<uint64_t> rooms_unloaded{0};
 };
 
 }  // namespace driftd::actors

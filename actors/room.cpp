@@ -849,6 +849,7 @@ void on_write_done(room_actor* self, write_done& w) {
   release(self);
   if (st.unloading && st.acked >= st.unload_write && !st.write_in_flight) {
     log().debug("room {} leaves memory at seq {}", st.id, st.store.head());
+    if (st.cfg.stats) st.cfg.stats->rooms_unloaded.fetch_add(1, std::memory_order_relaxed);
     return end_room(self);
   }
   if (st.stopping && !st.write_in_flight) end_room(self);

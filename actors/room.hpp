@@ -5,6 +5,8 @@
 
 #include "caf/all.hpp"
 
+#include "actors/counters.hpp"
+
 namespace driftd::storage {
 class store;
 }  // namespace driftd::storage
@@ -26,6 +28,8 @@ struct room_config {
   uint64_t high_water_block = 10000;
   /// The node's directory: told when the room leaves memory or fails (may be null).
   caf::actor directory;
+  /// Node-wide counters (may be null); must outlive the room.
+  counters* stats = nullptr;
   /// Cluster mode: number nothing until told the backup (backup_is), and never number
   /// beyond what the backup has recorded (reserve_seq).
   bool reserve_seqs = false;

@@ -70,7 +70,7 @@ wait_healthy() {
 start_node() {
   local port=$1; shift
   ${SERVER_WRAP:-} taskset -c "$server_cpus" "$server_bin" --port "$port" --io-threads 1 --actor-threads 1 \
-    --log-level warn --max-connections 200000 ${SERVER_ARGS:-} "$@" \
+    --log-level warn --max-connections 200000 --storage memory ${SERVER_ARGS:-} "$@" \
     >"$logdir/node-$port.log" 2>&1 &
   pids+=($!)
   wait_healthy "$port"

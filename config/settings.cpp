@@ -227,6 +227,23 @@ std::string check_log_level(std::string& text) {
   return quote(text) + " is not one of trace, debug, info, warn, error, critical, off";
 }
 
+std::string check_storage(std::string& text) {
+  if (text == "disk" || text == "memory") return {};
+  return quote(text) + " is not one of disk, memory";
+}
+
+std::string check_fsync(std::string& text) {
+  for (const char* policy : {"always", "interval", "never"}) {
+    if (text == policy) return {};
+  }
+  return quote(text) + " is not one of always, interval, never";
+}
+
+std::string check_data_dir(std::string& text) {
+  if (text.empty()) return "must not be empty";
+  return {};
+}
+
 /// Names show up in logs, in /cluster answers and in the cluster handshake: keep them plain.
 std::string check_name(const std::string& text) {
   if (text.size() > max_name_length) {
@@ -462,8 +479,24 @@ constexpr option options[] = {
    set_duration<&S::idle_timeout>, show_duration<&S::idle_timeout>},
   {"close-timeout", "timeouts", "DURATION", "wait for the peer's close frame", "",
    set_duration<&S::close_timeout>, show_duration<&S::close_timeout>},
-  {"room-ttl", "timeouts", "DURATION", "drop a room this long without connections or messages",
+  {"room-ttl", "timeouts", "DURATION",
+   "a room's streams are deleted this long after its last write or connection (memory only: "
+   "after its last connection or message)",
    "", set_seconds<&S::room_ttl>, show_duration<&S::room_ttl>},
+
+  {"storage", "storage", "KIND", "disk (rooms survive restarts) or memory", "",
+   set_text<&S::storage, check_storage>, show_text<&S::storage>},
+  {"data-dir", "storage", "DIR", "the node's database, created when missing (disk)", "",
+   set_text<&S::data_dir, check_data_dir>, show_text<&S::data_dir>},
+  {"fsync", "storage", "POLICY",
+   "always: a push is broadcast once synced to disk; interval: once written, synced every "
+   "--fsync-interval; never: once written, the OS syncs", "",
+   set_text<&S::fsync, check_fsync>, show_text<&S::fsync>},
+  {"fsync-interval", "storage", "DURATION", "how often --fsync interval syncs", "",
+   set_duration<&S::fsync_interval>, show_duration<&S::fsync_interval>},
+  {"unload-after", "storage", "DURATION",
+   "a room without connections or messages this long leaves memory (disk)", "",
+   set_duration<&S::unload_after>, show_duration<&S::unload_after>},
 
   {"io-threads", "threads", "N", "network threads; 0 means one per usable CPU", "",
    set_count<&S::io_threads, 0, max_threads>, show_number<&S::io_threads>},
@@ -484,7 +517,8 @@ constexpr option options[] = {
   {"cluster-name", "cluster", "NAME", "nodes of different clusters never merge", "",
    set_text<&S::cluster_name, check_cluster_name>, show_text<&S::cluster_name>},
   {"secret", "cluster", "SECRET", "same on every node; signs room ids, authenticates peers",
-   "random per process", set_text<&S::secret, check_any>, show_text<&S::secret>},
+   "kept in --data-dir (disk), random per process (memory)", set_text<&S::secret, check_any>,
+   show_text<&S::secret>},
   {"heartbeat-interval", "cluster", "DURATION", "how often members tell each other they live", "",
    set_duration<&S::heartbeat_interval>, show_duration<&S::heartbeat_interval>},
   {"failure-timeout", "cluster", "DURATION", "silence after which a member counts as down", "",
@@ -498,7 +532,7 @@ constexpr option options[] = {
 };
 // clang-format on
 
-constexpr std::string_view groups[] = {"listener", "limits",  "timeouts",
+constexpr std::string_view groups[] = {"listener", "limits",  "timeouts", "storage",
                                        "threads",  "logging", "cluster"};
 
 const option* find_option(std::string_view name) {

@@ -41,7 +41,14 @@ struct settings {
   milliseconds http_timeout{30000};        ///< an idle keep-alive HTTP connection
   milliseconds idle_timeout{60000};        ///< WebSocket silence; pinged at half of it
   milliseconds close_timeout{5000};        ///< waiting for the peer's close frame
-  seconds room_ttl{24 * 3600};             ///< a room with no connection and no message
+  seconds room_ttl{24 * 3600};             ///< a room's data lives this long after its last write
+
+  // -- storage --
+  std::string storage = "disk";            ///< disk: rooms survive restarts; memory: they do not
+  std::string data_dir = "driftd-data";    ///< the node's database (disk)
+  std::string fsync = "always";            ///< always, interval or never
+  milliseconds fsync_interval{100};        ///< with fsync interval
+  milliseconds unload_after{60000};        ///< an idle room leaves memory (disk)
 
   // -- threads (0: chosen from the CPUs this process may run on) --
   unsigned io_threads = 0;

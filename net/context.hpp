@@ -18,6 +18,10 @@
 #include "protocol/message.hpp"
 #include "protocol/room_id.hpp"
 
+namespace driftd::storage {
+class store;
+}  // namespace driftd::storage
+
 namespace driftd::net {
 
 class ws_session;
@@ -73,6 +77,8 @@ struct context {
   counters stats;
   /// The actors' counters (owned by the node); may be null.
   const actors::counters* actor_stats = nullptr;
+  /// Where rooms are kept (owned by the node); null: memory only.
+  storage::store* store = nullptr;
   session_registry sessions;
   /// Keeps warnings about bad client input from flooding the log.
   config::log_limiter input_warnings{5};

@@ -17,6 +17,7 @@
 #include "actors/type_ids.hpp"
 #include "net/ws_session.hpp"
 #include "protocol/message.hpp"
+#include "storage/store.hpp"
 
 namespace driftd::net {
 
@@ -232,11 +233,7 @@ void http_session::handle() {
     case route_kind::room_send:
       return send_to_room(r);
     case route_kind::healthz:
-      if (!ctx_->accepting.load()) {
-        return respond_error(http::status::service_unavailable, "shutting down");
-      }
-      return respond(make_response(http::status::ok,
-                                   nlohmann::json{{"status", "ok"}, {"node", ctx_->node_name}}.dump()));
+      return healthz();
     case route_kind::stats:
       return stats();
     case route_kind::cluster:
@@ -330,6 +327,26 @@ void http_session::send_to_room(const route& r) {
     });
 }
 
+void http_session::healthz() {
+  if (!ctx_->accepting.load()) {
+    return respond_error(http::status::service_unavailable, "shutting down");
+  }
+  nlohmann::json doc{{"status", "ok"}, {"node", ctx_->node_name}};
+  if (ctx_->store) {
+    // Pushes to rooms of this node fail while their writes do: say so (503), and why.
+    auto failure = ctx_->store->stats().failure;
+    doc["storage"] = failure.empty() ? "ok" : "failing";
+    if (!failure.empty()) {
+      doc["status"] = "failing";
+      doc["storage_error"] = failure;
+      return respond(make_response(http::status::service_unavailable, doc.dump()));
+    }
+  } else {
+    doc["storage"] = "memory";
+  }
+  respond(make_response(http::status::ok, doc.dump()));
+}
+
 void http_session::stats() {
   ask<actors::directory_stats>(
     ctx_->sys, ctx_->directory, actors::stats_atom_v,
@@ -356,6 +373,22 @@ void http_session::stats() {
           {"broadcasts_in", a ? a->broadcasts_in.load() : 0},
           {"deliveries", a ? a->deliveries.load() : 0},
         };
+        if (const auto* store = self->ctx_->store) {
+          const auto st = store->stats();
+          doc["storage"] = {
+            {"writes", st.writes},
+            {"write_errors", st.write_errors},
+            {"commits", st.commits},
+            {"fsyncs", st.fsyncs},
+            {"largest_commit", st.largest_commit},
+            {"writes_per_commit", st.commits ? static_cast<double>(st.writes) / st.commits : 0.0},
+            {"rooms_loaded", st.loads},
+            {"rooms_unloaded", a ? a->rooms_unloaded.load() : 0},
+            {"rooms_expired", st.expired},
+            {"bytes_on_disk", st.bytes_on_disk},
+            {"failure", st.failure},
+          };
+        }
         self->respond(self->make_response(http::status::ok, doc.dump()));
       });
     });

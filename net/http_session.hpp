@@ -41,6 +41,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void handle();
   void upgrade(const route& r);
   void send_to_room(const route& r);
+  void healthz();
   void stats();
   void cluster(const route& r);
 

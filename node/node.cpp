@@ -1,8 +1,14 @@
 #include "node/node.hpp"
 
+#include <fcntl.h>
 #include <sched.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 
@@ -22,6 +28,7 @@
 #include "net/ws_session.hpp"
 #include "protocol/close_code.hpp"
 #include "protocol/room_id.hpp"
+#include "storage/store.hpp"
 
 namespace driftd::node {
 
@@ -39,6 +46,36 @@ constexpr auto handoff_deadline = std::chrono::seconds{15};
 struct release_caf_logger {
   ~release_caf_logger() { caf::logger::set_current_actor_system(nullptr); }
 };
+
+/// The secret kept in the data folder (`secret`, readable by the owner only), made on first
+/// use; empty with `error` set when it cannot be read or written.
+std::string kept_secret(const std::string& dir, std::string& error) {
+  const auto path = std::filesystem::path{dir} / "secret";
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec)) {
+    std::ifstream in{path};
+    std::string secret;
+    std::getline(in, secret);
+    if (!in && !in.eof()) {
+      error = "cannot read the room id secret " + path.string();
+      return {};
+    }
+    if (secret.empty()) error = "the room id secret " + path.string() + " is empty";
+    return secret;
+  }
+  std::string secret = protocol::random_secret();
+  const auto tmp = path.string() + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  const std::string line = secret + "\n";
+  const bool ok = fd >= 0 && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+                  ::fsync(fd) == 0;
+  if (fd >= 0) ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+    error = "cannot write the room id secret " + path.string() + ": " + std::strerror(errno);
+    return {};
+  }
+  return secret;
+}
 
 std::string host_port(const std::string& host, uint16_t port) {
   return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
@@ -67,11 +104,15 @@ std::string node::start() {
   if (started_) return "node already started";
   started_ = true;
   release_caf_logger release_on_return;
+  if (auto error = open_store(); !error.empty()) return error;
+  std::string error;
+  const std::string secret = room_secret(error);
+  if (secret.empty()) return error;
   if (auto error = start_actor_system(); !error.empty()) return error;
   spawn_directory();
-  const std::string secret = room_secret();
   ctx_ = std::make_shared<net::context>(*sys_, directory_, settings_, secret);
   ctx_->actor_stats = &actor_stats_;
+  ctx_->store = store_.get();
   if (auto error = open_listener(); !error.empty()) return error;
   if (settings_.cluster_port != 0) {
     if (auto error = join_cluster(secret); !error.empty()) return error;
@@ -89,6 +130,25 @@ std::string node::start() {
 
 unsigned node::actor_threads() const {
   return settings_.actor_threads ? settings_.actor_threads : usable_cpus();
+}
+
+std::string node::open_store() {
+  if (settings_.storage != "disk") {
+    log().info("storage: memory only (rooms do not survive a restart)");
+    return {};
+  }
+  storage::store_config sc;
+  sc.dir = settings_.data_dir;
+  sc.fsync = settings_.fsync == "never"      ? storage::fsync_policy::never
+             : settings_.fsync == "interval" ? storage::fsync_policy::interval
+                                             : storage::fsync_policy::always;
+  sc.fsync_interval = settings_.fsync_interval;
+  sc.room_ttl = settings_.room_ttl;
+  std::string error;
+  store_ = storage::open_rocks_store(sc, error);
+  if (!store_) return "storage: " + error;
+  log().info("storage: {} (fsync {})", settings_.data_dir, settings_.fsync);
+  return {};
 }
 
 std::string node::start_actor_system() {
@@ -136,11 +196,19 @@ void node::spawn_directory() {
   rooms.max_keys = settings_.max_keys;
   rooms.max_subscriptions = settings_.max_subscriptions;
   rooms.max_subscription_bytes = settings_.max_subscription_bytes;
+  rooms.store = store_.get();
+  rooms.unload_after = settings_.unload_after;
   directory_ = actors::spawn_directory(*sys_, rooms, &actor_stats_);
 }
 
-std::string node::room_secret() const {
+std::string node::room_secret(std::string& error) const {
   if (!settings_.secret.empty()) return settings_.secret;
+  if (store_ && settings_.cluster_port == 0) {
+    // Room ids must stay valid across restarts as long as the rooms do.
+    auto secret = kept_secret(settings_.data_dir, error);
+    if (!secret.empty()) log().info("room ids are signed with the secret kept in {}", settings_.data_dir);
+    return secret;
+  }
   if (settings_.cluster_port != 0) {
     // Every node must agree on the secret; one derived from the cluster name lets a local
     // cluster start without one, but anybody who knows the name could join it.
@@ -173,6 +241,7 @@ std::string node::join_cluster(const std::string& secret) {
   cluster::router_config rc;
   rc.self = ctx_->node_name;
   rc.reservation_ttl = settings_.room_ttl;
+  rc.store = store_.get();
   router_ = cluster::spawn_router(*sys_, rc, directory_);
   caf::anon_send(directory_, actors::use_resolver{router_});
   cluster::membership_config mc;
@@ -248,6 +317,7 @@ void node::stop() {
   membership_ = caf::actor{};
   shards_.clear();
   sys_.reset();
+  store_.reset();  // after the actors: it finishes their last writes
   log().info("stopped");
 }
 

@@ -23,6 +23,10 @@ class listener;
 struct context;
 }  // namespace driftd::net
 
+namespace driftd::storage {
+class store;
+}  // namespace driftd::storage
+
 namespace driftd::node {
 
 /// A driftd node: its actor system, room directory, I/O threads and client listener.
@@ -50,10 +54,12 @@ class node {
 
  private:
   // The steps of start(), in order.
+  std::string open_store();
   std::string start_actor_system();
   void spawn_directory();
-  /// The secret room ids are signed with (and cluster peers prove they know).
-  std::string room_secret() const;
+  /// The secret room ids are signed with (and cluster peers prove they know); empty with
+  /// `error` set when the one kept in the data folder cannot be read or made.
+  std::string room_secret(std::string& error) const;
   std::string open_listener();
   /// Publishes the membership on the cluster port and starts joining through the seeds.
   std::string join_cluster(const std::string& secret);
@@ -65,6 +71,8 @@ class node {
   config::settings settings_;
   /// Outlives the actor system (declared before it).
   actors::counters actor_stats_;
+  /// Where rooms are kept (null: memory only). Outlives the actors, which write to it.
+  std::unique_ptr<storage::store> store_;
   caf::actor_system_config cfg_;
   // Declared before the io_context so that it is destroyed after it: I/O handlers may still
   // hold actor handles while they are torn down.

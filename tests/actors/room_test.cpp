@@ -574,7 +574,9 @@ TEST(RoomExpiry, ARoomWithoutConnectionsEndsAfterItsTtl) {
   cfg.set("scheduler.policy", caf::atom("testing"));
   caf::actor_system sys{cfg};
   auto& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
-  auto room = spawn_room(sys, "r", room_config{std::chrono::seconds{10}});
+  room_config rc;
+  rc.ttl = std::chrono::seconds{10};
+  auto room = spawn_room(sys, "r", rc);
   bool down = false;
   auto watcher = sys.spawn([&](caf::event_based_actor* self) -> caf::behavior {
     self->monitor(room);
@@ -598,7 +600,9 @@ TEST(RoomExpiry, AMessageRestartsTheTtlAndAConnectionHoldsTheRoom) {
   cfg.set("scheduler.policy", caf::atom("testing"));
   caf::actor_system sys{cfg};
   auto& sched = dynamic_cast<caf::scheduler::test_coordinator&>(sys.scheduler());
-  auto room = spawn_room(sys, "r", room_config{std::chrono::seconds{10}});
+  room_config rc;
+  rc.ttl = std::chrono::seconds{10};
+  auto room = spawn_room(sys, "r", rc);
   bool down = false;
   auto fan = sys.spawn([&](caf::event_based_actor* self) -> caf::behavior {
     self->monitor(room);

@@ -24,6 +24,7 @@ const std::vector<std::string> setting_names = {
     "max-room-bytes", "max-keys", "max-subscriptions", "max-subscription-bytes",
     "max-connections",
     "handshake-timeout", "http-timeout", "idle-timeout", "close-timeout", "room-ttl",
+    "storage", "data-dir", "fsync", "fsync-interval", "unload-after",
     "io-threads", "actor-threads",
     "log-level",
     "node-name", "cluster-host", "cluster-port", "seeds", "cluster-name", "secret",

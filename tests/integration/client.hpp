@@ -94,6 +94,7 @@ inline config::settings test_settings() {
   s.io_threads = 2;
   s.actor_threads = 2;
   s.close_timeout = 2s;
+  s.storage = "memory";  // tests of durable rooms give each node its own data folder
   return s;
 }
 

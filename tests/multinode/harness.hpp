@@ -379,7 +379,9 @@ class test_cluster {
                                   "--actor-threads",
                                   "1",
                                   "--log-level",
-                                  "debug"};
+                                  "debug",
+                                  "--storage",
+                                  "memory"};
     args.insert(args.end(), opts_.extra_flags.begin(), opts_.extra_flags.end());
     args.insert(args.end(), overrides.begin(), overrides.end());
     return args;

@@ -30,7 +30,7 @@ process.on('exit', () => {
 });
 
 function startServer(extraArgs = []) {
-  const args = ['--port', '0', '--log-level', 'info', ...extraArgs];
+  const args = ['--port', '0', '--log-level', 'info', '--storage', 'memory', ...extraArgs];
   const child = spawn(serverBinary(), args, { stdio: ['ignore', 'ignore', 'pipe'] });
   liveChildren.add(child);
   let log = '';
