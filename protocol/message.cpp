@@ -10,6 +10,7 @@
 
 #include "protocol/encoding.hpp"
 #include "protocol/json_reader.hpp"
+#include "protocol/utf8.hpp"
 
 namespace driftd::protocol {
 
@@ -25,10 +26,7 @@ constexpr char cbor_null = static_cast<char>(0xf6);
 std::string quote(std::string_view text) {
   constexpr std::size_t max_quoted = 64;
   if (text.size() <= max_quoted) return "`" + std::string(text) + "`";
-  std::size_t cut = max_quoted;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80)
-    --cut;
-  return "`" + std::string(text.substr(0, cut)) + "...`";
+  return "`" + std::string(utf8_prefix(text, max_quoted)) + "...`";
 }
 
 request invalid(std::string message) {
