@@ -12,7 +12,7 @@
 // What it accepts, and the value it builds, are nlohmann's (RFC 8259): a number too large
 // for a double is an error, one too small reads as zero of its sign. One difference is on
 // purpose: a leading byte order mark is refused (nlohmann skips it; RFC 8259 §8.1 allows
-// either).
+// either). tests/fuzz/json_diff_fuzz.cpp holds the two readers to this.
 
 #include <cstddef>
 #include <string>
