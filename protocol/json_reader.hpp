@@ -10,9 +10,10 @@
 //   - untrusted input needs a depth limit, which nlohmann lacks, and errors that say where
 //     the text stops being JSON.
 // What it accepts, and the value it builds, are nlohmann's (RFC 8259): a number too large
-// for a double is an error, one too small reads as zero of its sign. One difference is on
+// for a double is an error, one too small reads as zero of its sign. Two differences are on
 // purpose: a leading byte order mark is refused (nlohmann skips it; RFC 8259 §8.1 allows
-// either). tests/fuzz/json_diff_fuzz.cpp holds the two readers to this.
+// either), and so is a text with a NUL byte (nlohmann takes it for the end of the input and
+// ignores what follows). tests/fuzz/json_diff_fuzz.cpp holds the two readers to this.
 
 #include <cstddef>
 #include <string>
