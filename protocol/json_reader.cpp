@@ -1,5 +1,6 @@
 #include "protocol/json_reader.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <string>
@@ -15,6 +16,42 @@ namespace {
 struct json_failure {
   std::string message;
 };
+
+/// The power of ten of the first non-zero digit of the JSON number [p, end), which has at
+/// least one: 2 for 125, -3 for 0.00125, 2 for 1.25e2. A double holds every non-zero
+/// magnitude from 10^-324 to 10^308, so the sign of this tells a number too large for a
+/// double from one too small. Saturates long before int64_t would overflow.
+int64_t decimal_order(const char* p, const char* end) {
+  constexpr int64_t saturated = int64_t{1} << 50;
+  if (*p == '-') ++p;
+  int64_t order = 0;
+  if (*p != '0') {
+    // 12.5: the integer part's digits
+    for (; p != end && *p >= '0' && *p <= '9'; ++p)
+      ++order;
+    --order;
+    if (p != end && *p == '.') ++p;
+    while (p != end && *p >= '0' && *p <= '9')
+      ++p;
+  } else {
+    // 0.0125: one below the place of the first non-zero digit of the fraction
+    ++p;
+    if (p != end && *p == '.') ++p;
+    order = -1;
+    for (; p != end && *p == '0'; ++p)
+      --order;
+    while (p != end && *p >= '0' && *p <= '9')
+      ++p;
+  }
+  if (p == end) return order;
+  ++p;  // 'e' or 'E'
+  bool negative = false;
+  if (*p == '+' || *p == '-') negative = *p++ == '-';
+  int64_t exponent = 0;
+  for (; p != end; ++p)
+    exponent = std::min(exponent * 10 + (*p - '0'), saturated);
+  return negative ? order - exponent : order + exponent;
+}
 
 /// With `Build`, values are built as they are read; without, the text is only checked (no
 /// allocation but for the container stack), and every `value&` it is given stays untouched.
@@ -268,15 +305,10 @@ class json_reader {
     double d = 0;
     auto r = std::from_chars(start, p_, d);
     if (r.ec == std::errc::result_out_of_range) {
-      // from_chars reports underflow the same way; only a value too large is an error.
-      bool tiny = false;
-      for (const char* q = start; q != p_; ++q) {
-        if (*q == 'e' || *q == 'E') {
-          tiny = q + 1 != p_ && q[1] == '-';
-          break;
-        }
-      }
-      if (!tiny) throw json_failure{"invalid JSON: number out of range"};
+      // from_chars says this of a value too large for a double and of a non-zero one that
+      // rounds to zero alike. As in nlohmann (which uses strtod), the first is an error and
+      // the second reads as zero of its sign; subnormals are in range.
+      if (decimal_order(start, p_) >= 0) throw json_failure{"invalid JSON: number out of range"};
       d = negative ? -0.0 : 0.0;
     } else if (r.ec != std::errc{} || r.ptr != p_) {
       throw json_failure{"invalid JSON: number out of range"};

@@ -1,7 +1,6 @@
 #include "protocol/message.hpp"
 
 #include <algorithm>
-
 #include <cassert>
 #include <cmath>
 #include <limits>
@@ -9,33 +8,25 @@
 #include <optional>
 #include <vector>
 
+#include "protocol/encoding.hpp"
 #include "protocol/json_reader.hpp"
+#include "protocol/utf8.hpp"
 
 namespace driftd::protocol {
 
-// Defined in value.cpp; see the note there.
-namespace detail {
-void append_json_string(std::string& out, std::string_view text);
-void append_json_uint(std::string& out, uint64_t n);
-void append_cbor_head(std::string& out, uint8_t major, uint64_t arg);
-void append_cbor_text(std::string& out, std::string_view text);
-}  // namespace detail
-
 namespace {
 
-constexpr uint8_t major_unsigned = 0;
-constexpr uint8_t major_array = 4;
-constexpr uint8_t major_map = 5;
+using detail::major_array;
+using detail::major_map;
+using detail::major_unsigned;
+
 constexpr char cbor_null = static_cast<char>(0xf6);
 
 // Client text quoted back in an error stays short, and is cut on a character boundary.
 std::string quote(std::string_view text) {
   constexpr std::size_t max_quoted = 64;
   if (text.size() <= max_quoted) return "`" + std::string(text) + "`";
-  std::size_t cut = max_quoted;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80)
-    --cut;
-  return "`" + std::string(text.substr(0, cut)) + "...`";
+  return "`" + std::string(utf8_prefix(text, max_quoted)) + "...`";
 }
 
 request invalid(std::string message) {

@@ -49,4 +49,14 @@ bool valid_utf8(std::string_view text) {
   return true;
 }
 
+std::string_view utf8_prefix(std::string_view text, std::size_t limit) {
+  if (text.size() <= limit) return text;
+  std::size_t cut = limit;
+  // text[cut] is the first byte left out: while it continues a character, that character
+  // would be split, so leave it out whole.
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80)
+    --cut;
+  return text.substr(0, cut);
+}
+
 }  // namespace driftd::protocol

@@ -1,7 +1,5 @@
 #include "protocol/value.hpp"
 
-#include "protocol/json_reader.hpp"
-
 #include <cassert>
 #include <charconv>
 #include <cmath>
@@ -9,19 +7,19 @@
 #include <new>
 #include <vector>
 
+#include "protocol/encoding.hpp"
+#include "protocol/json_reader.hpp"
 #include "protocol/utf8.hpp"
 
 namespace driftd::protocol {
 
-// Primitives shared with message.cpp, which builds envelopes byte by byte around values.
-// They are not part of the public header (its contract is values in, bytes out), so
-// message.cpp repeats these declarations; a mismatch shows up as a link error.
-namespace detail {
-void append_json_string(std::string& out, std::string_view text);
-void append_json_uint(std::string& out, uint64_t n);
-void append_cbor_head(std::string& out, uint8_t major, uint64_t arg);
-void append_cbor_text(std::string& out, std::string_view text);
-}  // namespace detail
+using detail::major_array;
+using detail::major_bytes;
+using detail::major_map;
+using detail::major_negative;
+using detail::major_tag;
+using detail::major_text;
+using detail::major_unsigned;
 
 namespace {
 
@@ -31,15 +29,6 @@ std::string depth_error(std::size_t max_depth) {
 
 // ---------------------------------------------------------------------------------------------
 // CBOR input
-
-constexpr uint8_t major_unsigned = 0;
-constexpr uint8_t major_negative = 1;
-constexpr uint8_t major_bytes = 2;
-constexpr uint8_t major_text = 3;
-constexpr uint8_t major_array = 4;
-constexpr uint8_t major_map = 5;
-constexpr uint8_t major_tag = 6;
-constexpr uint8_t major_simple = 7;
 
 constexpr uint8_t cbor_break = 0xff;
 constexpr uint64_t tag_uint8_typed_array = 64;

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages driftd needs, and only those that are missing.
+#   --ci-extra  also what scripts/ci-extra.sh needs: clang, the sanitizer and libFuzzer
+#               runtimes (libclang-rt-14-dev, only recommended by clang), llvm-symbolizer.
 set -euo pipefail
 
 packages=(
@@ -8,6 +10,11 @@ packages=(
   librocksdb-dev
   nodejs npm
 )
+case "${1:-}" in
+  "") ;;
+  --ci-extra) packages+=(clang libclang-rt-14-dev llvm) ;;
+  *) echo "usage: $0 [--ci-extra]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do

@@ -3,11 +3,20 @@
 // Beyond "never crash", it checks properties that the relay relies on:
 //   - whatever a parser accepts, the matching encoder writes back into something the parser
 //     accepts again, and re-encoding that gives the same bytes (a fixpoint after one trip);
-//   - a decoded push can be encoded in both formats, and those encodings parse.
+//   - a decoded push can be encoded in both formats, and those encodings parse;
+//   - JSON and CBOR subscribers of a push hold the same value, each read by an independent
+//     reader (nlohmann for the JSON text, our CBOR reader for the bytes). For a relayed JSON
+//     value, which JSON subscribers get as the sender's text, exactly the same: integers
+//     equal, doubles equal bit for bit. For a value sent out from its decoded form, the same
+//     as JavaScript sees it: numbers equal as doubles, 0 equal to -0, null equal to a NaN
+//     or an infinity (which only CBOR carries: the JSON writer prints -0 as 0 and those as
+//     null, as JSON.stringify does), a byte string equal to the array of its bytes.
 // A broken property traps, so libFuzzer reports it like a crash.
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -45,6 +54,63 @@ void check_json_round_trip(const value& v) {
   check(once == twice);
 }
 
+// Recursive: values here nest at most max_depth + 1 deep.
+bool same_for_subscribers(const value& from_json, const value& from_cbor, bool exact) {
+  if (!exact && from_json.is_null() && from_cbor.is_number_float()) {
+    return !std::isfinite(from_cbor.get<double>());
+  }
+  if (from_json.is_number() && from_cbor.is_number()) {
+    if (!exact) return from_json.get<double>() == from_cbor.get<double>();
+    if (from_json.is_number_float() != from_cbor.is_number_float()) return false;
+    if (!from_json.is_number_float()) return from_json == from_cbor;
+    const double a = from_json.get<double>();
+    const double b = from_cbor.get<double>();
+    return std::memcmp(&a, &b, sizeof a) == 0;
+  }
+  if (from_cbor.is_binary()) {
+    if (exact || !from_json.is_array()) return false;
+    const auto& bytes = from_cbor.get_binary();
+    if (bytes.size() != from_json.size()) return false;
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+      if (!from_json[i].is_number_unsigned() || from_json[i].get<uint64_t>() != bytes[i]) {
+        return false;
+      }
+    }
+    return true;
+  }
+  if (from_json.type() != from_cbor.type()) return false;
+  if (from_json.is_array()) {
+    if (from_json.size() != from_cbor.size()) return false;
+    for (std::size_t i = 0; i < from_json.size(); ++i) {
+      if (!same_for_subscribers(from_json[i], from_cbor[i], exact)) return false;
+    }
+    return true;
+  }
+  if (from_json.is_object()) {
+    if (from_json.size() != from_cbor.size()) return false;
+    for (auto it = from_json.begin(); it != from_json.end(); ++it) {
+      const auto other = from_cbor.find(it.key());
+      if (other == from_cbor.end() || !same_for_subscribers(*it, *other, exact)) return false;
+    }
+    return true;
+  }
+  return from_json == from_cbor;
+}
+
+void check_subscribers_agree(const request& r) {
+  request read = r;
+  read_relayed_value(read);
+  std::string json_text = r.relayed_json;
+  if (json_text.empty()) append_json(json_text, read.val);
+  const value from_json = value::parse(json_text, nullptr, false);
+  check(!from_json.is_discarded());
+  std::string cbor_bytes;
+  append_cbor(cbor_bytes, read.val);
+  auto from_cbor = parse_cbor(cbor_bytes, max_depth);
+  check(static_cast<bool>(from_cbor));
+  check(same_for_subscribers(from_json, *from_cbor, !r.relayed_json.empty()));
+}
+
 void check_request(const request& r) {
   if (r.kind == request_kind::invalid) {
     check(!r.error.empty());
@@ -61,6 +127,7 @@ void check_request(const request& r) {
             .
             operator bool());
   check(parse_cbor(encode_push(wire_format::cbor, r.key, r.val, r.seq), max_depth).operator bool());
+  check_subscribers_agree(r);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "protocol/message.hpp"
 
+#include <cmath>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -143,6 +144,34 @@ TEST(DecodeRequest, KeepsARelayedJsonValueAsItsText) {
   const request cbor = json_as_cbor(R"({"type":"push","key":"k","value":[1],"action":{"type":"relay"}})");
   EXPECT_TRUE(cbor.relayed_json.empty());
   EXPECT_EQ(cbor.val, value::parse("[1]"));
+}
+
+// A relayed JSON value goes to JSON subscribers as its text and to CBOR subscribers as the
+// value read from it: a number must either be refused, or be the same value in both.
+TEST(DecodeRequest, RelaysNumbersPastTheDoubleRangeAlikeToJsonAndCborSubscribers) {
+  const auto relay = [](const std::string& number) {
+    return json(R"({"type":"push","key":"k","action":{"type":"relay"},"value":[)" + number + "]}");
+  };
+  for (const std::string& big :
+       {"1" + std::string(309, '0') + "e-0", "1" + std::string(309, '0'), std::string("-1e400")}) {
+    EXPECT_EQ(relay(big).error, "invalid JSON: number out of range") << big;
+  }
+  for (const std::string& tiny : {"0." + std::string(330, '0') + "1",
+                                  "-0." + std::string(330, '0') + "1", std::string("1e-400")}) {
+    const request r = relay(tiny);
+    ASSERT_EQ(r.kind, request_kind::push) << tiny << ": " << r.error;
+    EXPECT_EQ(r.relayed_json, "[" + tiny + "]");
+    // What a CBOR subscriber gets: [±0.0] as a double.
+    const bool negative = tiny.front() == '-';
+    EXPECT_EQ(hex(encode_push(wire_format::cbor, "k", pushed_value(r), 1)),
+              std::string("a464747970656470757368636b6579616b6576616c756581fb") +
+                  (negative ? "80" : "00") + "000000000000006373657101")
+        << tiny;
+    // What a JSON subscriber's reader makes of the text it gets: the same.
+    const value seen = value::parse(r.relayed_json);
+    EXPECT_TRUE(seen[0].is_number_float()) << tiny;
+    EXPECT_EQ(std::signbit(seen[0].get<double>()), negative) << tiny;
+  }
 }
 
 TEST(DecodeRequest, ChecksTheWholeTextBeforeItsFields) {

@@ -68,5 +68,50 @@ TEST(ValidUtf8, FindsAnInvalidByteAtEveryOffsetAfterAsciiRuns) {
   }
 }
 
+// --- utf8_prefix -------------------------------------------------------------------------
+
+TEST(Utf8Prefix, KeepsTextThatFits) {
+  EXPECT_EQ(utf8_prefix("", 0), "");
+  EXPECT_EQ(utf8_prefix("abc", 3), "abc");
+  EXPECT_EQ(utf8_prefix("abc", 100), "abc");
+  EXPECT_EQ(utf8_prefix("\xe6\xb0\xb4", 3), "\xe6\xb0\xb4");
+}
+
+TEST(Utf8Prefix, CutsAsciiAtTheLimit) {
+  EXPECT_EQ(utf8_prefix("abcdef", 4), "abcd");
+  EXPECT_EQ(utf8_prefix("abcdef", 0), "");
+}
+
+TEST(Utf8Prefix, BacksUpToTheStartOfASplitCharacter) {
+  // "a" then U+6C34 (3 bytes) then U+1F600 (4 bytes).
+  const std::string text = "a\xe6\xb0\xb4\xf0\x9f\x98\x80";
+  EXPECT_EQ(utf8_prefix(text, 1), "a");
+  EXPECT_EQ(utf8_prefix(text, 2), "a");
+  EXPECT_EQ(utf8_prefix(text, 3), "a");
+  EXPECT_EQ(utf8_prefix(text, 4), "a\xe6\xb0\xb4");
+  EXPECT_EQ(utf8_prefix(text, 5), "a\xe6\xb0\xb4");
+  EXPECT_EQ(utf8_prefix(text, 7), "a\xe6\xb0\xb4");
+  EXPECT_EQ(utf8_prefix(text, 8), text);
+}
+
+TEST(Utf8Prefix, EveryPrefixOfValidTextIsValidAndAsLongAsPossible) {
+  const std::string text = "x\xc3\xbc\xe6\xb0\xb4y\xf0\x9f\x98\x80\xc2\x80z";
+  for (std::size_t limit = 0; limit <= text.size() + 1; ++limit) {
+    const std::string_view cut = utf8_prefix(text, limit);
+    EXPECT_TRUE(valid_utf8(cut)) << limit;
+    EXPECT_LE(cut.size(), limit);
+    EXPECT_EQ(cut, std::string_view(text).substr(0, cut.size())) << limit;
+    // One byte more than the cut (within the limit) would end inside a character.
+    if (cut.size() < text.size() && cut.size() < limit) {
+      EXPECT_FALSE(valid_utf8(std::string_view(text).substr(0, cut.size() + 1))) << limit;
+    }
+  }
+}
+
+TEST(Utf8Prefix, PointsIntoItsInput) {
+  const std::string text = "hello";
+  EXPECT_EQ(utf8_prefix(text, 2).data(), text.data());
+}
+
 }  // namespace
 }  // namespace driftd::protocol

@@ -432,9 +432,107 @@ TEST(ParseJson, RejectsLoneSurrogateEscapes) {
 }
 
 TEST(ParseJson, RejectsNumbersThatOverflowADouble) {
-  auto r = parse_json("[1e400]", depth);
-  ASSERT_FALSE(r);
-  EXPECT_EQ(r.error(), "invalid JSON: number out of range");
+  const std::string too_large[] = {
+      "1e400",
+      "-1e400",
+      "1.7976931348623159e308",             // rounds up past the largest double
+      "1" + std::string(309, '0'),          // no fraction, no exponent
+      "1" + std::string(309, '0') + "e-0",  // a negative sign on a zero exponent
+      "1" + std::string(309, '0') + ".5e-0",
+      "0.0000001e316",              // 1e309 written with a fraction
+      "1e99999999999999999999999",  // an exponent past any integer type
+  };
+  for (const std::string& text : too_large) {
+    auto r = parse_json("[" + text + "]", depth);
+    ASSERT_FALSE(r) << text;
+    EXPECT_EQ(r.error(), "invalid JSON: number out of range") << text;
+    // The check that relayed text gets follows the same rule.
+    EXPECT_EQ(check_json("[" + text + "]", depth), "invalid JSON: number out of range") << text;
+  }
+}
+
+TEST(ParseJson, ReadsNumbersTooSmallForADoubleAsZeroOfTheirSign) {
+  const std::string too_small[] = {
+      "1e-400",                               // a plain exponent
+      "0." + std::string(330, '0') + "1",     // no exponent
+      "2.4e-324",                             // below half the smallest subnormal
+      "123e-330",                             // digits before the point
+      "1" + std::string(400, '0') + "e-800",  // digits past the double range either way
+      "1e-99999999999999999999999",           // an exponent past any integer type
+  };
+  for (const std::string& text : too_small) {
+    for (const bool negative : {false, true}) {
+      const std::string number = (negative ? "-" : "") + text;
+      auto r = parse_json(number, depth);
+      ASSERT_TRUE(r) << number << ": " << r.error();
+      ASSERT_TRUE(r->is_number_float()) << number;
+      EXPECT_EQ(r->get<double>(), 0.0) << number;
+      EXPECT_EQ(std::signbit(r->get<double>()), negative) << number;
+      EXPECT_EQ(check_json(number, depth), "") << number;
+    }
+  }
+}
+
+TEST(ParseJson, KeepsSubnormalsAndTheEdgesOfTheDoubleRange) {
+  EXPECT_EQ(parse_json("1e-310", depth)->get<double>(), 1e-310);
+  EXPECT_EQ(parse_json("2.5e-324", depth)->get<double>(), 5e-324);
+  EXPECT_EQ(parse_json("4.9e-324", depth)->get<double>(), 5e-324);
+  EXPECT_EQ(parse_json("1.7976931348623157e308", depth)->get<double>(),
+            std::numeric_limits<double>::max());
+  EXPECT_EQ(parse_json("0." + std::string(400, '0') + "1e401", depth)->get<double>(), 1.0);
+}
+
+// The same text, read by nlohmann: exactly the same value (integer kind and the double's bits,
+// which tells -0.0 from 0.0) or a rejection by both.
+TEST(ParseJson, ReadsNumbersAsNlohmannDoes) {
+  const char* const plain[] = {"0",
+                               "-0",
+                               "0.0",
+                               "-0.0",
+                               "1",
+                               "-1",
+                               "1.5",
+                               "-1.5e3",
+                               "1E2",
+                               "1e+2",
+                               "1e-2",
+                               "0.1",
+                               "18446744073709551615",
+                               "18446744073709551616",
+                               "-9223372036854775808",
+                               "-9223372036854775809",
+                               "123456789012345678901234567890",
+                               "1e-310",
+                               "5e-324",
+                               "2.4e-324",
+                               "1e-400",
+                               "-1e-400",
+                               "1e308",
+                               "1e309",
+                               "-1e309",
+                               "9007199254740993",
+                               "1.00000000000000011102230246251565404"};
+  std::vector<std::string> numbers(std::begin(plain), std::end(plain));
+  numbers.push_back("0." + std::string(330, '0') + "1");
+  numbers.push_back("-0." + std::string(330, '0') + "1");
+  numbers.push_back("1" + std::string(308, '0'));
+  numbers.push_back("1" + std::string(309, '0'));
+  numbers.push_back("1" + std::string(309, '0') + "e-0");
+  for (const std::string& text : numbers) {
+    auto ours = parse_json(text, depth);
+    const value theirs = value::parse(text, nullptr, false);
+    ASSERT_EQ(static_cast<bool>(ours), !theirs.is_discarded()) << text;
+    EXPECT_EQ(check_json(text, depth).empty(), !theirs.is_discarded()) << text;
+    if (!ours) continue;
+    ASSERT_EQ(ours->type(), theirs.type()) << text;
+    if (theirs.is_number_float()) {
+      const double a = ours->get<double>();
+      const double b = theirs.get<double>();
+      EXPECT_EQ(std::memcmp(&a, &b, sizeof a), 0) << text;
+    } else {
+      EXPECT_EQ(*ours, theirs) << text;
+    }
+  }
 }
 
 TEST(ParseJson, AcceptsNestingUpToMaxDepth) {
