@@ -208,9 +208,17 @@ typename Inspector::result_type inspect(Inspector& f, frames& x) {
   return f(caf::meta::type_name("driftd::frames"), x.json, x.cbor);
 }
 
+/// CAF 0.17 reads an enum by casting whatever number arrives: a corrupt peer must not make
+/// us act on a format, kind or action that does not exist.
+inline caf::error check_format(protocol::wire_format f) {
+  if (f == protocol::wire_format::json || f == protocol::wire_format::cbor) return caf::none;
+  return caf::make_error(caf::sec::invalid_argument, "unknown wire format");
+}
+
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, conn_flags& x) {
-  return f(caf::meta::type_name("driftd::conn_flags"), x.format, x.debug, x.all);
+  return f(caf::meta::type_name("driftd::conn_flags"), x.format, x.debug, x.all,
+           caf::meta::load_callback([&]() -> caf::error { return check_format(x.format); }));
 }
 
 template <class Inspector>
@@ -306,7 +314,8 @@ typename Inspector::result_type inspect(Inspector& f, cluster_query& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, http_call& x) {
-  return f(caf::meta::type_name("driftd::http_call"), x.room, x.req, x.format);
+  return f(caf::meta::type_name("driftd::http_call"), x.room, x.req, x.format,
+           caf::meta::load_callback([&]() -> caf::error { return check_format(x.format); }));
 }
 
 template <class Inspector>
@@ -330,6 +339,11 @@ typename Inspector::result_type inspect(Inspector& f, request& x) {
   }
   return f(caf::meta::type_name("driftd::request"), x.kind, x.key, val, x.relayed_json, x.act,
            x.seq, x.has_seq, x.error, x.wire_size, caf::meta::load_callback([&]() -> caf::error {
+             // Enums arrive as plain numbers (see check_format).
+             if (static_cast<uint8_t>(x.kind) > static_cast<uint8_t>(request_kind::invalid) ||
+                 static_cast<uint8_t>(x.act) > static_cast<uint8_t>(action::compact)) {
+               return caf::make_error(caf::sec::invalid_argument, "unknown request kind or action");
+             }
              if (!x.relayed_json.empty()) {
                // Relayed to clients as it is: a corrupt peer must not make us send non-JSON.
                std::string error = check_json(x.relayed_json, max_remote_depth);

@@ -103,6 +103,10 @@ struct fields {
   static auto of(const handoff_answer& x) { return std::make_tuple(x.coming, x.reserved); }
   static auto of(const resolve_owned& x) { return std::make_tuple(x.room); }
   static auto of(const handed_off& x) { return std::make_tuple(x.room, x.ok); }
+  static auto of(const release_seq& x) { return std::make_tuple(x.room); }
+  static auto of(const room_unloading& x) { return std::make_tuple(x.room); }
+  static auto of(const room_revived& x) { return std::make_tuple(x.room); }
+  static auto of(const room_failed& x) { return std::make_tuple(x.room, x.head); }
 };
 
 template <class T>
@@ -254,6 +258,29 @@ TEST_F(Messages, RequestWhoseRelayedJsonIsNotJsonIsRefused) {
   }
 }
 
+TEST_F(Messages, EnumsOutsideTheirRangeAreRefused) {
+  request bad_kind = push(1);
+  bad_kind.kind = static_cast<protocol::request_kind>(7);
+  request bad_action = push(1);
+  bad_action.act = static_cast<protocol::action>(9);
+  for (const auto& req : {bad_kind, bad_action}) {
+    request back;
+    const caf::error err = deserialize(sys_, serialize(sys_, req), back);
+    ASSERT_TRUE(err);
+    EXPECT_NE(sys_.render(err).find("unknown request kind or action"), std::string::npos)
+      << sys_.render(err);
+  }
+  http_call call{"room", push(1), static_cast<protocol::wire_format>(5)};
+  http_call back;
+  const caf::error err = deserialize(sys_, serialize(sys_, call), back);
+  ASSERT_TRUE(err);
+  EXPECT_NE(sys_.render(err).find("unknown wire format"), std::string::npos) << sys_.render(err);
+  conn_flags flags;
+  flags.format = static_cast<protocol::wire_format>(2);
+  conn_flags flags_back;
+  EXPECT_TRUE(deserialize(sys_, serialize(sys_, flags), flags_back));
+}
+
 TEST_F(Messages, RequestWhoseRelayedJsonNestsPastTheRemoteBoundIsRefused) {
   const std::string deep = std::string(1025, '[') + std::string(1025, ']');
   request back;
@@ -369,6 +396,13 @@ TEST_F(Messages, HandOffMessagesCrossNodes) {
   expect_crosses_nodes(sys_, handoff_answer{true, 8192});
   expect_crosses_nodes(sys_, resolve_owned{"room-10"});
   expect_crosses_nodes(sys_, handed_off{"room-11", true});
+  expect_crosses_nodes(sys_, release_seq{"room-12"});
+}
+
+TEST_F(Messages, RoomLifecycleMessagesSurviveSerialization) {
+  expect_crosses_nodes(sys_, room_unloading{"room-13"});
+  expect_crosses_nodes(sys_, room_revived{"room-14"});
+  expect_crosses_nodes(sys_, room_failed{"room-15", 1796115936523000});
 }
 
 TEST_F(Messages, ActorHandlesComeBackAsTheSameActors) {
