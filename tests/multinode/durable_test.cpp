@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "cluster/placement.hpp"
 #include "harness.hpp"
 
 namespace driftd::multinode {
@@ -219,6 +220,106 @@ TEST(DurableNodeTest, ASecondNodeOnTheSameDataFolderIsRefused) {
   EXPECT_EQ(describe_status(*status), "exit 1");
   EXPECT_NE(second.log_text().find("in use by another driftd process"), std::string::npos)
     << second.log_tail();
+}
+
+/// A room that `owner` owns among `c`'s running nodes.
+std::string room_owned_by(test_cluster& c, const std::string& owner) {
+  for (int i = 0; i < 60; ++i) {
+    const std::string candidate = new_room(c[owner].http_port());
+    if (c.agreed_owner(candidate) == owner) return candidate;
+  }
+  fail("no room of 60 placed on " + owner);
+}
+
+std::vector<uint16_t> http_ports(test_cluster& c) {
+  std::vector<uint16_t> out;
+  for (const auto& name : c.names()) out.push_back(c[name].http_port());
+  return out;
+}
+
+TEST(DurableClusterTest, AWholeClusterKilledMidBurstKeepsEveryAcknowledgedAppend) {
+  cluster_options opts;
+  opts.durable = true;
+  test_cluster c{{"a", "b", "c"}, opts};
+  c.start_all();
+  const std::string room = new_room(c["a"].http_port());
+  std::map<std::pair<int, int>, uint64_t> acked;
+  std::size_t sent = 0;
+  {
+    append_burst burst{http_ports(c), room};  // writers on every node
+    burst.wait_acknowledged(2000);
+    for (const auto& name : c.names()) c[name].kill_now();
+    burst.stop();
+    acked = burst.acknowledged();
+    sent = burst.sent();
+  }
+  EXPECT_LT(acked.size(), sent);
+  c.start_all();
+  c.wait_formed();
+  check_after_restart(c["b"].http_port(), room, acked);
+}
+
+TEST(DurableClusterTest, AWholeClusterStoppedNodeByNodeKeepsEveryAcknowledgedAppend) {
+  cluster_options opts;
+  opts.durable = true;
+  test_cluster c{{"a", "b", "c"}, opts};
+  c.start_all();
+  const std::string room = room_owned_by(c, "a");
+  std::map<std::pair<int, int>, uint64_t> acked;
+  {
+    append_burst burst{http_ports(c), room};
+    burst.wait_acknowledged(1000);
+    // Each node hands its rooms to those still running; the last keeps them on its disk.
+    for (const auto& name : c.names()) {
+      c[name].signal(SIGTERM);
+      auto status = c[name].wait_exit(30s);
+      ASSERT_TRUE(status.has_value()) << name << " did not stop";
+      EXPECT_EQ(describe_status(*status), "exit 0") << name;
+    }
+    burst.stop();
+    acked = burst.acknowledged();
+  }
+  ASSERT_GE(acked.size(), 1000u);
+  c.start_all();
+  c.wait_formed();
+  EXPECT_EQ(c.agreed_owner(room), "a");
+  check_after_restart(c["c"].http_port(), room, acked);
+}
+
+TEST(DurableClusterTest, ARoomHandedToAJoiningNodeSurvivesThatNodesRestart) {
+  cluster_options opts;
+  opts.durable = true;
+  test_cluster c{{"a", "b"}, opts};
+  c.add("c");
+  c.start_all();
+  // A room that c will own once it is up, written while only a and b serve.
+  c["c"].kill_now();
+  c.wait_views({"a", "b"}, {{"a", "up"}, {"b", "up"}, {"c", "down"}});
+  std::string room;
+  for (int i = 0; i < 60 && room.empty(); ++i) {
+    const std::string candidate = new_room(c["a"].http_port());
+    if (cluster::rank({"a", "b", "c"}, candidate).front() == 2) room = candidate;
+  }
+  ASSERT_FALSE(room.empty());
+  std::map<std::pair<int, int>, uint64_t> acked;
+  for (int n = 0; n < 20; ++n) {
+    auto res = http_send(c["a"].http_port(), room, push_msg("k", value_of(0, n)));
+    ASSERT_EQ(res.status, 200u) << res.body;
+  }
+  const auto before = init_entries(http_send(c["b"].http_port(), room, get_msg("k", 0)).doc());
+  ASSERT_EQ(before.size(), 20u);
+  for (const auto& [seq, v] : before) acked[{v.at("w").get<int>(), v.at("n").get<int>()}] = seq;
+
+  c.start("c");
+  c.wait_formed();
+  wait_until([&] { return c.agreed_owner(room) == "c"; }, 10s, "c to own the room");
+  // c holds it (it had it durably before it served it); now it dies and comes back.
+  EXPECT_EQ(init_entries(http_send(c["c"].http_port(), room, get_msg("k", 0)).doc()), before);
+  c["c"].kill_now();
+  c.start("c");
+  c.wait_formed();
+  wait_until([&] { return c.agreed_owner(room) == "c"; }, 10s, "c to own the room again");
+  check_after_restart(c["c"].http_port(), room, acked);
 }
 
 }  // namespace

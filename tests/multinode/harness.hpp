@@ -283,6 +283,8 @@ struct cluster_options {
   std::string secret = "multinode-test-secret-7c1e";
   /// Added to every node's command line (after the defaults, so they win).
   std::vector<std::string> extra_flags;
+  /// Nodes keep their rooms on disk, each in a folder of its own that stays across restarts.
+  bool durable = false;
 };
 
 /// Nodes named at construction form the cluster: each lists all their cluster ports as
@@ -382,6 +384,9 @@ class test_cluster {
                                   "debug",
                                   "--storage",
                                   "memory"};
+    if (opts_.durable) {
+      args.insert(args.end(), {"--storage", "disk", "--data-dir", dir_ + "/" + n.name() + "-data"});
+    }
     args.insert(args.end(), opts_.extra_flags.begin(), opts_.extra_flags.end());
     args.insert(args.end(), overrides.begin(), overrides.end());
     return args;
