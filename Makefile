@@ -36,7 +36,7 @@ unit-test: build
 
 ## Runs one benchmark scenario (see BENCHMARKS.md): make bench SCENARIO=fanout RUNS=5
 bench: build
-	@cmake --build $(BUILD_DIR) --target driftbench send_floor -j $(JOBS)
+	@cmake --build $(BUILD_DIR) --target driftbench send_floor cold_start -j $(JOBS)
 	bash bench/run.sh $(or $(SCENARIO),fanout) $(or $(RUNS),5)
 
 clean:

@@ -14,6 +14,13 @@
 #   cluster       fanout with subscribers spread over a local 3-node cluster
 #   cluster-latency   latency with subscribers spread over a local 3-node cluster
 #   send-floor    no driftd: one plain send() to each of 10000 sockets, the floor under broadcast
+#   cold-start    a node on a data folder of ROOMS (100000) stored rooms: time to start, and
+#                 the first get of a room not in memory (cold) and the second (warm)
+#
+# Durable rooms: STORAGE=disk runs the nodes on a fresh data folder each run (FSYNC: always,
+# interval or never; default always), and ACTION=append makes the writers append instead of
+# relay. STORAGE=both runs every repetition twice, memory first, then disk, and reports the
+# medians of each: the two are measured in the same run, side by side.
 #
 # Environment: RATE, DURATION (s, default 10), SUBSCRIBERS, ROOMS, WRITERS, CONNECTIONS,
 # SERVER_CPUS (default 0), CLIENT_CPUS (default 1), SERVER_ARGS (extra driftd flags),
@@ -32,9 +39,10 @@ client_cpus=${CLIENT_CPUS:-1}
 duration=${DURATION:-10}
 server_bin=$build/driftd
 bench_bin=$build/driftbench
-if [ ! -x "$server_bin" ] || [ ! -x "$bench_bin" ] || [ ! -x "$build/send_floor" ]; then
+if [ ! -x "$server_bin" ] || [ ! -x "$bench_bin" ] || [ ! -x "$build/send_floor" ] ||
+   [ ! -x "$build/cold_start" ]; then
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$build" --target driftd driftbench send_floor -j 2 >/dev/null
+  cmake --build "$build" --target driftd driftbench send_floor cold_start -j 2 >/dev/null
 fi
 
 free_port() {
@@ -66,11 +74,21 @@ wait_healthy() {
   return 1
 }
 
+# The storage of the nodes of this repetition: memory, or disk on a fresh folder.
+storage_args() {
+  local port=$1
+  if [ "${run_storage:-memory}" = disk ]; then
+    echo "--storage disk --data-dir $logdir/data-$port-$RANDOM --fsync ${FSYNC:-always} --max-room-bytes 4g"
+  else
+    echo "--storage memory --max-room-bytes 4g"
+  fi
+}
+
 # Starts one node; echoes its HTTP port.
 start_node() {
   local port=$1; shift
   ${SERVER_WRAP:-} taskset -c "$server_cpus" "$server_bin" --port "$port" --io-threads 1 --actor-threads 1 \
-    --log-level warn --max-connections 200000 --storage memory ${SERVER_ARGS:-} "$@" \
+    --log-level warn --max-connections 200000 $(storage_args "$port") ${SERVER_ARGS:-} "$@" \
     >"$logdir/node-$port.log" 2>&1 &
   pids+=($!)
   wait_healthy "$port"
@@ -106,12 +124,17 @@ run_once() {
       --client-cpu "$client_cpus" || true
     return
   fi
+  if [ "$scenario" = cold-start ]; then
+    taskset -c "$client_cpus" "$build/cold_start" --driftd "$server_bin" \
+      --rooms "${ROOMS:-100000}" --server-cpu "$server_cpus" 2>/dev/null || true
+    return
+  fi
   case "$scenario" in
     cluster|cluster-latency) servers=$(start_cluster) ;;
     *) port=$(free_port); start_node "$port"; servers="127.0.0.1:$port" ;;
   esac
   local gen=(taskset -c "$client_cpus" "$bench_bin" --server "$servers" --scenario "$scenario"
-             --duration "$duration" ${BENCH_ARGS:-})
+             --duration "$duration" --action "${ACTION:-relay}" ${BENCH_ARGS:-})
   case "$scenario" in
     fanout|cluster)
       out=$("${gen[@]}" --subscribers "${SUBSCRIBERS:-1000}" --rate "${RATE:-1500}") || true ;;
@@ -149,30 +172,47 @@ run_once() {
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
 
-results=()
+case "${STORAGE:-memory}" in
+  both) storages=(memory disk) ;;
+  disk) storages=(disk) ;;
+  *) storages=(memory) ;;
+esac
+declare -A by_storage
 for i in $(seq 1 "$runs"); do
-  r=$(run_once)
-  echo "run $i: $r" >&2
-  results+=("$r")
+  for run_storage in "${storages[@]}"; do
+    r=$(run_once)
+    echo "run $i ($run_storage): $r" >&2
+    by_storage[$run_storage]+="$r"$'\n'
+  done
 done
 
-printf '%s\n' "${results[@]}" > "$logdir/results.jsonl"
-if [ "$scenario" = idle ]; then
-  fields="bytes_per_connection rss_after_kib"
-elif [ "$scenario" = send-floor ]; then
-  fields="round_p50_ms round_max_ms send_us"
-else
-  fields="deliveries_per_s pushes_per_s p50_us p99_us p999_us max_us pushes_per_write lost duplicated reordered closed"
-fi
-echo "scenario $scenario: median of $runs run(s) (raw: $logdir/results.jsonl)"
-for f in $fields; do
-  printf '  %-20s %s\n' "$f" "$(printf '%s\n' "${results[@]}" | field "$f" | median)"
+report() {
+  local results=()
+  mapfile -t results < <(printf '%s' "$1" | sed '/^$/d')
+  printf '%s\n' "${results[@]}" >> "$logdir/results.jsonl"
+  if [ "$scenario" = idle ]; then
+    fields="bytes_per_connection rss_after_kib"
+  elif [ "$scenario" = cold-start ]; then
+    fields="start_ms cold_get_p50_ms cold_get_p99_ms warm_get_p50_ms warm_get_p99_ms"
+  elif [ "$scenario" = send-floor ]; then
+    fields="round_p50_ms round_max_ms send_us"
+  else
+    fields="deliveries_per_s pushes_per_s p50_us p99_us p999_us max_us pushes_per_write lost duplicated reordered closed"
+  fi
+  echo "scenario $scenario, storage $2: median of $runs run(s) (raw: $logdir/results.jsonl)"
+  for f in $fields; do
+    printf '  %-20s %s\n' "$f" "$(printf '%s\n' "${results[@]}" | field "$f" | median)"
+  done
+  # The worst run for correctness: any loss anywhere fails the result.
+  if [ "${scenario#cluster}" != "$scenario" ]; then
+    echo "  per node (last run): $(printf '%s\n' "${results[@]}" | tail -1 | grep -o '"per_node":.*' | cut -c12- | tr -d '}{]"' )"
+  fi
+  if [ "$scenario" != idle ] && [ "$scenario" != send-floor ] && [ "$scenario" != cold-start ]; then
+    bad=$(printf '%s\n' "${results[@]}" | grep -c -E '"(lost|duplicated|reordered|closed)":[1-9]' || true)
+    echo "  runs with loss, duplicates, reordering or closed subscribers: $bad"
+  fi
+}
+
+for run_storage in "${storages[@]}"; do
+  report "${by_storage[$run_storage]}" "$run_storage"
 done
-# The worst run for correctness: any loss anywhere fails the result.
-if [ "${scenario#cluster}" != "$scenario" ]; then
-  echo "  per node (last run): $(printf '%s\n' "${results[@]}" | tail -1 | grep -o '"per_node":.*' | cut -c12- | tr -d '}{]"' )"
-fi
-if [ "$scenario" != idle ] && [ "$scenario" != send-floor ]; then
-  bad=$(printf '%s\n' "${results[@]}" | grep -c -E '"(lost|duplicated|reordered|closed)":[1-9]' || true)
-  echo "  runs with loss, duplicates, reordering or closed subscribers: $bad"
-fi
