@@ -2,11 +2,20 @@
 
 #include <vector>
 
+#include <boost/asio/error.hpp>
+
 #include "net/ws_session.hpp"
 
 namespace driftd::net {
 
 spdlog::logger& log() { return config::logger("net"); }
+
+bool peer_went_away(const boost::system::error_code& ec) {
+  namespace error = boost::asio::error;
+  return ec == error::eof || ec == error::connection_reset || ec == error::broken_pipe ||
+         ec == error::operation_aborted || ec == error::connection_aborted ||
+         ec == error::not_connected || ec == error::timed_out;
+}
 
 context::context(caf::actor_system& system, caf::actor dir, config::settings s,
                  const std::string& secret)

@@ -10,6 +10,8 @@
 #include <string>
 #include <unordered_map>
 
+#include <boost/system/error_code.hpp>
+
 #include "caf/all.hpp"
 
 #include "actors/counters.hpp"
@@ -83,5 +85,9 @@ struct context {
 };
 
 spdlog::logger& log();
+
+/// True for socket errors that only mean the peer closed or reset the connection, or that
+/// the operation was cancelled: a session ends on them without logging.
+bool peer_went_away(const boost::system::error_code& ec);
 
 }  // namespace driftd::net

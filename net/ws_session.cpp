@@ -6,10 +6,11 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <iterator>
 #include <memory>
-#include <chrono>
+#include <utility>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -33,9 +34,6 @@ constexpr std::size_t read_chunk = 64 * 1024;
 
 /// A write queue that grew beyond this many entries is released once drained.
 constexpr std::size_t keep_queue_capacity = 64;
-
-/// Likewise for the bytes a full socket did not take.
-constexpr std::size_t keep_backlog_capacity = 64 * 1024;
 
 /// How long a new connection waits for its room's fan-out to admit it. The fan-out admits
 /// at once, even while it looks for the room; this only bounds a join that was lost with a
@@ -102,13 +100,13 @@ void ws_session::do_read() {
 
 void ws_session::on_readable(const error_code& ec) {
   if (phase_ == phase::closed) return;
-  if (ec) return finish();
+  if (ec) return fail(ec, "wait for input");
   thread_local std::array<char, read_chunk> buffer;
   for (int i = 0; i < reads_per_wakeup; ++i) {
     error_code rec;
     std::size_t n = socket_.read_some(asio::buffer(buffer), rec);
     if (rec == asio::error::would_block || rec == asio::error::try_again) break;
-    if (rec) return finish();  // end of stream or reset, maybe without a close frame
+    if (rec) return fail(rec, "read");  // end of stream or reset, maybe without a close frame
     if (!feed({buffer.data(), n})) return;
     if (!fanout_ && held_bytes_ > ctx_->settings.max_queue_bytes) {
       // Not admitted yet and much is waiting: let TCP hold the rest until the fan-out is
@@ -271,109 +269,21 @@ void ws_session::queue_raw(std::string bytes) {
 }
 
 // Everything queued goes out framed here, many messages per system call, straight from the
-// shared buffers. Only when the socket is full is the rest copied into `backlog_` and written
-// asynchronously.
+// shared buffers. What a full socket does not take stays queued, by reference, until it can.
 void ws_session::flush() {
-  if (write_in_flight_ || phase_ == phase::closed) return;
+  if (waiting_writable_ || phase_ == phase::closed) return;
   // Scratch shared by the sessions of one thread: an idle connection owns no write buffers.
   thread_local std::vector<out_item> batch;
-  thread_local std::array<iovec, max_iovecs> iov;
-  // Small messages are copied, with their headers, into one contiguous block: the kernel
-  // copies one long buffer much faster than hundreds of tiny ones. Big ones go as they are.
-  thread_local std::unique_ptr<char[]> packed{new char[packed_capacity]};
-  const auto op =
-    flags_.format == protocol::wire_format::json ? ws_opcode::text : ws_opcode::binary;
-  const int fd = socket_.native_handle();
   for (;;) {
-    {
-      std::lock_guard<spin_lock> guard{mutex_};
-      flush_posted_ = false;
-      if (pending_.empty()) break;
-      batch.insert(batch.end(), std::make_move_iterator(pending_.begin()),
-                   std::make_move_iterator(pending_.end()));
-      pending_.clear();
-      if (pending_.capacity() > keep_queue_capacity) pending_ = {};
-      inflight_bytes_ = pending_bytes_;
-      pending_bytes_ = 0;
-    }
-    std::size_t next = 0;
-    while (next < batch.size()) {
-      // One system call for as much as the scratch space holds.
-      std::size_t count = 0;
-      std::size_t total = 0;
-      std::size_t used = 0;
-      std::size_t end = next;
-      while (end < batch.size() && count + 2 <= iov.size()) {
-        const auto& item = batch[end];
-        const std::size_t size = item.bytes.size();
-        const bool copy = size < copy_below;
-        unsigned char header[max_frame_header];
-        const std::size_t header_len = item.raw ? 0 : write_frame_header(header, op, size);
-        const std::size_t need = header_len + (copy ? size : 0);
-        if (used + need > packed_capacity) break;
-        char* at = packed.get() + used;
-        std::memcpy(at, header, header_len);
-        if (copy) std::memcpy(at + header_len, item.bytes->data(), size);
-        if (need > 0) {
-          if (count > 0 && static_cast<char*>(iov[count - 1].iov_base) + iov[count - 1].iov_len == at) {
-            iov[count - 1].iov_len += need;
-          } else {
-            iov[count++] = iovec{at, need};
-          }
-        }
-        used += need;
-        if (!copy) iov[count++] = iovec{const_cast<char*>(item.bytes->data()), size};
-        total += header_len + size;
-        ++end;
-      }
-      msghdr msg{};
-      msg.msg_iov = iov.data();
-      msg.msg_iovlen = count;
-      ssize_t sent = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-      ctx_->stats.socket_writes.fetch_add(1, std::memory_order_relaxed);
-      if (sent < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        batch.clear();
-        return finish();
-      }
-      const auto done = static_cast<std::size_t>(std::max<ssize_t>(sent, 0));
-      if (done == total) {
-        ctx_->stats.messages_written.fetch_add(end - next, std::memory_order_relaxed);
-        next = end;
-        continue;
-      }
-      // The socket is full: keep what it did not take, in order, and wait until it can.
-      std::size_t skip = done;
-      for (std::size_t i = 0; i < count; ++i) {
-        const auto len = iov[i].iov_len;
-        if (skip >= len) {
-          skip -= len;
-          continue;
-        }
-        backlog_.append(static_cast<const char*>(iov[i].iov_base) + skip, len - skip);
-        skip = 0;
-      }
-      unsigned char frame_header[max_frame_header];
-      for (std::size_t i = end; i < batch.size(); ++i) {
-        const auto& item = batch[i];
-        if (!item.raw) {
-          std::size_t n = write_frame_header(frame_header, op, item.bytes.size());
-          backlog_.append(reinterpret_cast<const char*>(frame_header), n);
-        }
-        backlog_.append(*item.bytes);
-      }
-      ctx_->stats.messages_written.fetch_add(batch.size() - next, std::memory_order_relaxed);
+    std::size_t offset = take_pending(batch);
+    if (batch.empty()) break;
+    std::size_t sent = 0;
+    if (const auto ec = send_batch(batch, sent, offset)) {
       batch.clear();
-      {
-        std::lock_guard<spin_lock> guard{mutex_};
-        inflight_bytes_ = backlog_.size();
-      }
-      write_in_flight_ = true;
-      asio::async_write(socket_, asio::buffer(backlog_),
-                        [self = shared_from_this()](const error_code& ec, std::size_t) {
-                          self->on_write(ec);
-                        });
-      return;
+      return fail(ec, "write");
     }
+    ctx_->stats.messages_written.fetch_add(sent, std::memory_order_relaxed);
+    if (sent < batch.size()) return keep_unsent(batch, sent, offset);
     batch.clear();  // releases the shared buffers now, not at this thread's next flush
   }
   {
@@ -383,6 +293,116 @@ void ws_session::flush() {
   drained();
 }
 
+std::size_t ws_session::take_pending(std::vector<out_item>& batch) {
+  batch.insert(batch.end(), std::make_move_iterator(unsent_.begin()),
+               std::make_move_iterator(unsent_.end()));
+  unsent_ = {};
+  const std::size_t offset = std::exchange(unsent_offset_, 0);
+  std::lock_guard<spin_lock> guard{mutex_};
+  flush_posted_ = false;
+  batch.insert(batch.end(), std::make_move_iterator(pending_.begin()),
+               std::make_move_iterator(pending_.end()));
+  pending_.clear();
+  if (pending_.capacity() > keep_queue_capacity) pending_ = {};
+  inflight_bytes_ += pending_bytes_;
+  pending_bytes_ = 0;
+  return offset;
+}
+
+error_code ws_session::send_batch(const std::vector<out_item>& batch, std::size_t& sent,
+                                  std::size_t& offset) {
+  thread_local std::array<iovec, max_iovecs> iov;
+  // Small messages are copied, with their headers, into one contiguous block: the kernel
+  // copies one long buffer much faster than hundreds of tiny ones. Big ones go as they are.
+  thread_local std::unique_ptr<char[]> packed{new char[packed_capacity]};
+  const auto op =
+    flags_.format == protocol::wire_format::json ? ws_opcode::text : ws_opcode::binary;
+  const int fd = socket_.native_handle();
+  struct wire_item {
+    unsigned char header[max_frame_header];
+    std::size_t header_len;
+  };
+  const auto header_of = [op](const out_item& item, wire_item& w) {
+    w.header_len = item.raw ? 0 : write_frame_header(w.header, op, item.bytes.size());
+  };
+  sent = 0;
+  while (sent < batch.size()) {
+    // One system call for as much as the scratch space holds.
+    std::size_t count = 0;
+    std::size_t total = 0;
+    std::size_t used = 0;
+    std::size_t end = sent;
+    while (end < batch.size() && count + 2 <= iov.size()) {
+      const auto& item = batch[end];
+      wire_item w;
+      header_of(item, w);
+      // The first item may be partly on the wire already.
+      const std::size_t skip = end == sent ? offset : 0;
+      const std::size_t header_skip = std::min(skip, w.header_len);
+      const std::size_t body_skip = skip - header_skip;
+      const std::size_t body = item.bytes.size() - body_skip;
+      const bool copy = body < copy_below;
+      const std::size_t need = w.header_len - header_skip + (copy ? body : 0);
+      if (used + need > packed_capacity) break;
+      char* at = packed.get() + used;
+      std::memcpy(at, w.header + header_skip, w.header_len - header_skip);
+      if (copy) std::memcpy(at + w.header_len - header_skip, item.bytes->data() + body_skip, body);
+      if (need > 0) {
+        if (count > 0 && static_cast<char*>(iov[count - 1].iov_base) + iov[count - 1].iov_len == at) {
+          iov[count - 1].iov_len += need;
+        } else {
+          iov[count++] = iovec{at, need};
+        }
+      }
+      used += need;
+      if (!copy) iov[count++] = iovec{const_cast<char*>(item.bytes->data() + body_skip), body};
+      total += need + (copy ? 0 : body);
+      ++end;
+    }
+    msghdr msg{};
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = count;
+    const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ctx_->stats.socket_writes.fetch_add(1, std::memory_order_relaxed);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      return error_code{errno, boost::system::system_category()};
+    }
+    // Walk the items the bytes covered.
+    std::size_t done = static_cast<std::size_t>(std::max<ssize_t>(n, 0));
+    while (sent < end) {
+      wire_item w;
+      header_of(batch[sent], w);
+      const std::size_t left = w.header_len + batch[sent].bytes.size() - offset;
+      if (done < left) {
+        offset += done;
+        return {};
+      }
+      done -= left;
+      offset = 0;
+      ++sent;
+    }
+    if (n < static_cast<ssize_t>(total)) return {};
+  }
+  return {};
+}
+
+void ws_session::keep_unsent(std::vector<out_item>& batch, std::size_t first,
+                             std::size_t offset) {
+  std::size_t bytes = 0;
+  for (std::size_t i = first; i < batch.size(); ++i) bytes += batch[i].bytes.size();
+  unsent_.assign(std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(first)),
+                 std::make_move_iterator(batch.end()));
+  unsent_offset_ = offset;
+  batch.clear();
+  {
+    std::lock_guard<spin_lock> guard{mutex_};
+    inflight_bytes_ = bytes;
+  }
+  waiting_writable_ = true;
+  socket_.async_wait(asio::ip::tcp::socket::wait_write,
+                     [self = shared_from_this()](const error_code& ec) { self->on_writable(ec); });
+}
+
 void ws_session::drained() {
   if (close_queued_ && !close_sent_) {
     close_sent_ = true;  // the close frame is always the last thing queued
@@ -390,12 +410,10 @@ void ws_session::drained() {
   }
 }
 
-void ws_session::on_write(const error_code& ec) {
-  write_in_flight_ = false;
-  backlog_.clear();
-  if (backlog_.capacity() > keep_backlog_capacity) backlog_ = std::string{};
+void ws_session::on_writable(const error_code& ec) {
+  waiting_writable_ = false;
   if (phase_ == phase::closed) return;
-  if (ec) return finish();
+  if (ec) return fail(ec, "wait to write");
   flush();
 }
 
@@ -445,6 +463,13 @@ void ws_session::finish(bool now) {
   ctx_->sessions.remove(this);
   ctx_->stats.websockets_open.fetch_sub(1, std::memory_order_relaxed);
   ctx_->stats.sockets_open.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void ws_session::fail(const error_code& ec, const char* what) {
+  if (!peer_went_away(ec)) {
+    log().debug("room {}: connection {}: {} failed: {}", room_, id_, what, ec.message());
+  }
+  finish();
 }
 
 void ws_session::check_idle() {

@@ -87,11 +87,22 @@ class ws_session final : public actors::sink,
   void on_attached(const caf::actor& fanout);
 
   // -- writing --
-  /// Queues complete wire bytes (handshake, control frames). Strand only.
+  /// Queues complete wire bytes (handshake, control frames).
   void queue_raw(std::string bytes);
+  /// Moves what waits to be written into `batch`: first what the socket did not take last
+  /// time, then the queue. Returns how much of `batch.front()` is already on the wire.
+  std::size_t take_pending(std::vector<out_item>& batch);
+  /// Sends `batch`, starting `offset` bytes into its first item, in as few system calls as
+  /// the socket allows. Sets `sent` to how many items went out whole, and `offset` to how
+  /// much of the next one did. Returns the socket's error, if it failed.
+  boost::system::error_code send_batch(const std::vector<out_item>& batch, std::size_t& sent,
+                                       std::size_t& offset);
+  /// Keeps the items of `batch` from `first` on (`offset` bytes of it written) for when the
+  /// socket can take more, and waits until it can.
+  void keep_unsent(std::vector<out_item>& batch, std::size_t first, std::size_t offset);
   /// Bookkeeping once the queue is empty and nothing is in flight.
   void drained();
-  void on_write(const boost::system::error_code& ec);
+  void on_writable(const boost::system::error_code& ec);
 
   // -- lifecycle --
   /// Starts the closing handshake: no more deliveries, a close frame, then wait for the
@@ -101,6 +112,9 @@ class ws_session final : public actors::sink,
   /// read before, or, with `now` (the I/O threads have stopped), at once. Idempotent.
   /// Shard thread only.
   void finish(bool now = false);
+  /// Ends the session after a failed socket operation `what`; errors that only mean the
+  /// peer went away are not logged.
+  void fail(const boost::system::error_code& ec, const char* what);
   void on_idle_check();
 
   boost::asio::ip::tcp::socket socket_;
@@ -132,9 +146,11 @@ class ws_session final : public actors::sink,
   /// Bytes of the messages held before admission.
   std::size_t held_bytes_ = 0;
   bool read_paused_ = false;
-  /// Bytes taken from the queue that the socket did not accept yet.
-  std::string backlog_;
-  bool write_in_flight_ = false;
+  /// Messages taken from the queue that the socket did not accept yet, the first of them
+  /// `unsent_offset_` bytes (header included) on the wire. Empty unless the socket is full.
+  std::vector<out_item> unsent_;
+  std::size_t unsent_offset_ = 0;
+  bool waiting_writable_ = false;
   phase phase_ = phase::open;
   bool close_queued_ = false;
   bool close_sent_ = false;
