@@ -1,7 +1,7 @@
 #pragma once
 // WebSocket framing (RFC 6455) for the server side, without extensions.
-// Pure logic: no Asio, no CAF. A frame_parser belongs to one connection and is used from
-// that connection's strand only.
+// Pure logic: no Asio, no CAF. A frame_parser belongs to one connection and is used by one
+// thread at a time.
 
 #include <cstddef>
 #include <cstdint>
