@@ -87,8 +87,8 @@ void ws_session::start(std::string handshake_response, std::string_view already_
   log().debug("room {}: websocket open ({}{}{})", room_,
               flags_.format == protocol::wire_format::cbor ? "cbor" : "json",
               flags_.debug ? ", debug" : "", flags_.all ? ", subscribe=all" : "");
-  if (!already_read.empty() && !feed(already_read)) return;
-  do_read();
+  if (!already_read.empty()) feed(already_read);
+  if (phase_ != phase::closed) do_read();
 }
 
 // -- reading ------------------------------------------------------------------------------
@@ -106,9 +106,12 @@ void ws_session::on_readable(const error_code& ec) {
     error_code rec;
     std::size_t n = socket_.read_some(asio::buffer(buffer), rec);
     if (rec == asio::error::would_block || rec == asio::error::try_again) break;
-    if (rec) return fail(rec, "read");  // end of stream or reset, maybe without a close frame
-    if (!feed({buffer.data(), n})) return;
-    if (!fanout_ && held_bytes_ > ctx_->settings.max_queue_bytes) {
+    if (rec == asio::error::eof) return on_end_of_input();
+    if (rec) return fail(rec, "read");
+    // Once closing, what the peer still sends is read only to be dropped.
+    if (phase_ == phase::open) feed({buffer.data(), n});
+    if (phase_ == phase::closed) return;
+    if (phase_ == phase::open && !fanout_ && held_bytes_ > ctx_->settings.max_queue_bytes) {
       // Not admitted yet and much is waiting: let TCP hold the rest until the fan-out is
       // known (on_attached reads on).
       read_paused_ = true;
@@ -119,7 +122,18 @@ void ws_session::on_readable(const error_code& ec) {
   do_read();
 }
 
-bool ws_session::feed(std::string_view bytes) {
+void ws_session::on_end_of_input() {
+  if (phase_ == phase::open) {
+    // Gone without a close frame: there is nobody left to tell anything.
+    log().debug("room {}: connection {} ended without a close frame", room_, id_);
+    return finish();
+  }
+  // Our close frame still goes out first, if it has not yet.
+  input_ended_ = true;
+  if (phase_ == phase::lingering) finish();
+}
+
+void ws_session::feed(std::string_view bytes) {
   heard_from_peer_ = true;
   auto status = parser_.consume(bytes, *this);
   // Before the fan-out has admitted the connection, what it sends waits here.
@@ -136,12 +150,8 @@ bool ws_session::feed(std::string_view bytes) {
       log().warn("room {}: closing a websocket ({}): {}{}", room_, status.close_code,
                  status.reason, suppressed_note(suppressed));
     }
-    // A peer that broke the protocol gets our close frame but no wait for its own.
-    close_received_ = true;
     begin_close(status.close_code, status.reason, false);
-    return false;
   }
-  return phase_ == phase::open || (phase_ == phase::closing && !close_received_);
 }
 
 bool ws_session::on_message(bool text, std::string_view payload) {
@@ -182,14 +192,9 @@ bool ws_session::on_pong(std::string_view) {
 }
 
 bool ws_session::on_close(uint16_t code, std::string_view reason) {
-  close_received_ = true;
-  if (!close_queued_) {
-    // Echo the peer's code (RFC 6455 §5.5.1); 1005 means it sent none, so neither do we.
-    begin_close(code == 1005 ? 0 : code, {}, false);
-  } else if (close_sent_) {
-    finish();
-  }
   log().debug("room {}: peer closed the websocket ({} {})", room_, code, reason);
+  // Echo the peer's code (RFC 6455 §5.5.1); 1005 means it sent none, so neither do we.
+  begin_close(code == 1005 ? 0 : code, {}, false);
   return false;
 }
 
@@ -404,10 +409,8 @@ void ws_session::keep_unsent(std::vector<out_item>& batch, std::size_t first,
 }
 
 void ws_session::drained() {
-  if (close_queued_ && !close_sent_) {
-    close_sent_ = true;  // the close frame is always the last thing queued
-    if (close_received_) finish();
-  }
+  // The close frame is always the last thing queued: once it is out, nothing more is.
+  if (phase_ == phase::closing) linger();
 }
 
 void ws_session::on_writable(const error_code& ec) {
@@ -431,20 +434,51 @@ void ws_session::begin_close(uint16_t code, std::string reason, bool drop_queued
     }
   }
   queue_raw(make_control_frame(ws_opcode::close, reason, code));
-  close_queued_ = true;
-  timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor());
-  timer_->expires_after(ctx_->settings.close_timeout);
-  timer_->async_wait([self = shared_from_this()](const error_code& ec) {
-    if (!ec) self->finish();  // the peer never answered our close
-  });
+  arm_close_timer();
+  if (read_paused_) {
+    // Input is dropped from now on; none of it waits for the fan-out any more.
+    read_paused_ = false;
+    do_read();
+  }
   flush();
   log().debug("room {}: closing websocket ({} {})", room_, code, reason);
+}
+
+void ws_session::linger() {
+  // Our close frame is written: end our side, and read (dropping it) what the peer still
+  // sends until it ends its side too. Closing the socket with input unread would make the
+  // kernel answer with a reset, which throws away what the peer has not read yet, the close
+  // frame among it.
+  phase_ = phase::lingering;
+  error_code ec;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  if (ec || input_ended_) return finish();
+  arm_close_timer();
+}
+
+void ws_session::arm_close_timer() {
+  if (!timer_) timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor());
+  timer_->expires_after(ctx_->settings.close_timeout);
+  timer_->async_wait([self = shared_from_this()](const error_code& ec) {
+    if (!ec) self->finish();  // the peer took too long to read our close or to end its side
+  });
+}
+
+void ws_session::discard_input() {
+  thread_local std::array<char, read_chunk> buffer;
+  for (int i = 0; i < reads_per_wakeup; ++i) {
+    error_code ec;
+    socket_.read_some(asio::buffer(buffer), ec);
+    if (ec) return;  // would block, end of stream or an error: nothing (more) to take
+  }
 }
 
 void ws_session::finish(bool now) {
   if (phase_ == phase::closed) return;
   phase_ = phase::closed;
   if (timer_) timer_->cancel();
+  // What arrived since the last read would turn the close into a reset.
+  discard_input();
   error_code ec;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket_.close(ec);
@@ -454,6 +488,7 @@ void ws_session::finish(bool now) {
     pending_.clear();
     pending_bytes_ = 0;
   }
+  unsent_ = {};
   // Not admitted yet: on_attached sends the leave when the fan-out is known.
   if (fanout_ && now) {
     caf::anon_send(fanout_, actors::leave_msg{id_});

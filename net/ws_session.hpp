@@ -73,12 +73,17 @@ class ws_session final : public actors::sink,
     bool raw = false;
   };
 
-  enum class phase : uint8_t { open, closing, closed };
+  /// open ─▶ closing (our close frame queued) ─▶ lingering (written, our side ended; reading
+  /// until the peer ends its side) ─▶ closed. Any phase may go to closed at once: a socket
+  /// error, the close timeout, node shutdown.
+  enum class phase : uint8_t { open, closing, lingering, closed };
 
   // -- reading --
   void do_read();
   void on_readable(const boost::system::error_code& ec);
-  bool feed(std::string_view bytes);
+  /// The peer ended its side of the connection.
+  void on_end_of_input();
+  void feed(std::string_view bytes);
   bool on_message(bool text, std::string_view payload) override;
   bool on_ping(std::string_view payload) override;
   bool on_pong(std::string_view payload) override;
@@ -105,12 +110,17 @@ class ws_session final : public actors::sink,
   void on_writable(const boost::system::error_code& ec);
 
   // -- lifecycle --
-  /// Starts the closing handshake: no more deliveries, a close frame, then wait for the
-  /// peer's close (bounded by close_timeout). `drop_queued` discards unsent messages.
+  /// Starts the closing handshake: no more deliveries, a close frame after what is queued,
+  /// input dropped from now on. `drop_queued` discards unsent messages. Each step that waits
+  /// for the peer (to read our close, to end its side) is bounded by close_timeout.
   void begin_close(uint16_t code, std::string reason, bool drop_queued);
+  /// The close frame is written: ends our side and waits for the peer to end its side.
+  void linger();
+  void arm_close_timer();
+  /// Reads and drops what has arrived, without waiting.
+  void discard_input();
   /// Closes the socket and tells the fan-out the connection left: after what the session
   /// read before, or, with `now` (the I/O threads have stopped), at once. Idempotent.
-  /// Shard thread only.
   void finish(bool now = false);
   /// Ends the session after a failed socket operation `what`; errors that only mean the
   /// peer went away are not logged.
@@ -128,7 +138,7 @@ class ws_session final : public actors::sink,
   uint64_t id_ = 0;
   frame_parser parser_;
   /// Only while joining or closing (idle sessions hold no timer): bounds the wait for the
-  /// fan-out to admit the connection, then for the peer's close.
+  /// fan-out to admit the connection, then each wait of the closing handshake.
   std::unique_ptr<boost::asio::steady_timer> timer_;
 
   // Shared with deliver()/close() callers; guarded by mutex_.
@@ -152,9 +162,8 @@ class ws_session final : public actors::sink,
   std::size_t unsent_offset_ = 0;
   bool waiting_writable_ = false;
   phase phase_ = phase::open;
-  bool close_queued_ = false;
-  bool close_sent_ = false;
-  bool close_received_ = false;
+  /// The peer ended its side (while we were closing).
+  bool input_ended_ = false;
   bool heard_from_peer_ = false;
   bool ping_outstanding_ = false;
 };
