@@ -136,6 +136,10 @@ void ws_session::on_end_of_input() {
 void ws_session::feed(std::string_view bytes) {
   heard_from_peer_ = true;
   auto status = parser_.consume(bytes, *this);
+  if (pongs_queued_) {
+    pongs_queued_ = false;
+    flush();
+  }
   // Before the fan-out has admitted the connection, what it sends waits here.
   if (!inbound_.empty() && fanout_) {
     shard_.send_later(fanout_, id_, std::move(inbound_));
@@ -179,11 +183,10 @@ bool ws_session::on_message(bool text, std::string_view payload) {
 }
 
 bool ws_session::on_ping(std::string_view payload) {
-  if (phase_ == phase::open) {
-    queue_raw(make_control_frame(ws_opcode::pong, payload));
-    flush();
-  }
-  return true;
+  if (phase_ != phase::open) return false;
+  // Written once the whole read is parsed, with the other pongs it holds.
+  pongs_queued_ = true;
+  return queue_control(make_control_frame(ws_opcode::pong, payload));
 }
 
 bool ws_session::on_pong(std::string_view) {
@@ -202,40 +205,56 @@ bool ws_session::on_close(uint16_t code, std::string_view reason) {
 
 void ws_session::deliver(const actors::payload& message) {
   bool post = false;
-  bool overflow = false;
   std::size_t behind = 0;
-  {
-    std::lock_guard<spin_lock> guard{mutex_};
-    if (!accepting_) return;
-    behind = pending_bytes_ + inflight_bytes_ + message.size();
-    if (behind > ctx_->settings.max_queue_bytes) {
-      // Never skip a message: a subscriber that cannot keep up is closed instead.
-      accepting_ = false;
-      pending_.clear();
-      pending_bytes_ = 0;
-      overflow = true;
-    } else {
-      pending_.push_back(out_item{message, false});
-      pending_bytes_ += message.size();
-      post = !flush_posted_;
-      flush_posted_ = true;
-    }
+  switch (enqueue(out_item{message, false}, behind, post)) {
+    case queued::refused:
+      return;
+    case queued::overflow:
+      asio::post(socket_.get_executor(),
+                 [self = shared_from_this(), behind] { self->close_slow(behind); });
+      return;
+    case queued::yes:
+      // Batched with every other session of this shard that got output meanwhile.
+      if (post) shard_.mark_dirty(shared_from_this());
+      return;
   }
-  if (overflow) {
-    ctx_->stats.slow_consumers_closed.fetch_add(1, std::memory_order_relaxed);
-    uint64_t suppressed = 0;
-    if (ctx_->input_warnings.allow(suppressed)) {
-      log().warn("room {}: closing a subscriber that fell {} bytes behind (limit {}){}", room_,
-                 behind, ctx_->settings.max_queue_bytes, suppressed_note(suppressed));
-    }
-    asio::post(socket_.get_executor(), [self = shared_from_this()] {
-      self->begin_close(protocol::close_code::policy_violation,
-                        "subscriber too slow: outbound queue limit exceeded", true);
-    });
-  } else if (post) {
-    // Batched with every other session of this shard that got output meanwhile.
-    shard_.mark_dirty(shared_from_this());
+}
+
+ws_session::queued ws_session::enqueue(out_item item, std::size_t& behind, bool& post) {
+  std::lock_guard<spin_lock> guard{mutex_};
+  if (!accepting_) return queued::refused;
+  behind = pending_bytes_ + inflight_bytes_ + item.bytes.size();
+  if (behind > ctx_->settings.max_queue_bytes) {
+    // Never skip a message: a subscriber that cannot keep up is closed instead.
+    accepting_ = false;
+    pending_.clear();
+    pending_bytes_ = 0;
+    return queued::overflow;
   }
+  pending_bytes_ += item.bytes.size();
+  pending_.push_back(std::move(item));
+  post = !flush_posted_;
+  flush_posted_ = true;
+  return queued::yes;
+}
+
+bool ws_session::queue_control(std::string frame) {
+  bool post = false;
+  std::size_t behind = 0;
+  const auto result = enqueue(out_item{actors::payload{std::move(frame)}, true}, behind, post);
+  if (result == queued::overflow) close_slow(behind);
+  return result == queued::yes;
+}
+
+void ws_session::close_slow(std::size_t behind) {
+  ctx_->stats.slow_consumers_closed.fetch_add(1, std::memory_order_relaxed);
+  uint64_t suppressed = 0;
+  if (ctx_->input_warnings.allow(suppressed)) {
+    log().warn("room {}: closing a subscriber that fell {} bytes behind (limit {}){}", room_,
+               behind, ctx_->settings.max_queue_bytes, suppressed_note(suppressed));
+  }
+  begin_close(protocol::close_code::policy_violation,
+              "subscriber too slow: outbound queue limit exceeded", true);
 }
 
 void ws_session::attached(const caf::actor& fanout) {
@@ -518,8 +537,7 @@ void ws_session::on_idle_check() {
     ping_outstanding_ = false;
   } else if (!ping_outstanding_) {
     ping_outstanding_ = true;
-    queue_raw(make_control_frame(ws_opcode::ping));
-    flush();
+    if (queue_control(make_control_frame(ws_opcode::ping))) flush();
   } else {
     ctx_->stats.idle_closed.fetch_add(1, std::memory_order_relaxed);
     begin_close(protocol::close_code::going_away, "idle timeout", false);

@@ -92,7 +92,18 @@ class ws_session final : public actors::sink,
   void on_attached(const caf::actor& fanout);
 
   // -- writing --
-  /// Queues complete wire bytes (handshake, control frames).
+  enum class queued : uint8_t { yes, overflow, refused };
+  /// Queues `item` unless that takes the unsent output past --max-queue-bytes (then the
+  /// queue is emptied and nothing more is taken: the caller closes the connection) or the
+  /// session no longer takes output. `behind` is the unsent output with the item; `post`
+  /// says a flush must be arranged. Any thread.
+  queued enqueue(out_item item, std::size_t& behind, bool& post);
+  /// Queues a pong or ping under the same bound as data; closes the connection over it.
+  /// The caller flushes. True when queued.
+  bool queue_control(std::string frame);
+  /// Closes a connection whose unsent output went past the bound (1008).
+  void close_slow(std::size_t behind);
+  /// Queues complete wire bytes outside the bound: the handshake, the close frame.
   void queue_raw(std::string bytes);
   /// Moves what waits to be written into `batch`: first what the socket did not take last
   /// time, then the queue. Returns how much of `batch.front()` is already on the wire.
@@ -165,6 +176,8 @@ class ws_session final : public actors::sink,
   /// The peer ended its side (while we were closing).
   bool input_ended_ = false;
   bool heard_from_peer_ = false;
+  /// Pongs were queued during the current read.
+  bool pongs_queued_ = false;
   bool ping_outstanding_ = false;
 };
 
