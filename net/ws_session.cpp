@@ -427,6 +427,16 @@ void ws_session::keep_unsent(std::vector<out_item>& batch, std::size_t first,
                      [self = shared_from_this()](const error_code& ec) { self->on_writable(ec); });
 }
 
+void ws_session::drop_unsent() {
+  // A frame already partly on the wire is finished: the client could not read the close
+  // frame after half a frame. Of the rest nothing has started; it goes.
+  const bool in_progress = unsent_offset_ > 0;
+  unsent_.resize(in_progress ? 1 : 0);
+  if (!in_progress) unsent_ = {};
+  std::lock_guard<spin_lock> guard{mutex_};
+  inflight_bytes_ = in_progress ? unsent_.front().bytes.size() : 0;
+}
+
 void ws_session::drained() {
   // The close frame is always the last thing queued: once it is out, nothing more is.
   if (phase_ == phase::closing) linger();
@@ -452,6 +462,7 @@ void ws_session::begin_close(uint16_t code, std::string reason, bool drop_queued
       pending_bytes_ = 0;
     }
   }
+  if (drop_queued) drop_unsent();
   queue_raw(make_control_frame(ws_opcode::close, reason, code));
   arm_close_timer();
   if (read_paused_) {

@@ -116,14 +116,18 @@ class ws_session final : public actors::sink,
   /// Keeps the items of `batch` from `first` on (`offset` bytes of it written) for when the
   /// socket can take more, and waits until it can.
   void keep_unsent(std::vector<out_item>& batch, std::size_t first, std::size_t offset);
+  /// Of what the socket did not take, keeps only the rest of a frame already begun.
+  void drop_unsent();
   /// Bookkeeping once the queue is empty and nothing is in flight.
   void drained();
   void on_writable(const boost::system::error_code& ec);
 
   // -- lifecycle --
   /// Starts the closing handshake: no more deliveries, a close frame after what is queued,
-  /// input dropped from now on. `drop_queued` discards unsent messages. Each step that waits
-  /// for the peer (to read our close, to end its side) is bounded by close_timeout.
+  /// input dropped from now on. `drop_queued` discards unsent messages but the rest of the
+  /// one in progress, so that the close comes next (it tells the client why the rest is
+  /// missing). Each wait for the peer (to read our close, to end its side) is bounded by
+  /// close_timeout.
   void begin_close(uint16_t code, std::string reason, bool drop_queued);
   /// The close frame is written: ends our side and waits for the peer to end its side.
   void linger();

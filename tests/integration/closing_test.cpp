@@ -3,6 +3,7 @@
 // with unread input is reset instead, and a reset discards what the peer has not read yet.
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -90,6 +91,64 @@ TEST_F(ClosingTest, APeerCloseIsAnsweredAndEndedWithoutAReset) {
   s.send(ping_burst() + client_frame(opcode::close, close_payload(1000, "bye")) +
          std::string(trailing_bytes, 'x'));
   expect_pongs_then_close(s, 1000, "");
+}
+
+TEST(SlowConsumerCloseTest, AClosedSlowReaderGetsWholeFramesAndThenItsCloseFrame) {
+  constexpr std::size_t value_bytes = 64 * 1024;
+  constexpr int max_pushes = 4096;  // 256 MiB: far more than sockets and the queue hold
+  constexpr int reader_rcvbuf = 64 * 1024;
+  // The reader takes a socket buffer's worth every few milliseconds: it keeps up with well
+  // under the queue limit per close timeout, so only a close that skips the queue reaches it.
+  constexpr milliseconds reader_pause{5};
+  auto s = test_settings();
+  s.max_queue_bytes = 16u << 20;
+  s.close_timeout = 600ms;
+  test_node node{s};
+  const auto port = node.port();
+  const std::string room = new_room(port);
+
+  raw_socket slow = raw_websocket(port, room, "subscribe=all", reader_rcvbuf);
+  slow.send(client_frame(opcode::text, ping_msg(1).dump()));
+  ASSERT_EQ(json::parse(read_frame(slow).payload)["type"], "pong") << "admitted to the room";
+  ws_client writer{port, room};
+
+  raw_socket::ending end;
+  std::string reader_error;
+  std::thread reader{[&] {
+    try {
+      end = slow.read_to_end(10s, reader_pause);
+    } catch (const std::exception& e) {
+      reader_error = e.what();
+    }
+  }};
+  const std::string padding(value_bytes, '.');
+  int pushed = 0;
+  bool closed = false;
+  while (pushed < max_pushes && !closed) {
+    writer.send(push_msg("k", {{"n", pushed}, {"pad", padding}}, "relay"));
+    ++pushed;
+    if (pushed % 8 == 0) closed = stats(port)["slow_consumers_closed"] == 1;
+  }
+  reader.join();
+  ASSERT_TRUE(closed) << "the slow reader was never closed";
+  ASSERT_EQ(reader_error, "");
+
+  // Whole messages, gap-free, then the close: the message on the wire was finished, the
+  // queued ones dropped.
+  EXPECT_FALSE(end.reset) << "the connection was reset, not closed";
+  const auto got = split_frames(end.bytes);
+  EXPECT_TRUE(got.rest.empty()) << got.rest.size() << " bytes of a cut frame";
+  ASSERT_GE(got.frames.size(), 2u);
+  for (std::size_t i = 0; i + 1 < got.frames.size(); ++i) {
+    ASSERT_EQ(got.frames[i].opcode, opcode::text) << "frame " << i;
+    ASSERT_EQ(json::parse(got.frames[i].payload)["seq"], i + 1);
+  }
+  const auto& close = got.frames.back();
+  ASSERT_EQ(close.opcode, opcode::close);
+  EXPECT_EQ(close.close_code(), 1008);
+  EXPECT_EQ(close.close_reason(), "subscriber too slow: outbound queue limit exceeded");
+  EXPECT_LT(got.frames.size() - 1, static_cast<std::size_t>(pushed));
+  EXPECT_TRUE(writer.sync().empty());
 }
 
 }  // namespace
