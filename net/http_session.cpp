@@ -15,6 +15,7 @@
 
 #include "actors/messages.hpp"
 #include "actors/type_ids.hpp"
+#include "net/linger.hpp"
 #include "net/ws_session.hpp"
 #include "protocol/message.hpp"
 
@@ -119,10 +120,8 @@ void http_session::do_read() {
 }
 
 void http_session::on_header(error_code ec) {
-  if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-      ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
-      ec == asio::error::eof) {
-    return shut();
+  if (ec == http::error::end_of_stream || ec == beast::error::timeout || peer_went_away(ec)) {
+    return fail(ec, "read a request");
   }
   if (ec == http::error::body_limit) {
     // A Content-Length over the limit is refused before any of the body is read.
@@ -163,7 +162,7 @@ void http_session::on_header(error_code ec) {
     static const std::string continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
     asio::async_write(stream_, asio::buffer(continue_line),
                       [self = shared_from_this(), go_on](error_code ec, std::size_t) {
-                        if (ec) return self->shut();
+                        if (ec) return self->fail(ec, "write 100 Continue");
                         go_on();
                       });
     return;
@@ -179,8 +178,8 @@ void http_session::on_body(error_code ec) {
                          true);
   }
   if (ec == beast::error::timeout || ec == http::error::end_of_stream ||
-      ec == http::error::partial_message || ec == asio::error::eof) {
-    return shut();
+      ec == http::error::partial_message || peer_went_away(ec)) {
+    return fail(ec, "read a body");
   }
   if (ec) return respond_error(http::status::bad_request, "malformed request: " + ec.message(), true);
   handle();
@@ -459,13 +458,26 @@ void http_session::respond(response res, bool close) {
 
 void http_session::on_written(bool close, error_code ec) {
   pending_.reset();
-  if (ec || close) return shut();
+  if (ec) return fail(ec, "write a response");
+  if (close) return linger();
   do_read();
 }
 
-void http_session::shut() {
-  error_code ec;
-  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+void http_session::linger() {
+  // The socket stays counted until it is really closed.
+  handed_off_ = true;
+  parser_.reset();
+  buffer_ = beast::flat_buffer{};
+  linger_close(stream_.release_socket(), ctx_->settings.close_timeout, [ctx = ctx_] {
+    ctx->stats.sockets_open.fetch_sub(1, std::memory_order_relaxed);
+  });
+}
+
+void http_session::fail(error_code ec, const char* what) {
+  // Timeouts and a peer that ends between requests are how HTTP connections end.
+  const bool ordinary = ec == beast::error::timeout || ec == http::error::end_of_stream ||
+                        ec == http::error::partial_message || peer_went_away(ec);
+  if (!ordinary) log().debug("HTTP connection: {} failed: {}", what, ec.message());
   stream_.close();
 }
 

@@ -50,7 +50,10 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void respond_error(boost::beast::http::status status, const std::string& message,
                      bool close = false);
   void on_written(bool close, boost::beast::error_code ec);
-  void shut();
+  /// Ends the connection after a response that said so, without a reset (see linger_close).
+  void linger();
+  /// Ends the connection after a failed read or write; logs what is not an ordinary end.
+  void fail(boost::beast::error_code ec, const char* what);
 
   /// Host part of the URLs handed to clients: the configured public URL, else the
   /// request's Host header.

@@ -151,5 +151,35 @@ TEST(SlowConsumerCloseTest, AClosedSlowReaderGetsWholeFramesAndThenItsCloseFrame
   EXPECT_TRUE(writer.sync().empty());
 }
 
+TEST(HttpClosingTest, AResponseThatEndsTheConnectionReachesAClientBehindOnReading) {
+  constexpr int requests = 2000;  // their answers are many times the client's buffer
+  auto s = test_settings();
+  s.max_body_bytes = 1024;
+  test_node node{s};
+  const auto port = node.port();
+
+  raw_socket c{port, small_rcvbuf};
+  std::string pipelined;
+  for (int i = 0; i < requests; ++i) pipelined += http_text(port, "GET", "/healthz");
+  // A body over the limit, refused once its header is read; much of it follows at once.
+  pipelined += "POST /new HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2097152\r\n\r\n";
+  pipelined += std::string(trailing_bytes, 'x');
+  c.send(pipelined);
+  // The client reads nothing until the server has answered every request; each look at
+  // /stats is a request too.
+  int looks = 0;
+  EXPECT_TRUE(eventually([&] { return stats(port)["http_requests"] >= requests + ++looks; }));
+
+  const auto end = c.read_to_end();
+  EXPECT_FALSE(end.reset) << "the connection was reset, not closed";
+  c.unread(end.bytes);
+  for (int i = 0; i < requests; ++i) {
+    ASSERT_EQ(read_http_reply(c).status, 200u) << "answer " << i;
+  }
+  const auto refused = read_http_reply(c);
+  EXPECT_EQ(refused.status, 413u);
+  EXPECT_FALSE(refused.keep_alive);
+}
+
 }  // namespace
 }  // namespace driftd::integration
