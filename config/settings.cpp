@@ -445,6 +445,9 @@ constexpr option options[] = {
   {"max-connections", "limits", "N", "open client sockets of this node", "",
    set_count<&S::max_connections, 1, std::numeric_limits<uint32_t>::max()>,
    show_number<&S::max_connections>},
+  {"max-partial-bytes", "limits", "SIZE",
+   "partly received messages and bodies, all connections (1013 or 503 above)", "",
+   set_size<&S::max_partial_bytes, 1024>, show_size<&S::max_partial_bytes>},
 
   {"handshake-timeout", "timeouts", "DURATION", "from accept to a complete HTTP request", "",
    set_duration<&S::handshake_timeout>, show_duration<&S::handshake_timeout>},
@@ -454,6 +457,9 @@ constexpr option options[] = {
    set_duration<&S::idle_timeout>, show_duration<&S::idle_timeout>},
   {"close-timeout", "timeouts", "DURATION", "wait for the peer's close frame", "",
    set_duration<&S::close_timeout>, show_duration<&S::close_timeout>},
+  {"message-timeout", "timeouts", "DURATION",
+   "finish a WebSocket message or HTTP body once begun", "",
+   set_duration<&S::message_timeout>, show_duration<&S::message_timeout>},
   {"room-ttl", "timeouts", "DURATION", "drop a room this long without connections or messages",
    "", set_seconds<&S::room_ttl>, show_duration<&S::room_ttl>},
 

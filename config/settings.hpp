@@ -32,12 +32,16 @@ struct settings {
   std::size_t max_queue_bytes = 16u << 20;      ///< one connection's unsent output
   std::size_t max_room_bytes = 64u << 20;       ///< retained stream data of one room
   std::size_t max_connections = 100000;         ///< open client sockets of this node
+  /// Partly received WebSocket messages and HTTP bodies of all connections together
+  /// (what arrives over it is refused: close 1013, HTTP 503).
+  std::size_t max_partial_bytes = 256u << 20;
 
   // -- timeouts --
   milliseconds handshake_timeout{10000};   ///< from accept to a complete HTTP request
   milliseconds http_timeout{30000};        ///< an idle keep-alive HTTP connection
   milliseconds idle_timeout{60000};        ///< WebSocket silence; pinged at half of it
   milliseconds close_timeout{5000};        ///< waiting for the peer's close frame
+  milliseconds message_timeout{30000};     ///< to finish a message or body once begun
   seconds room_ttl{24 * 3600};             ///< a room with no connection and no message
 
   // -- threads (0: chosen from the CPUs this process may run on) --

@@ -1,5 +1,7 @@
 #include "net/context.hpp"
 
+#include <algorithm>
+#include <limits>
 #include <vector>
 
 #include <boost/asio/error.hpp>
@@ -24,6 +26,21 @@ context::context(caf::actor_system& system, caf::actor dir, config::settings s,
   limits.max_depth = settings.max_depth;
   node_name = settings.node_name.empty() ? "node-" + std::to_string(settings.port)
                                          : settings.node_name;
+  constexpr auto longest = std::chrono::milliseconds{std::numeric_limits<int32_t>::max()};
+  message_timeout_ms = static_cast<uint32_t>(std::min(settings.message_timeout, longest).count());
+}
+
+bool context::charge_partial(std::size_t n) {
+  const auto before = stats.partial_bytes.fetch_add(n, std::memory_order_relaxed);
+  if (before + n <= settings.max_partial_bytes) return true;
+  stats.partial_bytes.fetch_sub(n, std::memory_order_relaxed);
+  return false;
+}
+
+uint32_t context::now_ms() const {
+  const auto since = std::chrono::steady_clock::now() - started_;
+  return static_cast<uint32_t>(
+    std::chrono::duration_cast<std::chrono::milliseconds>(since).count());
 }
 
 void session_registry::add(const std::shared_ptr<ws_session>& s) {

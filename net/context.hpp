@@ -3,6 +3,7 @@
 // of open WebSocket sessions.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -38,6 +39,12 @@ struct counters {
   /// Socket writes of WebSocket sessions, and the messages they carried.
   std::atomic<uint64_t> socket_writes{0};
   std::atomic<uint64_t> messages_written{0};
+  /// Bytes of partly received WebSocket messages and HTTP bodies held now.
+  std::atomic<uint64_t> partial_bytes{0};
+  /// Connections refused because partial input would pass --max-partial-bytes.
+  std::atomic<uint64_t> partial_refused{0};
+  /// Messages and bodies not finished within --message-timeout.
+  std::atomic<uint64_t> message_timeouts{0};
 };
 
 /// The open WebSocket sessions, so that shutdown can close each with 1001. Thread-safe.
@@ -82,6 +89,22 @@ struct context {
   std::atomic<bool> accepting{true};
   /// Numbers the node's WebSocket connections (the `conn` of actor messages).
   std::atomic<uint64_t> next_connection{1};
+
+  /// Counts `n` more bytes of partial input against --max-partial-bytes; false, and nothing
+  /// counted, when that would pass it. Any thread.
+  bool charge_partial(std::size_t n);
+  void release_partial(std::size_t n) {
+    stats.partial_bytes.fetch_sub(n, std::memory_order_relaxed);
+  }
+
+  /// Milliseconds since the context was made, wrapping after 49 days: a coarse timestamp
+  /// small enough to keep per connection. Compare two by their unsigned difference.
+  uint32_t now_ms() const;
+  /// --message-timeout in those units (at most 24 days, so that differences do not wrap).
+  uint32_t message_timeout_ms = 0;
+
+ private:
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
 spdlog::logger& log();

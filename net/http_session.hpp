@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,7 +38,13 @@ class http_session : public std::enable_shared_from_this<http_session> {
  private:
   void do_read();
   void on_header(boost::beast::error_code ec);
+  /// The body is read a part at a time, so that what it holds is counted as it grows.
+  void read_body();
+  void on_body_part(boost::beast::error_code ec);
   void on_body(boost::beast::error_code ec);
+  /// Counts the body so far against --max-partial-bytes; false when there is no room.
+  bool track_partial();
+  void release_partial();
   void handle();
   void upgrade(const route& r);
   void send_to_room(const route& r);
@@ -65,6 +72,11 @@ class http_session : public std::enable_shared_from_this<http_session> {
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   std::shared_ptr<context> ctx_;
   std::shared_ptr<response> pending_;
+  /// When the request being read must be complete.
+  std::chrono::steady_clock::time_point request_deadline_;
+  /// What of the request is counted in the node's partial_bytes.
+  std::size_t partial_charged_ = 0;
+  bool body_has_message_deadline_ = false;
   bool first_request_ = true;
   bool handed_off_ = false;
 };

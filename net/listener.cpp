@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
 
 #include <boost/asio/post.hpp>
@@ -80,17 +81,24 @@ listener::listener(std::vector<io_shard*> shards, std::shared_ptr<context> ctx)
 void listener::start() {
   asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
     self->do_accept();
-    self->arm_idle_sweep();
+    self->arm_sweep();
   });
 }
 
-void listener::arm_idle_sweep() {
-  sweep_.expires_after(ctx_->settings.idle_timeout / 2);
-  sweep_.async_wait([self = shared_from_this()](const error_code& ec) {
+void listener::arm_sweep() {
+  // Often enough to see a message past its deadline soon after; idle connections are
+  // pinged every half idle timeout (rounded up to whole sweeps).
+  const auto half_idle = ctx_->settings.idle_timeout / 2;
+  const auto period = std::max(std::min(half_idle, ctx_->settings.message_timeout / 2),
+                               config::milliseconds{1});
+  const auto ping_every = static_cast<uint64_t>((half_idle + period - config::milliseconds{1}) / period);
+  sweep_.expires_after(period);
+  sweep_.async_wait([self = shared_from_this(), ping_every](const error_code& ec) {
     if (ec || !self->acceptor_.is_open()) return;
+    const bool ping_round = ++self->sweeps_ % std::max<uint64_t>(ping_every, 1) == 0;
     self->ctx_->sessions.for_each(
-      [](const std::shared_ptr<ws_session>& s) { s->check_idle(); });
-    self->arm_idle_sweep();
+      [ping_round](const std::shared_ptr<ws_session>& s) { s->sweep(ping_round); });
+    self->arm_sweep();
   });
 }
 

@@ -340,4 +340,10 @@ bool frame_parser::mid_message() const {
   return !partial_.empty() || in_fragmented_;
 }
 
+void frame_parser::clear() {
+  std::string().swap(partial_);
+  std::string().swap(fragments_);
+  in_fragmented_ = false;
+}
+
 }  // namespace driftd::net

@@ -85,6 +85,13 @@ class frame_parser {
   /// True while part of a frame or message is buffered.
   bool mid_message() const;
 
+  /// Bytes held of incomplete frames and unfinished fragmented messages.
+  std::size_t buffered_bytes() const { return partial_.size() + fragments_.size(); }
+
+  /// Forgets any incomplete frame or message and releases their memory; parsing starts
+  /// again at a frame boundary.
+  void clear();
+
  private:
   struct frame_header;
   enum class header_state { incomplete, complete, invalid };

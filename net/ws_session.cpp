@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <iterator>
+#include <limits>
 #include <memory>
 #include <utility>
 
@@ -145,6 +146,7 @@ void ws_session::feed(std::string_view bytes) {
     shard_.send_later(fanout_, id_, std::move(inbound_));
     inbound_ = {};
   }
+  if (status && phase_ == phase::open) track_partial();
   if (!status) {
     auto& counter = status.close_code == protocol::close_code::too_big ? ctx_->stats.oversize_closed
                                                                        : ctx_->stats.protocol_errors;
@@ -156,6 +158,45 @@ void ws_session::feed(std::string_view bytes) {
     }
     begin_close(status.close_code, status.reason, false);
   }
+}
+
+void ws_session::track_partial() {
+  const std::size_t held = parser_.buffered_bytes();
+  if (held == 0) return drop_partial();
+  // The deadline of a message runs from when part of it is first held.
+  if (!message_begun_) {
+    message_begun_ = true;
+    message_started_ = ctx_->now_ms();
+  }
+  if (held > partial_charged_) {
+    if (held > std::numeric_limits<uint32_t>::max() ||
+        !ctx_->charge_partial(held - partial_charged_)) {
+      return refuse_partial();
+    }
+  } else {
+    ctx_->release_partial(partial_charged_ - held);
+  }
+  partial_charged_ = static_cast<uint32_t>(held);
+}
+
+void ws_session::drop_partial() {
+  if (parser_.buffered_bytes() > 0) parser_.clear();
+  ctx_->release_partial(partial_charged_);
+  partial_charged_ = 0;
+  message_begun_ = false;
+}
+
+void ws_session::refuse_partial() {
+  ctx_->stats.partial_refused.fetch_add(1, std::memory_order_relaxed);
+  uint64_t suppressed = 0;
+  if (ctx_->input_warnings.allow(suppressed)) {
+    log().warn("room {}: closing a websocket: partly received input of all connections is at "
+               "--max-partial-bytes ({}){}",
+               room_, ctx_->settings.max_partial_bytes, suppressed_note(suppressed));
+  }
+  drop_partial();
+  begin_close(protocol::close_code::try_again_later, "server busy: too much partial input",
+              false);
 }
 
 bool ws_session::on_message(bool text, std::string_view payload) {
@@ -463,6 +504,7 @@ void ws_session::begin_close(uint16_t code, std::string reason, bool drop_queued
     }
   }
   if (drop_queued) drop_unsent();
+  drop_partial();  // input is not parsed any more
   queue_raw(make_control_frame(ws_opcode::close, reason, code));
   arm_close_timer();
   if (read_paused_) {
@@ -519,6 +561,7 @@ void ws_session::finish(bool now) {
     pending_bytes_ = 0;
   }
   unsent_ = {};
+  drop_partial();
   // Not admitted yet: on_attached sends the leave when the fan-out is known.
   if (fanout_ && now) {
     caf::anon_send(fanout_, actors::leave_msg{id_});
@@ -537,12 +580,26 @@ void ws_session::fail(const error_code& ec, const char* what) {
   finish();
 }
 
-void ws_session::check_idle() {
-  asio::post(socket_.get_executor(), [self = shared_from_this()] { self->on_idle_check(); });
+void ws_session::sweep(bool ping_round) {
+  asio::post(socket_.get_executor(),
+             [self = shared_from_this(), ping_round] { self->on_sweep(ping_round); });
 }
 
-void ws_session::on_idle_check() {
+void ws_session::on_sweep(bool ping_round) {
   if (phase_ != phase::open) return;
+  // Bytes that trickle in keep a connection from being idle, but not a message from its
+  // deadline.
+  if (message_begun_ &&
+      static_cast<uint32_t>(ctx_->now_ms() - message_started_) >= ctx_->message_timeout_ms) {
+    ctx_->stats.message_timeouts.fetch_add(1, std::memory_order_relaxed);
+    uint64_t suppressed = 0;
+    if (ctx_->input_warnings.allow(suppressed)) {
+      log().warn("room {}: closing a websocket whose message took longer than {} ms{}", room_,
+                 ctx_->message_timeout_ms, suppressed_note(suppressed));
+    }
+    return begin_close(protocol::close_code::policy_violation, "message timeout", false);
+  }
+  if (!ping_round) return;
   if (heard_from_peer_) {
     heard_from_peer_ = false;
     ping_outstanding_ = false;

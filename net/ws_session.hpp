@@ -27,7 +27,7 @@ namespace driftd::net {
 /// socket write. Control frames (pong, close, ping) go through the same queue, so nothing
 /// interleaves.
 ///
-/// Threads: every member except the `sink` interface and check_idle runs on the thread of
+/// Threads: every member except the `sink` interface and sweep runs on the thread of
 /// the session's shard. `deliver`, `close` and `format` may be called from any thread (actors).
 /// Lifetime: owned by shared_ptr; pending handlers and the fan-out's sink reference keep
 /// it alive.
@@ -52,9 +52,11 @@ class ws_session final : public actors::sink,
   /// the I/O threads have stopped.
   void abandon() { finish(true); }
 
-  /// Called by the node's idle sweep every half idle timeout, from any thread: pings a
-  /// silent peer, and closes the connection (1001) when the previous ping went unanswered.
-  void check_idle();
+  /// Called by the node's sweep, from any thread: closes the connection (1008) when a
+  /// message it began has taken longer than --message-timeout; and in a `ping_round` (one
+  /// every half idle timeout) pings a silent peer, or closes the connection (1001) when the
+  /// previous ping went unanswered.
+  void sweep(bool ping_round);
 
   /// Writes what is queued. Runs on the shard's thread; io_shard calls it for the sessions
   /// that got output since its last round.
@@ -84,6 +86,13 @@ class ws_session final : public actors::sink,
   /// The peer ended its side of the connection.
   void on_end_of_input();
   void feed(std::string_view bytes);
+  /// Counts what the parser holds of unfinished messages against --max-partial-bytes, and
+  /// starts a message's deadline when it begins.
+  void track_partial();
+  /// Forgets unfinished input and uncounts it.
+  void drop_partial();
+  /// Closes the connection (1013) when the node holds too much unfinished input.
+  void refuse_partial();
   bool on_message(bool text, std::string_view payload) override;
   bool on_ping(std::string_view payload) override;
   bool on_pong(std::string_view payload) override;
@@ -140,7 +149,7 @@ class ws_session final : public actors::sink,
   /// Ends the session after a failed socket operation `what`; errors that only mean the
   /// peer went away are not logged.
   void fail(const boost::system::error_code& ec, const char* what);
-  void on_idle_check();
+  void on_sweep(bool ping_round);
 
   boost::asio::ip::tcp::socket socket_;
   io_shard& shard_;
@@ -180,6 +189,11 @@ class ws_session final : public actors::sink,
   /// The peer ended its side (while we were closing).
   bool input_ended_ = false;
   bool heard_from_peer_ = false;
+  /// A message began (part of it is held) at message_started_ (context::now_ms).
+  bool message_begun_ = false;
+  uint32_t message_started_ = 0;
+  /// What the parser holds, as counted in the node's partial_bytes.
+  uint32_t partial_charged_ = 0;
   /// Pongs were queued during the current read.
   bool pongs_queued_ = false;
   bool ping_outstanding_ = false;

@@ -666,6 +666,44 @@ TEST(settings_usage, groups_and_defaults_read_back) {
   EXPECT_NE(text.find("(default: 8080)"), std::string::npos);
 }
 
+// -- limits on partial input, per address and per connection --
+
+/// `--name METAVAR` is listed once in --help, with `shown` as its default.
+void expect_listed_once(const std::string& name, const std::string& metavar,
+                        const std::string& shown) {
+  const auto text = usage();
+  const std::string flag = "\n  --" + name + " " + metavar + " ";
+  const auto at = text.find(flag);
+  ASSERT_NE(at, std::string::npos) << name;
+  EXPECT_EQ(text.find(flag, at + 1), std::string::npos) << name << " listed twice";
+  const auto line = text.substr(at + 1, text.find('\n', at + 1) - at - 1);
+  EXPECT_NE(line.find("(default: " + shown + ")"), std::string::npos) << line;
+}
+
+TEST(settings_partial_input, defaults_flags_file_keys_and_help) {
+  const settings defaults;
+  EXPECT_EQ(defaults.max_partial_bytes, std::size_t{256} << 20);
+  EXPECT_EQ(defaults.message_timeout, 30s);
+
+  const settings s = loaded({"--max-partial-bytes", "64m", "--message-timeout", "2s"});
+  EXPECT_EQ(s.max_partial_bytes, std::size_t{64} << 20);
+  EXPECT_EQ(s.message_timeout, 2s);
+
+  settings from_file;
+  EXPECT_EQ(apply_json(from_file, R"({"max-partial-bytes": 4096, "message-timeout": "750ms"})"),
+            "");
+  EXPECT_EQ(from_file.max_partial_bytes, 4096u);
+  EXPECT_EQ(from_file.message_timeout, 750ms);
+
+  expect_error({"--max-partial-bytes", "1023"}, {"--max-partial-bytes", "1023"});
+  expect_error({"--max-partial-bytes", "lots"}, {"--max-partial-bytes", "lots"});
+  expect_error({"--message-timeout", "0"}, {"--message-timeout", "0"});
+  expect_error({"--message-timeout", "10x"}, {"--message-timeout", "10x"});
+
+  expect_listed_once("max-partial-bytes", "SIZE", "256m");
+  expect_listed_once("message-timeout", "DURATION", "30s");
+}
+
 // -- the example configurations in config/ --
 
 TEST(settings_examples, single_node_example_holds_every_default) {

@@ -51,5 +51,139 @@ TEST(QueueLimitTest, PongsCountAgainstTheQueueLimit) {
   EXPECT_TRUE(healthy(port));
 }
 
+// -- partly received input ------------------------------------------------------------------
+
+/// `msg` as JSON padded with spaces to exactly `size` bytes.
+std::string padded_json(const json& msg, std::size_t size) {
+  std::string out = msg.dump();
+  out += std::string(size - out.size(), ' ');
+  return out;
+}
+
+TEST(PartialInputTest, AMessageThatTricklesInIsClosedAtItsDeadline) {
+  auto s = test_settings();
+  s.idle_timeout = 400ms;
+  s.message_timeout = 300ms;
+  test_node node{s};
+  const auto port = node.port();
+  const std::string room = new_room(port);
+
+  raw_socket c = raw_websocket(port, room);
+  const auto start = steady::now();
+  c.send(client_frame(opcode::text, R"({"type":"ping",)", false));
+  // Every ping of the node is answered, with another byte of the message: never idle, and
+  // the message is never finished.
+  ws_frame f;
+  while (ms_since(start) < 3000) {
+    f = read_frame(c, 3s);
+    if (f.opcode != opcode::ping) break;
+    c.send(client_frame(opcode::pong, f.payload) + client_frame(opcode::continuation, " ", false));
+  }
+  ASSERT_EQ(f.opcode, opcode::close) << "still open after 3 s";
+  EXPECT_EQ(f.close_code(), 1008);
+  EXPECT_EQ(f.close_reason(), "message timeout");
+  EXPECT_GE(ms_since(start), 250);  // deadlines are kept to the millisecond, coarsely
+  EXPECT_LT(ms_since(start), 2000);
+  const auto end = c.read_to_end();
+  EXPECT_FALSE(end.reset);
+  const json st = stats(port);
+  EXPECT_EQ(st["message_timeouts"], 1);
+  EXPECT_EQ(st["idle_closed"], 0);
+  EXPECT_EQ(st["partial_bytes"], 0);
+}
+
+TEST(PartialInputTest, ABodyThatStopsArrivingIsCutAtItsDeadline) {
+  auto s = test_settings();
+  s.message_timeout = 300ms;  // the handshake timeout stays at its 10 s
+  test_node node{s};
+  const auto port = node.port();
+  const std::string room = new_room(port);
+
+  raw_socket c{port};
+  const auto start = steady::now();
+  c.send("POST /room/" + room + "/send HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
+         "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n" +
+         std::string(500, ' '));
+  EXPECT_TRUE(c.wait_closed(3s));
+  EXPECT_GE(ms_since(start), 250);
+  EXPECT_LT(ms_since(start), 2000);
+  const json st = stats(port);
+  EXPECT_EQ(st["message_timeouts"], 1);
+  EXPECT_EQ(st["partial_bytes"], 0);
+}
+
+class PartialBoundTest : public ::testing::Test {
+ protected:
+  static constexpr std::size_t bound = 64 * 1024;
+  static constexpr std::size_t message_bytes = 60000;  // under the bound alone
+  static constexpr std::size_t first_part = 40000;     // two of these are over it
+
+  static config::settings settings() {
+    auto s = test_settings();
+    s.max_partial_bytes = bound;
+    return s;
+  }
+
+  uint16_t port() const { return node_.port(); }
+
+  /// Waits until the node holds at least `n` bytes of partial input.
+  bool holds(std::size_t n) {
+    return eventually([&] { return stats(port())["partial_bytes"].get<std::size_t>() >= n; });
+  }
+
+  test_node node_{settings()};
+  const std::string room_ = new_room(node_.port());
+};
+
+TEST_F(PartialBoundTest, AWebSocketMessageOverTheNodeWideBoundIsRefusedWith1013) {
+  const std::string frame = client_frame(opcode::text, padded_json(ping_msg(5), message_bytes));
+  raw_socket first = raw_websocket(port(), room_);
+  first.send(frame.substr(0, first_part));
+  ASSERT_TRUE(holds(first_part));
+
+  raw_socket second = raw_websocket(port(), room_);
+  second.send(frame.substr(0, first_part));
+  const ws_frame close = read_frame(second);
+  ASSERT_EQ(close.opcode, opcode::close);
+  EXPECT_EQ(close.close_code(), 1013);
+  EXPECT_EQ(close.close_reason(), "server busy: too much partial input");
+  EXPECT_FALSE(second.read_to_end().reset);
+
+  // The first one finishes its message and is answered.
+  first.send(frame.substr(first_part));
+  EXPECT_EQ(json::parse(read_frame(first).payload), json({{"type", "pong"}, {"nonce", 5}}));
+  const json st = stats(port());
+  EXPECT_EQ(st["partial_refused"], 1);
+  EXPECT_EQ(st["partial_bytes"], 0);
+}
+
+TEST_F(PartialBoundTest, AnHttpBodyOverTheNodeWideBoundIsRefusedWith503) {
+  const std::string body = padded_json(push_msg("k", "v", "relay"), message_bytes);
+  const std::string request =
+      http_text(port(), "POST", "/room/" + room_ + "/send", body,
+                {{"Content-Type", "application/json"}});
+  const std::size_t cut = request.size() - body.size() + first_part;
+  raw_socket first{port()};
+  first.send(request.substr(0, cut));
+  ASSERT_TRUE(holds(first_part));
+
+  raw_socket second{port()};
+  second.send(request.substr(0, cut));
+  const auto refused = read_http_reply(second);
+  EXPECT_EQ(refused.status, 503u);
+  EXPECT_EQ(refused.header("retry-after"), "1");
+  EXPECT_EQ(refused.doc(), json({{"error", "server busy: too much partial input"}}));
+  EXPECT_FALSE(refused.keep_alive);
+  EXPECT_FALSE(second.read_to_end().reset);
+
+  first.send(request.substr(cut));
+  const auto answer = read_http_reply(first);
+  EXPECT_EQ(answer.status, 200u);
+  EXPECT_EQ(answer.body, "null");
+  const json st = stats(port());
+  EXPECT_EQ(st["partial_refused"], 1);
+  EXPECT_EQ(st["partial_bytes"], 0);
+}
+
 }  // namespace
 }  // namespace driftd::integration
