@@ -448,6 +448,13 @@ constexpr option options[] = {
   {"max-partial-bytes", "limits", "SIZE",
    "partly received messages and bodies, all connections (1013 or 503 above)", "",
    set_size<&S::max_partial_bytes, 1024>, show_size<&S::max_partial_bytes>},
+  {"max-connections-per-ip", "limits", "N",
+   "open sockets of one client address, IPv6 per /64 (429 above)", "",
+   set_count<&S::max_connections_per_ip, 1, std::numeric_limits<uint32_t>::max()>,
+   show_number<&S::max_connections_per_ip>},
+  {"max-new-rooms-per-minute", "limits", "N", "POST /new of one client address (429 above)", "",
+   set_count<&S::max_new_rooms_per_minute, 1, std::numeric_limits<uint32_t>::max()>,
+   show_number<&S::max_new_rooms_per_minute>},
 
   {"handshake-timeout", "timeouts", "DURATION", "from accept to a complete HTTP request", "",
    set_duration<&S::handshake_timeout>, show_duration<&S::handshake_timeout>},

@@ -35,6 +35,8 @@ struct settings {
   /// Partly received WebSocket messages and HTTP bodies of all connections together
   /// (what arrives over it is refused: close 1013, HTTP 503).
   std::size_t max_partial_bytes = 256u << 20;
+  std::size_t max_connections_per_ip = 20000;   ///< open sockets of one client address (429 above)
+  std::size_t max_new_rooms_per_minute = 1200;  ///< POST /new of one client address (429 above)
 
   // -- timeouts --
   milliseconds handshake_timeout{10000};   ///< from accept to a complete HTTP request

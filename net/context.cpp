@@ -21,7 +21,13 @@ bool peer_went_away(const boost::system::error_code& ec) {
 
 context::context(caf::actor_system& system, caf::actor dir, config::settings s,
                  const std::string& secret)
-    : sys(system), directory(std::move(dir)), settings(std::move(s)), ids(secret) {
+    : sys(system),
+      directory(std::move(dir)),
+      settings(std::move(s)),
+      ids(secret),
+      // As many addresses may be remembered for their buckets as may have sockets open.
+      clients(settings.max_connections_per_ip, settings.max_new_rooms_per_minute,
+              settings.max_connections) {
   limits.max_key_bytes = settings.max_key_bytes;
   limits.max_depth = settings.max_depth;
   node_name = settings.node_name.empty() ? "node-" + std::to_string(settings.port)

@@ -18,6 +18,7 @@
 #include "actors/counters.hpp"
 #include "config/logging.hpp"
 #include "config/settings.hpp"
+#include "net/clients.hpp"
 #include "protocol/message.hpp"
 #include "protocol/room_id.hpp"
 
@@ -45,6 +46,10 @@ struct counters {
   std::atomic<uint64_t> partial_refused{0};
   /// Messages and bodies not finished within --message-timeout.
   std::atomic<uint64_t> message_timeouts{0};
+  /// Sockets answered 503 (node full) or 429 (address full) and closed.
+  std::atomic<uint64_t> connections_refused{0};
+  /// POST /new answered 429.
+  std::atomic<uint64_t> rooms_refused{0};
 };
 
 /// The open WebSocket sessions, so that shutdown can close each with 1001. Thread-safe.
@@ -83,6 +88,8 @@ struct context {
   /// The actors' counters (owned by the node); may be null.
   const actors::counters* actor_stats = nullptr;
   session_registry sessions;
+  /// Sockets and new rooms per client address.
+  client_table clients;
   /// Keeps warnings about bad client input from flooding the log.
   config::log_limiter input_warnings{5};
   /// False once shutdown began: new connections are refused.

@@ -98,8 +98,8 @@ void ask(caf::actor_system& sys, const caf::actor& dest, Message msg, Done done)
 }  // namespace
 
 http_session::http_session(asio::ip::tcp::socket socket, io_shard& shard,
-                           std::shared_ptr<context> ctx)
-    : stream_(std::move(socket)), shard_(shard), ctx_(std::move(ctx)) {}
+                           std::shared_ptr<context> ctx, client_table::slot slot)
+    : stream_(std::move(socket)), shard_(shard), ctx_(std::move(ctx)), slot_(std::move(slot)) {}
 
 http_session::~http_session() {
   release_partial();
@@ -281,7 +281,7 @@ void http_session::handle() {
 
   switch (r.kind) {
     case route_kind::new_room:
-      return respond(make_response(http::status::ok, room_document(ctx_->ids.generate())));
+      return new_room();
     case route_kind::room_info:
       if (!ctx_->ids.valid(r.room)) return respond_error(http::status::not_found, "no such room");
       return respond(make_response(http::status::ok, room_document(r.room)));
@@ -304,6 +304,18 @@ void http_session::handle() {
       break;
   }
   respond_error(http::status::not_found, "no such route");
+}
+
+void http_session::new_room() {
+  std::chrono::seconds retry_after{};
+  if (!ctx_->clients.take_room(slot_, retry_after)) {
+    ctx_->stats.rooms_refused.fetch_add(1, std::memory_order_relaxed);
+    auto res = make_response(http::status::too_many_requests,
+                             error_json("too many new rooms from this address"));
+    res.set(http::field::retry_after, std::to_string(retry_after.count()));
+    return respond(std::move(res));
+  }
+  respond(make_response(http::status::ok, room_document(ctx_->ids.generate())));
 }
 
 void http_session::upgrade(const route& r) {
@@ -354,8 +366,8 @@ void http_session::upgrade(const route& r) {
   std::string already_read{static_cast<const char*>(leftover.data()), leftover.size()};
   stream_.expires_never();
   handed_off_ = true;
-  auto session =
-    std::make_shared<ws_session>(stream_.release_socket(), shard_, ctx_, r.room, flags);
+  auto session = std::make_shared<ws_session>(stream_.release_socket(), shard_, ctx_, r.room,
+                                              flags, std::move(slot_));
   session->start(std::move(answer), already_read);
 }
 
@@ -414,6 +426,9 @@ void http_session::stats() {
           {"partial_bytes", s.partial_bytes.load()},
           {"partial_refused", s.partial_refused.load()},
           {"message_timeouts", s.message_timeouts.load()},
+          {"connections_refused", s.connections_refused.load()},
+          {"rooms_refused", s.rooms_refused.load()},
+          {"client_addresses", self->ctx_->clients.size()},
           {"broadcasts_in", a ? a->broadcasts_in.load() : 0},
           {"deliveries", a ? a->deliveries.load() : 0},
         };
@@ -531,9 +546,10 @@ void http_session::linger() {
   release_partial();
   parser_.reset();
   buffer_ = beast::flat_buffer{};
-  linger_close(stream_.release_socket(), ctx_->settings.close_timeout, [ctx = ctx_] {
-    ctx->stats.sockets_open.fetch_sub(1, std::memory_order_relaxed);
-  });
+  linger_close(
+    stream_.release_socket(), ctx_->settings.close_timeout,
+    [ctx = ctx_] { ctx->stats.sockets_open.fetch_sub(1, std::memory_order_relaxed); },
+    std::move(slot_));
 }
 
 void http_session::fail(error_code ec, const char* what) {

@@ -26,8 +26,10 @@ class http_session : public std::enable_shared_from_this<http_session> {
   using response = boost::beast::http::response<boost::beast::http::string_body>;
 
   /// `socket` belongs to `shard`'s io_context. The socket is already counted in
-  /// `ctx->stats.sockets_open`; the session uncounts it when it closes it.
-  http_session(boost::asio::ip::tcp::socket socket, io_shard& shard, std::shared_ptr<context> ctx);
+  /// `ctx->stats.sockets_open` and holds `slot` among its address's; the session uncounts
+  /// it when it closes it (or hands both on).
+  http_session(boost::asio::ip::tcp::socket socket, io_shard& shard, std::shared_ptr<context> ctx,
+               client_table::slot slot);
   ~http_session();
 
   http_session(const http_session&) = delete;
@@ -46,6 +48,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
   bool track_partial();
   void release_partial();
   void handle();
+  /// POST /new, within the address's --max-new-rooms-per-minute.
+  void new_room();
   void upgrade(const route& r);
   void send_to_room(const route& r);
   void stats();
@@ -71,6 +75,7 @@ class http_session : public std::enable_shared_from_this<http_session> {
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   std::shared_ptr<context> ctx_;
+  client_table::slot slot_;
   std::shared_ptr<response> pending_;
   /// When the request being read must be complete.
   std::chrono::steady_clock::time_point request_deadline_;

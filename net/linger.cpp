@@ -19,8 +19,11 @@ constexpr int reads_per_wakeup = 4;
 
 class lingering : public std::enable_shared_from_this<lingering> {
  public:
-  lingering(asio::ip::tcp::socket socket, std::function<void()> closed)
-      : socket_(std::move(socket)), timer_(socket_.get_executor()), closed_(std::move(closed)) {}
+  lingering(asio::ip::tcp::socket socket, std::function<void()> closed, client_table::slot slot)
+      : socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        closed_(std::move(closed)),
+        slot_(std::move(slot)) {}
 
   ~lingering() { close(); }
 
@@ -63,19 +66,22 @@ class lingering : public std::enable_shared_from_this<lingering> {
     error_code ec;
     timer_.cancel();
     socket_.close(ec);
+    slot_.reset();
     if (closed_) std::exchange(closed_, nullptr)();
   }
 
   asio::ip::tcp::socket socket_;
   asio::steady_timer timer_;
   std::function<void()> closed_;
+  client_table::slot slot_;
 };
 
 }  // namespace
 
 void linger_close(asio::ip::tcp::socket socket, std::chrono::milliseconds timeout,
-                  std::function<void()> closed) {
-  std::make_shared<lingering>(std::move(socket), std::move(closed))->start(timeout);
+                  std::function<void()> closed, client_table::slot slot) {
+  std::make_shared<lingering>(std::move(socket), std::move(closed), std::move(slot))
+    ->start(timeout);
 }
 
 }  // namespace driftd::net

@@ -76,7 +76,9 @@ listener::listener(std::vector<io_shard*> shards, std::shared_ptr<context> ctx)
       sweep_(shards_.front()->context()),
       ctx_(std::move(ctx)),
       node_full_(canned_response(ctx_->settings, "503 Service Unavailable", "too many connections")),
-      stopping_(canned_response(ctx_->settings, "503 Service Unavailable", "shutting down")) {}
+      stopping_(canned_response(ctx_->settings, "503 Service Unavailable", "shutting down")),
+      address_full_(canned_response(ctx_->settings, "429 Too Many Requests",
+                                    "too many connections from this address")) {}
 
 void listener::start() {
   asio::post(acceptor_.get_executor(), [self = shared_from_this()] {
@@ -98,6 +100,7 @@ void listener::arm_sweep() {
     const bool ping_round = ++self->sweeps_ % std::max<uint64_t>(ping_every, 1) == 0;
     self->ctx_->sessions.for_each(
       [ping_round](const std::shared_ptr<ws_session>& s) { s->sweep(ping_round); });
+    self->ctx_->clients.expire();
     self->arm_sweep();
   });
 }
@@ -121,6 +124,7 @@ void listener::do_accept() {
 }
 
 void listener::refuse(tcp::socket socket, const std::string& response) {
+  ctx_->stats.connections_refused.fetch_add(1, std::memory_order_relaxed);
   // On the socket's own thread (the shard it was accepted for).
   asio::post(socket.get_executor(), [self = shared_from_this(), &response,
                                      socket = std::move(socket)]() mutable {
@@ -155,15 +159,24 @@ void listener::on_accept(const error_code& ec, tcp::socket socket, io_shard& sha
     return;
   }
   auto open = ctx_->stats.sockets_open.load(std::memory_order_relaxed);
-  if (!ctx_->accepting.load()) {
+  error_code peer_ec;
+  const auto peer = socket.remote_endpoint(peer_ec);
+  client_table::slot slot;
+  if (peer_ec) {
+    // Gone already.
+    error_code ignored;
+    socket.close(ignored);
+  } else if (!ctx_->accepting.load()) {
     refuse(std::move(socket), stopping_);
   } else if (open >= ctx_->settings.max_connections) {
     refuse(std::move(socket), node_full_);
+  } else if (!(slot = ctx_->clients.admit(peer.address()))) {
+    refuse(std::move(socket), address_full_);
   } else {
     error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     ctx_->stats.sockets_open.fetch_add(1, std::memory_order_relaxed);
-    std::make_shared<http_session>(std::move(socket), shard, ctx_)->run();
+    std::make_shared<http_session>(std::move(socket), shard, ctx_, std::move(slot))->run();
     next_shard_ = (next_shard_ + 1) % shards_.size();
   }
   do_accept();

@@ -57,10 +57,11 @@ class listener : public std::enable_shared_from_this<listener> {
   uint16_t port_ = 0;
   /// Sweeps so far; every few is a ping round.
   uint64_t sweeps_ = 0;
-  /// The answers to sockets over --max-connections, and to those that arrive while the
-  /// node stops.
+  /// The answers to sockets over --max-connections, to those that arrive while the node
+  /// stops, and to those over --max-connections-per-ip.
   const std::string node_full_;
   const std::string stopping_;
+  const std::string address_full_;
   /// Refused sockets not closed yet; their lingering ends on the shards' threads.
   std::atomic<int> lingering_refusals_{0};
 };

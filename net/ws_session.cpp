@@ -57,13 +57,15 @@ std::string suppressed_note(uint64_t n) {
 }  // namespace
 
 ws_session::ws_session(asio::ip::tcp::socket socket, io_shard& shard,
-                       std::shared_ptr<context> ctx, std::string room, actors::conn_flags flags)
+                       std::shared_ptr<context> ctx, std::string room, actors::conn_flags flags,
+                       client_table::slot slot)
     : socket_(std::move(socket)),
       shard_(shard),
       ctx_(std::move(ctx)),
       room_(std::move(room)),
       flags_(flags),
-      parser_(ctx_->settings.max_frame_bytes) {}
+      parser_(ctx_->settings.max_frame_bytes),
+      slot_(std::move(slot)) {}
 
 ws_session::~ws_session() = default;
 
@@ -200,7 +202,7 @@ void ws_session::refuse_partial() {
 }
 
 bool ws_session::on_message(bool text, std::string_view payload) {
-  if (phase_ != phase::open) return true;  // closing: the room hears nothing more
+  if (phase_ != phase::open) return false;  // closing: the room hears nothing more
   protocol::request req;
   if (payload.empty()) {
     req.error = "empty message";
@@ -571,6 +573,7 @@ void ws_session::finish(bool now) {
   ctx_->sessions.remove(this);
   ctx_->stats.websockets_open.fetch_sub(1, std::memory_order_relaxed);
   ctx_->stats.sockets_open.fetch_sub(1, std::memory_order_relaxed);
+  slot_.reset();
 }
 
 void ws_session::fail(const error_code& ec, const char* what) {

@@ -35,9 +35,10 @@ class ws_session final : public actors::sink,
                          public std::enable_shared_from_this<ws_session>,
                          private frame_handler {
  public:
-  /// `socket` belongs to `shard`'s io_context, which must outlive the session.
+  /// `socket` belongs to `shard`'s io_context, which must outlive the session; `slot` is
+  /// its place among its address's sockets, held until it is closed.
   ws_session(boost::asio::ip::tcp::socket socket, io_shard& shard, std::shared_ptr<context> ctx,
-             std::string room, actors::conn_flags flags);
+             std::string room, actors::conn_flags flags, client_table::slot slot);
   ~ws_session() override;
 
   ws_session(const ws_session&) = delete;
@@ -161,6 +162,7 @@ class ws_session final : public actors::sink,
   /// This connection's number on the node.
   uint64_t id_ = 0;
   frame_parser parser_;
+  client_table::slot slot_;
   /// Only while joining or closing (idle sessions hold no timer): bounds the wait for the
   /// fan-out to admit the connection, then each wait of the closing handshake.
   std::unique_ptr<boost::asio::steady_timer> timer_;

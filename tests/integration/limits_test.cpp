@@ -185,5 +185,87 @@ TEST_F(PartialBoundTest, AnHttpBodyOverTheNodeWideBoundIsRefusedWith503) {
   EXPECT_EQ(st["partial_bytes"], 0);
 }
 
+// -- per client address ---------------------------------------------------------------------
+
+/// One request on a fresh connection from `source` (a 127.x.y.z address).
+http_reply call_from(const std::string& source, uint16_t port, std::string_view method,
+                     std::string_view target) {
+  raw_socket s{port, 0, source};
+  if (!s.send(http_text(port, method, target))) fail("request not sent");
+  return read_http_reply(s);
+}
+
+TEST(AddressLimitTest, SocketsPerAddressAreLimitedWith429) {
+  auto s = test_settings();
+  s.max_connections_per_ip = 2;
+  test_node node{s};
+  const auto port = node.port();
+
+  raw_socket first{port, 0, "127.0.0.2"};
+  raw_socket second{port, 0, "127.0.0.2"};
+  for (auto* c : {&first, &second}) {
+    c->send(http_text(port, "GET", "/healthz"));
+    EXPECT_EQ(read_http_reply(*c).status, 200u);
+  }
+  raw_socket third{port, 0, "127.0.0.2"};
+  const auto refused = read_http_reply(third);
+  EXPECT_EQ(refused.status, 429u);
+  EXPECT_EQ(refused.header("retry-after"), "5");
+  EXPECT_EQ(refused.doc(), json({{"error", "too many connections from this address"}}));
+  EXPECT_FALSE(third.read_to_end().reset);
+
+  // Other addresses are not affected; a socket that closes makes room.
+  EXPECT_EQ(call_from("127.0.0.3", port, "GET", "/healthz").status, 200u);
+  first.shutdown_write();
+  EXPECT_TRUE(first.wait_closed());
+  EXPECT_TRUE(eventually([&] {
+    return call_from("127.0.0.2", port, "GET", "/healthz").status == 200u;
+  }));
+  EXPECT_EQ(stats(port)["connections_refused"], 1);
+}
+
+TEST(AddressLimitTest, NewRoomsPerAddressAreLimitedWith429) {
+  auto s = test_settings();
+  s.max_new_rooms_per_minute = 3;
+  test_node node{s};
+  const auto port = node.port();
+
+  // Each on a connection of its own: the count belongs to the address.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(call_from("127.0.0.2", port, "POST", "/new").status, 200u) << "room " << i;
+  }
+  const auto refused = call_from("127.0.0.2", port, "POST", "/new");
+  EXPECT_EQ(refused.status, 429u);
+  EXPECT_EQ(refused.header("retry-after"), "20");  // a room every 20 s
+  EXPECT_EQ(refused.doc(), json({{"error", "too many new rooms from this address"}}));
+  EXPECT_TRUE(refused.keep_alive);
+
+  EXPECT_EQ(call_from("127.0.0.3", port, "POST", "/new").status, 200u);
+  EXPECT_EQ(call_from("127.0.0.2", port, "GET", "/healthz").status, 200u);
+  EXPECT_EQ(stats(port)["rooms_refused"], 1);
+}
+
+TEST(AddressLimitTest, AddressesAreForgottenWhenThereIsNothingToRemember) {
+  constexpr int addresses = 50;
+  auto s = test_settings();
+  s.max_connections = 20;           // also the most addresses remembered for their rooms
+  s.max_new_rooms_per_minute = 60;  // a room's token comes back after a second
+  s.message_timeout = 200ms;        // a sweep every 100 ms
+  test_node node{s};
+  const auto port = node.port();
+
+  for (int i = 1; i <= addresses; ++i) {
+    const std::string source = "127.0.1." + std::to_string(i);
+    ASSERT_EQ(call_from(source, port, "POST", "/new").status, 200u) << source;
+    // The addresses that created a room are remembered, but never more than 20, with the
+    // one asking now (once the last one's socket is closed; a room's token takes a second
+    // to come back, so nothing expires meanwhile).
+    ASSERT_TRUE(eventually([&] { return stats(port)["client_addresses"] <= 21; }, 200ms))
+        << "after " << source;
+  }
+  // Once their buckets are full again only the asking one is left.
+  EXPECT_TRUE(eventually([&] { return stats(port)["client_addresses"] == 1; }));
+}
+
 }  // namespace
 }  // namespace driftd::integration
