@@ -455,6 +455,10 @@ constexpr option options[] = {
   {"max-new-rooms-per-minute", "limits", "N", "POST /new of one client address (429 above)", "",
    set_count<&S::max_new_rooms_per_minute, 1, std::numeric_limits<uint32_t>::max()>,
    show_number<&S::max_new_rooms_per_minute>},
+  {"max-messages-per-second", "limits", "N",
+   "inbound messages of one WebSocket, a second's worth at once (1008 above)", "",
+   set_count<&S::max_messages_per_second, 1, std::numeric_limits<uint32_t>::max()>,
+   show_number<&S::max_messages_per_second>},
 
   {"handshake-timeout", "timeouts", "DURATION", "from accept to a complete HTTP request", "",
    set_duration<&S::handshake_timeout>, show_duration<&S::handshake_timeout>},

@@ -37,6 +37,8 @@ struct settings {
   std::size_t max_partial_bytes = 256u << 20;
   std::size_t max_connections_per_ip = 20000;   ///< open sockets of one client address (429 above)
   std::size_t max_new_rooms_per_minute = 1200;  ///< POST /new of one client address (429 above)
+  /// Inbound messages of one WebSocket; a second's worth may come at once (1008 above).
+  std::size_t max_messages_per_second = 100000;
 
   // -- timeouts --
   milliseconds handshake_timeout{10000};   ///< from accept to a complete HTTP request

@@ -50,6 +50,8 @@ struct counters {
   std::atomic<uint64_t> connections_refused{0};
   /// POST /new answered 429.
   std::atomic<uint64_t> rooms_refused{0};
+  /// WebSockets closed for sending more than --max-messages-per-second.
+  std::atomic<uint64_t> rate_limited{0};
 };
 
 /// The open WebSocket sessions, so that shutdown can close each with 1001. Thread-safe.

@@ -428,6 +428,7 @@ void http_session::stats() {
           {"message_timeouts", s.message_timeouts.load()},
           {"connections_refused", s.connections_refused.load()},
           {"rooms_refused", s.rooms_refused.load()},
+          {"rate_limited", s.rate_limited.load()},
           {"client_addresses", self->ctx_->clients.size()},
           {"broadcasts_in", a ? a->broadcasts_in.load() : 0},
           {"deliveries", a ? a->deliveries.load() : 0},

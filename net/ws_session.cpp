@@ -65,7 +65,9 @@ ws_session::ws_session(asio::ip::tcp::socket socket, io_shard& shard,
       room_(std::move(room)),
       flags_(flags),
       parser_(ctx_->settings.max_frame_bytes),
-      slot_(std::move(slot)) {}
+      slot_(std::move(slot)),
+      tokens_(static_cast<uint32_t>(ctx_->settings.max_messages_per_second)),
+      refilled_at_(ctx_->now_ms()) {}
 
 ws_session::~ws_session() = default;
 
@@ -138,6 +140,8 @@ void ws_session::on_end_of_input() {
 
 void ws_session::feed(std::string_view bytes) {
   heard_from_peer_ = true;
+  const uint32_t now = ctx_->now_ms();
+  refill(now);
   auto status = parser_.consume(bytes, *this);
   if (pongs_queued_) {
     pongs_queued_ = false;
@@ -148,7 +152,7 @@ void ws_session::feed(std::string_view bytes) {
     shard_.send_later(fanout_, id_, std::move(inbound_));
     inbound_ = {};
   }
-  if (status && phase_ == phase::open) track_partial();
+  if (status && phase_ == phase::open) track_partial(now);
   if (!status) {
     auto& counter = status.close_code == protocol::close_code::too_big ? ctx_->stats.oversize_closed
                                                                        : ctx_->stats.protocol_errors;
@@ -162,13 +166,44 @@ void ws_session::feed(std::string_view bytes) {
   }
 }
 
-void ws_session::track_partial() {
+void ws_session::refill(uint32_t now) {
+  // The bucket holds a second's worth: after a second of silence it is full.
+  const uint64_t rate = ctx_->settings.max_messages_per_second;
+  const uint32_t since = now - refilled_at_;
+  if (since >= 1000) {
+    tokens_ = static_cast<uint32_t>(rate);
+    refilled_at_ = now;
+    return;
+  }
+  const uint64_t earned = uint64_t{since} * rate / 1000;
+  if (earned == 0) return;  // the time counts towards the next one
+  tokens_ = static_cast<uint32_t>(std::min<uint64_t>(rate, tokens_ + earned));
+  refilled_at_ += static_cast<uint32_t>(earned * 1000 / rate);
+}
+
+bool ws_session::take_token() {
+  if (tokens_ > 0) {
+    --tokens_;
+    return true;
+  }
+  ctx_->stats.rate_limited.fetch_add(1, std::memory_order_relaxed);
+  uint64_t suppressed = 0;
+  if (ctx_->input_warnings.allow(suppressed)) {
+    log().warn("room {}: closing a websocket that sent more than {} messages per second{}",
+               room_, ctx_->settings.max_messages_per_second, suppressed_note(suppressed));
+  }
+  // What it sent within the rate was handled; the rest is refused, and it is told so.
+  begin_close(protocol::close_code::policy_violation, "rate limit", false);
+  return false;
+}
+
+void ws_session::track_partial(uint32_t now) {
   const std::size_t held = parser_.buffered_bytes();
   if (held == 0) return drop_partial();
   // The deadline of a message runs from when part of it is first held.
   if (!message_begun_) {
     message_begun_ = true;
-    message_started_ = ctx_->now_ms();
+    message_started_ = now;
   }
   if (held > partial_charged_) {
     if (held > std::numeric_limits<uint32_t>::max() ||
@@ -203,6 +238,7 @@ void ws_session::refuse_partial() {
 
 bool ws_session::on_message(bool text, std::string_view payload) {
   if (phase_ != phase::open) return false;  // closing: the room hears nothing more
+  if (!take_token()) return false;
   protocol::request req;
   if (payload.empty()) {
     req.error = "empty message";
@@ -226,7 +262,7 @@ bool ws_session::on_message(bool text, std::string_view payload) {
 }
 
 bool ws_session::on_ping(std::string_view payload) {
-  if (phase_ != phase::open) return false;
+  if (phase_ != phase::open || !take_token()) return false;
   // Written once the whole read is parsed, with the other pongs it holds.
   pongs_queued_ = true;
   return queue_control(make_control_frame(ws_opcode::pong, payload));

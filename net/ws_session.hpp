@@ -89,7 +89,11 @@ class ws_session final : public actors::sink,
   void feed(std::string_view bytes);
   /// Counts what the parser holds of unfinished messages against --max-partial-bytes, and
   /// starts a message's deadline when it begins.
-  void track_partial();
+  void track_partial(uint32_t now);
+  /// The message bucket (--max-messages-per-second) at time `now` (context::now_ms).
+  void refill(uint32_t now);
+  /// Takes one message from the bucket; when it is empty, closes the connection (1008).
+  bool take_token();
   /// Forgets unfinished input and uncounts it.
   void drop_partial();
   /// Closes the connection (1013) when the node holds too much unfinished input.
@@ -196,6 +200,9 @@ class ws_session final : public actors::sink,
   uint32_t message_started_ = 0;
   /// What the parser holds, as counted in the node's partial_bytes.
   uint32_t partial_charged_ = 0;
+  /// Messages the connection may still send at once, as of refilled_at_.
+  uint32_t tokens_;
+  uint32_t refilled_at_;
   /// Pongs were queued during the current read.
   bool pongs_queued_ = false;
   bool ping_outstanding_ = false;

@@ -708,18 +708,24 @@ TEST(settings_client_limits, defaults_flags_file_keys_and_help) {
   const settings defaults;
   EXPECT_EQ(defaults.max_connections_per_ip, 20000u);
   EXPECT_EQ(defaults.max_new_rooms_per_minute, 1200u);
+  EXPECT_EQ(defaults.max_messages_per_second, 100000u);
 
-  const settings s = loaded({"--max-connections-per-ip", "7", "--max-new-rooms-per-minute", "30"});
+  const settings s = loaded({"--max-connections-per-ip", "7", "--max-new-rooms-per-minute", "30",
+                             "--max-messages-per-second", "500"});
   EXPECT_EQ(s.max_connections_per_ip, 7u);
   EXPECT_EQ(s.max_new_rooms_per_minute, 30u);
+  EXPECT_EQ(s.max_messages_per_second, 500u);
 
   settings from_file;
-  EXPECT_EQ(apply_json(from_file, R"({"max-connections-per-ip": 3, "max-new-rooms-per-minute": "4"})"),
+  EXPECT_EQ(apply_json(from_file, R"({"max-connections-per-ip": 3, "max-new-rooms-per-minute": "4",
+                                      "max-messages-per-second": 5})"),
             "");
   EXPECT_EQ(from_file.max_connections_per_ip, 3u);
   EXPECT_EQ(from_file.max_new_rooms_per_minute, 4u);
+  EXPECT_EQ(from_file.max_messages_per_second, 5u);
 
-  for (const char* flag : {"--max-connections-per-ip", "--max-new-rooms-per-minute"}) {
+  for (const char* flag :
+       {"--max-connections-per-ip", "--max-new-rooms-per-minute", "--max-messages-per-second"}) {
     expect_error({flag, "0"}, {flag, "0"});
     expect_error({flag, "-1"}, {flag, "-1"});
     expect_error({flag, "5000000000"}, {flag, "5000000000"});
@@ -727,6 +733,7 @@ TEST(settings_client_limits, defaults_flags_file_keys_and_help) {
 
   expect_listed_once("max-connections-per-ip", "N", "20000");
   expect_listed_once("max-new-rooms-per-minute", "N", "1200");
+  expect_listed_once("max-messages-per-second", "N", "100000");
 }
 
 // -- the example configurations in config/ --

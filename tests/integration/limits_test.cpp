@@ -267,5 +267,58 @@ TEST(AddressLimitTest, AddressesAreForgottenWhenThereIsNothingToRemember) {
   EXPECT_TRUE(eventually([&] { return stats(port)["client_addresses"] == 1; }));
 }
 
+// -- per connection -------------------------------------------------------------------------
+
+TEST(RateLimitTest, MessagesOverTheRateCloseTheConnectionWith1008) {
+  constexpr int rate = 10;
+  auto s = test_settings();
+  s.max_messages_per_second = rate;
+  test_node node{s};
+  const auto port = node.port();
+  const std::string room = new_room(port);
+  ws_client bystander{port, room, "subscribe=all"};
+  bystander.sync();
+
+  raw_socket c = raw_websocket(port, room);
+  std::string burst;
+  for (int i = 0; i < 2 * rate; ++i) {
+    burst += client_frame(opcode::text, push_msg("k", i, "relay").dump());
+  }
+  c.send(burst);
+  const ws_frame close = read_frame(c);
+  ASSERT_EQ(close.opcode, opcode::close);
+  EXPECT_EQ(close.close_code(), 1008);
+  EXPECT_EQ(close.close_reason(), "rate limit");
+  EXPECT_FALSE(c.read_to_end().reset);
+
+  // A second's worth went through, in order; nothing after it.
+  std::vector<json> expected;
+  for (int i = 0; i < rate; ++i) expected.push_back(server_push("k", i, i + 1));
+  EXPECT_EQ(bystander.sync(), expected);
+  EXPECT_EQ(stats(port)["rate_limited"], 1);
+}
+
+TEST(RateLimitTest, PingsCountAsMessages) {
+  constexpr int rate = 10;
+  auto s = test_settings();
+  s.max_messages_per_second = rate;
+  test_node node{s};
+  const auto port = node.port();
+  raw_socket c = raw_websocket(port, new_room(port));
+  std::string burst;
+  for (int i = 0; i < 2 * rate; ++i) burst += client_frame(opcode::ping, std::to_string(i));
+  c.send(burst);
+  const auto end = c.read_to_end();
+  EXPECT_FALSE(end.reset);
+  const auto got = split_frames(end.bytes);
+  ASSERT_EQ(got.frames.size(), static_cast<std::size_t>(rate + 1));
+  for (int i = 0; i < rate; ++i) {
+    EXPECT_EQ(got.frames[i].opcode, opcode::pong);
+    EXPECT_EQ(got.frames[i].payload, std::to_string(i));
+  }
+  EXPECT_EQ(got.frames.back().close_code(), 1008);
+  EXPECT_EQ(got.frames.back().close_reason(), "rate limit");
+}
+
 }  // namespace
 }  // namespace driftd::integration
