@@ -368,7 +368,7 @@ void http_session::upgrade(const route& r) {
   handed_off_ = true;
   auto session = std::make_shared<ws_session>(stream_.release_socket(), shard_, ctx_, r.room,
                                               flags, std::move(slot_));
-  session->start(std::move(answer), already_read);
+  session->start(std::move(answer), std::move(already_read));
 }
 
 void http_session::send_to_room(const route& r) {

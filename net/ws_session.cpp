@@ -71,7 +71,7 @@ ws_session::ws_session(asio::ip::tcp::socket socket, io_shard& shard,
 
 ws_session::~ws_session() = default;
 
-void ws_session::start(std::string handshake_response, std::string_view already_read) {
+void ws_session::start(std::string handshake_response, std::string already_read) {
   ctx_->stats.websockets_open.fetch_add(1, std::memory_order_relaxed);
   ctx_->stats.websockets_total.fetch_add(1, std::memory_order_relaxed);
   ctx_->sessions.add(shared_from_this());
@@ -92,7 +92,7 @@ void ws_session::start(std::string handshake_response, std::string_view already_
   log().debug("room {}: websocket open ({}{}{})", room_,
               flags_.format == protocol::wire_format::cbor ? "cbor" : "json",
               flags_.debug ? ", debug" : "", flags_.all ? ", subscribe=all" : "");
-  if (!already_read.empty()) feed(already_read);
+  if (!already_read.empty()) feed(already_read.data(), already_read.size());
   if (phase_ != phase::closed) do_read();
 }
 
@@ -114,7 +114,7 @@ void ws_session::on_readable(const error_code& ec) {
     if (rec == asio::error::eof) return on_end_of_input();
     if (rec) return fail(rec, "read");
     // Once closing, what the peer still sends is read only to be dropped.
-    if (phase_ == phase::open) feed({buffer.data(), n});
+    if (phase_ == phase::open) feed(buffer.data(), n);
     if (phase_ == phase::closed) return;
     if (phase_ == phase::open && !fanout_ && held_bytes_ > ctx_->settings.max_queue_bytes) {
       // Not admitted yet and much is waiting: let TCP hold the rest until the fan-out is
@@ -138,11 +138,11 @@ void ws_session::on_end_of_input() {
   if (phase_ == phase::lingering) finish();
 }
 
-void ws_session::feed(std::string_view bytes) {
+void ws_session::feed(char* bytes, std::size_t size) {
   heard_from_peer_ = true;
   const uint32_t now = ctx_->now_ms();
   refill(now);
-  auto status = parser_.consume(bytes, *this);
+  auto status = parser_.consume(bytes, size, *this);
   if (pongs_queued_) {
     pongs_queued_ = false;
     flush();

@@ -47,7 +47,7 @@ class ws_session final : public actors::sink,
   /// Writes `handshake_response` (the 101 answer), asks the directory to admit the
   /// connection to its room's fan-out, and starts reading, first from `already_read` (bytes
   /// that followed the upgrade request). Call once, on the shard's thread.
-  void start(std::string handshake_response, std::string_view already_read);
+  void start(std::string handshake_response, std::string already_read);
 
   /// Ends the session at once, without a closing handshake. Only for node shutdown, after
   /// the I/O threads have stopped.
@@ -86,7 +86,8 @@ class ws_session final : public actors::sink,
   void on_readable(const boost::system::error_code& ec);
   /// The peer ended its side of the connection.
   void on_end_of_input();
-  void feed(std::string_view bytes);
+  /// Parses `size` bytes at `bytes` (unmasking them in place).
+  void feed(char* bytes, std::size_t size);
   /// Counts what the parser holds of unfinished messages against --max-partial-bytes, and
   /// starts a message's deadline when it begins.
   void track_partial(uint32_t now);

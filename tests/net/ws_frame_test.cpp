@@ -368,6 +368,25 @@ TEST(FrameParser, ClearForgetsWhatWasBufferedAndStartsAtAFrame) {
   EXPECT_EQ(handler.events, (events{"text:new"}));
 }
 
+TEST(FrameParser, InPlaceConsumeGivesTheSameEventsAndUnmasksTheBuffer) {
+  const std::string stream = client_frame(fin | op_text, "hello") + client_frame(fin | op_ping, "p") +
+                             client_frame(op_binary, "ab") + client_frame(fin | op_continuation, "cd");
+  for (std::size_t cut = 0; cut <= stream.size(); ++cut) {
+    SCOPED_TRACE(cut);
+    std::string bytes = stream;
+    frame_parser parser(default_max);
+    recorder handler;
+    ASSERT_TRUE(parser.consume(bytes.data(), cut, handler));
+    ASSERT_TRUE(parser.consume(bytes.data() + cut, bytes.size() - cut, handler));
+    EXPECT_EQ(handler.events, (events{"text:hello", "ping:p", "binary:abcd"}));
+    EXPECT_FALSE(parser.mid_message());
+    if (cut == 0) {
+      // A frame read whole is unmasked where it lies: after its 6 header bytes.
+      EXPECT_EQ(bytes.substr(6, 5), "hello");
+    }
+  }
+}
+
 TEST(FrameParser, UnfragmentedMessageKeepsNoFragmentState) {
   frame_parser parser(default_max);
   recorder handler;
