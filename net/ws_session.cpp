@@ -50,6 +50,12 @@ constexpr std::size_t copy_below = 2048;
 /// ...which holds this much per system call.
 constexpr std::size_t packed_capacity = 256 * 1024;
 
+/// Client messages parsed from the read being handled; shared by the sessions of a thread.
+std::vector<protocol::request>& parsed_requests() {
+  thread_local std::vector<protocol::request> parsed;
+  return parsed;
+}
+
 std::string suppressed_note(uint64_t n) {
   return n == 0 ? std::string{} : " (" + std::to_string(n) + " similar suppressed)";
 }
@@ -64,6 +70,14 @@ ws_session::ws_session(asio::ip::tcp::socket socket, io_shard& shard,
       ctx_(std::move(ctx)),
       room_(std::move(room)),
       flags_(flags),
+      phase_(phase::open),
+      waiting_writable_(false),
+      read_paused_(false),
+      input_ended_(false),
+      heard_from_peer_(false),
+      ping_outstanding_(false),
+      pongs_queued_(false),
+      message_begun_(false),
       parser_(ctx_->settings.max_frame_bytes),
       slot_(std::move(slot)),
       tokens_(static_cast<uint32_t>(ctx_->settings.max_messages_per_second)),
@@ -116,7 +130,7 @@ void ws_session::on_readable(const error_code& ec) {
     // Once closing, what the peer still sends is read only to be dropped.
     if (phase_ == phase::open) feed(buffer.data(), n);
     if (phase_ == phase::closed) return;
-    if (phase_ == phase::open && !fanout_ && held_bytes_ > ctx_->settings.max_queue_bytes) {
+    if (phase_ == phase::open && held_ && held_->bytes > ctx_->settings.max_queue_bytes) {
       // Not admitted yet and much is waiting: let TCP hold the rest until the fan-out is
       // known (on_attached reads on).
       read_paused_ = true;
@@ -147,10 +161,19 @@ void ws_session::feed(char* bytes, std::size_t size) {
     pongs_queued_ = false;
     flush();
   }
-  // Before the fan-out has admitted the connection, what it sends waits here.
-  if (!inbound_.empty() && fanout_) {
-    shard_.send_later(fanout_, id_, std::move(inbound_));
-    inbound_ = {};
+  // Everything parsed from one read goes as one actor message; before the fan-out has
+  // admitted the connection, it waits here.
+  auto& parsed = parsed_requests();
+  if (!parsed.empty()) {
+    if (fanout_) {
+      shard_.send_later(fanout_, id_, std::move(parsed));
+    } else {
+      if (!held_) held_ = std::make_unique<held_input>();
+      auto& held = held_->requests;
+      held.insert(held.end(), std::make_move_iterator(parsed.begin()),
+                  std::make_move_iterator(parsed.end()));
+    }
+    parsed.clear();
   }
   if (status && phase_ == phase::open) track_partial(now);
   if (!status) {
@@ -255,9 +278,12 @@ bool ws_session::on_message(bool text, std::string_view payload) {
     }
   }
   // Errors travel through the room too, so that every answer keeps the order of the
-  // messages that caused it. Everything parsed from one read goes as one actor message.
-  inbound_.push_back(std::move(req));
-  if (!fanout_) held_bytes_ += payload.size();
+  // messages that caused it.
+  parsed_requests().push_back(std::move(req));
+  if (!fanout_) {
+    if (!held_) held_ = std::make_unique<held_input>();
+    held_->bytes += payload.size();
+  }
   return true;
 }
 
@@ -344,13 +370,12 @@ void ws_session::attached(const caf::actor& fanout) {
 void ws_session::on_attached(const caf::actor& fanout) {
   if (fanout_) return;
   fanout_ = fanout;
-  held_bytes_ = 0;
   if (phase_ == phase::open) timer_.reset();  // the join deadline
   // What arrived before, then (if the connection ended meanwhile) its end.
-  if (!inbound_.empty()) {
-    shard_.send_later(fanout_, id_, std::move(inbound_));
-    inbound_ = {};
+  if (held_ && !held_->requests.empty()) {
+    shard_.send_later(fanout_, id_, std::move(held_->requests));
   }
+  held_.reset();
   if (phase_ == phase::closed) return shard_.send_leave_later(fanout_, id_);
   if (read_paused_) {
     read_paused_ = false;
@@ -397,10 +422,13 @@ void ws_session::flush() {
 }
 
 std::size_t ws_session::take_pending(std::vector<out_item>& batch) {
-  batch.insert(batch.end(), std::make_move_iterator(unsent_.begin()),
-               std::make_move_iterator(unsent_.end()));
-  unsent_ = {};
-  const std::size_t offset = std::exchange(unsent_offset_, 0);
+  std::size_t offset = 0;
+  if (unsent_) {
+    batch.insert(batch.end(), std::make_move_iterator(unsent_->items.begin()),
+                 std::make_move_iterator(unsent_->items.end()));
+    offset = unsent_->offset;
+    unsent_.reset();
+  }
   std::lock_guard<spin_lock> guard{mutex_};
   flush_posted_ = false;
   batch.insert(batch.end(), std::make_move_iterator(pending_.begin()),
@@ -493,9 +521,11 @@ void ws_session::keep_unsent(std::vector<out_item>& batch, std::size_t first,
                              std::size_t offset) {
   std::size_t bytes = 0;
   for (std::size_t i = first; i < batch.size(); ++i) bytes += batch[i].bytes.size();
-  unsent_.assign(std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(first)),
-                 std::make_move_iterator(batch.end()));
-  unsent_offset_ = offset;
+  unsent_ = std::make_unique<unsent_output>();
+  unsent_->items.assign(
+    std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(first)),
+    std::make_move_iterator(batch.end()));
+  unsent_->offset = offset;
   batch.clear();
   {
     std::lock_guard<spin_lock> guard{mutex_};
@@ -509,11 +539,14 @@ void ws_session::keep_unsent(std::vector<out_item>& batch, std::size_t first,
 void ws_session::drop_unsent() {
   // A frame already partly on the wire is finished: the client could not read the close
   // frame after half a frame. Of the rest nothing has started; it goes.
-  const bool in_progress = unsent_offset_ > 0;
-  unsent_.resize(in_progress ? 1 : 0);
-  if (!in_progress) unsent_ = {};
+  const bool in_progress = unsent_ && unsent_->offset > 0;
+  if (in_progress) {
+    unsent_->items.resize(1);
+  } else {
+    unsent_.reset();
+  }
   std::lock_guard<spin_lock> guard{mutex_};
-  inflight_bytes_ = in_progress ? unsent_.front().bytes.size() : 0;
+  inflight_bytes_ = in_progress ? unsent_->items.front().bytes.size() : 0;
 }
 
 void ws_session::drained() {
@@ -598,7 +631,7 @@ void ws_session::finish(bool now) {
     pending_.clear();
     pending_bytes_ = 0;
   }
-  unsent_ = {};
+  unsent_.reset();
   drop_partial();
   // Not admitted yet: on_attached sends the leave when the fan-out is known.
   if (fanout_ && now) {

@@ -157,11 +157,44 @@ class ws_session final : public actors::sink,
   void fail(const boost::system::error_code& ec, const char* what);
   void on_sweep(bool ping_round);
 
+  /// Client messages held until the fan-out admits the connection, and their size.
+  struct held_input {
+    std::vector<protocol::request> requests;
+    std::size_t bytes = 0;
+  };
+
+  /// Messages taken from the queue that the socket did not accept yet, the first of them
+  /// `offset` bytes (header included) on the wire.
+  struct unsent_output {
+    std::vector<out_item> items;
+    std::size_t offset = 0;
+  };
+
+  // An idle connection costs what is below, so it is kept small: flags in bits, 32-bit
+  // coarse times, and what only some connections need (held input, unsent output, a timer)
+  // behind a pointer.
   boost::asio::ip::tcp::socket socket_;
   io_shard& shard_;
   std::shared_ptr<context> ctx_;
   std::string room_;
   actors::conn_flags flags_;
+  // Shared with deliver()/close() callers; guarded by mutex_, like pending_ below.
+  spin_lock mutex_;
+  bool flush_posted_ = false;
+  bool accepting_ = true;
+  // Shard thread only. (Bit-fields share their bytes, so none of these is written by
+  // another thread.)
+  phase phase_ : 2;
+  bool waiting_writable_ : 1;
+  bool read_paused_ : 1;
+  /// The peer ended its side (while we were closing).
+  bool input_ended_ : 1;
+  bool heard_from_peer_ : 1;
+  bool ping_outstanding_ : 1;
+  /// Pongs were queued during the current read.
+  bool pongs_queued_ : 1;
+  /// A message began (part of it is held) at message_started_ (context::now_ms).
+  bool message_begun_ : 1;
   /// The fan-out that admitted this connection; null until then.
   caf::actor fanout_;
   /// This connection's number on the node.
@@ -172,41 +205,21 @@ class ws_session final : public actors::sink,
   /// fan-out to admit the connection, then each wait of the closing handshake.
   std::unique_ptr<boost::asio::steady_timer> timer_;
 
-  // Shared with deliver()/close() callers; guarded by mutex_.
-  spin_lock mutex_;
-  std::vector<out_item> pending_;
-  std::size_t pending_bytes_ = 0;
-  std::size_t inflight_bytes_ = 0;
-  bool flush_posted_ = false;
-  bool accepting_ = true;
+  std::vector<out_item> pending_;  // guarded by mutex_
+  std::size_t pending_bytes_ = 0;  // guarded by mutex_
+  std::size_t inflight_bytes_ = 0; // guarded by mutex_
 
   // Shard thread only.
-  /// Client messages parsed from the current read, sent to the fan-out together (or held
-  /// until it has admitted the connection).
-  std::vector<protocol::request> inbound_;
-  /// Bytes of the messages held before admission.
-  std::size_t held_bytes_ = 0;
-  bool read_paused_ = false;
-  /// Messages taken from the queue that the socket did not accept yet, the first of them
-  /// `unsent_offset_` bytes (header included) on the wire. Empty unless the socket is full.
-  std::vector<out_item> unsent_;
-  std::size_t unsent_offset_ = 0;
-  bool waiting_writable_ = false;
-  phase phase_ = phase::open;
-  /// The peer ended its side (while we were closing).
-  bool input_ended_ = false;
-  bool heard_from_peer_ = false;
-  /// A message began (part of it is held) at message_started_ (context::now_ms).
-  bool message_begun_ = false;
+  /// Only before admission, once the client sent something.
+  std::unique_ptr<held_input> held_;
+  /// Only while the socket is full.
+  std::unique_ptr<unsent_output> unsent_;
   uint32_t message_started_ = 0;
   /// What the parser holds, as counted in the node's partial_bytes.
   uint32_t partial_charged_ = 0;
   /// Messages the connection may still send at once, as of refilled_at_.
   uint32_t tokens_;
   uint32_t refilled_at_;
-  /// Pongs were queued during the current read.
-  bool pongs_queued_ = false;
-  bool ping_outstanding_ = false;
 };
 
 }  // namespace driftd::net
