@@ -603,7 +603,11 @@ void ws_session::arm_close_timer() {
   if (!timer_) timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor());
   timer_->expires_after(ctx_->settings.close_timeout);
   timer_->async_wait([self = shared_from_this()](const error_code& ec) {
-    if (!ec) self->finish();  // the peer took too long to read our close or to end its side
+    // A wait that ran out just as the timer was set again is not the current one.
+    if (ec || !self->timer_ || self->timer_->expiry() > asio::steady_timer::clock_type::now()) {
+      return;
+    }
+    self->finish();  // the peer took too long to read our close or to end its side
   });
 }
 
