@@ -105,6 +105,7 @@ void client_table::release(entry* e) {
 
 void client_table::expire(clock::time_point now) {
   std::lock_guard<std::mutex> guard{mutex_};
+  if (remembered_ == 0) return;  // every address has a socket open
   for (auto it = entries_.begin(); it != entries_.end();) {
     if (it->second.sockets == 0 && refill(it->second, now)) {
       it = entries_.erase(it);

@@ -12,6 +12,10 @@ namespace driftd::net {
 
 spdlog::logger& log() { return config::logger("net"); }
 
+std::string suppressed_note(uint64_t n) {
+  return n == 0 ? std::string{} : " (" + std::to_string(n) + " similar suppressed)";
+}
+
 bool peer_went_away(const boost::system::error_code& ec) {
   namespace error = boost::asio::error;
   return ec == error::eof || ec == error::connection_reset || ec == error::broken_pipe ||

@@ -118,6 +118,9 @@ struct context {
 
 spdlog::logger& log();
 
+/// " (N similar suppressed)" after a warning that config::log_limiter let through, or "".
+std::string suppressed_note(uint64_t n);
+
 /// True for socket errors that only mean the peer closed or reset the connection, or that
 /// the operation was cancelled: a session ends on them without logging.
 bool peer_went_away(const boost::system::error_code& ec);

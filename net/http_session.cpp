@@ -196,8 +196,7 @@ void http_session::on_body_part(error_code ec) {
     if (ctx_->input_warnings.allow(suppressed)) {
       log().warn("refusing an HTTP body: partly received input of all connections is at "
                  "--max-partial-bytes ({}){}",
-                 ctx_->settings.max_partial_bytes,
-                 suppressed == 0 ? "" : " (" + std::to_string(suppressed) + " similar suppressed)");
+                 ctx_->settings.max_partial_bytes, suppressed_note(suppressed));
     }
     release_partial();
     auto res = make_response(http::status::service_unavailable,

@@ -94,7 +94,7 @@ class frame_parser {
   std::size_t buffered_bytes() const { return partial_.size() + fragments_.size(); }
 
   /// Forgets any incomplete frame or message and releases their memory; parsing starts
-  /// again at a frame boundary.
+  /// again at a frame boundary. A handler may call it (payloads it was given are then gone).
   void clear();
 
  private:

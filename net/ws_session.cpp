@@ -56,10 +56,6 @@ std::vector<protocol::request>& parsed_requests() {
   return parsed;
 }
 
-std::string suppressed_note(uint64_t n) {
-  return n == 0 ? std::string{} : " (" + std::to_string(n) + " similar suppressed)";
-}
-
 }  // namespace
 
 ws_session::ws_session(asio::ip::tcp::socket socket, io_shard& shard,
