@@ -74,6 +74,7 @@ ws_session::ws_session(asio::ip::tcp::socket socket, io_shard& shard,
       ping_outstanding_(false),
       pongs_queued_(false),
       message_begun_(false),
+      left_(false),
       parser_(ctx_->settings.max_frame_bytes),
       slot_(std::move(slot)),
       tokens_(static_cast<uint32_t>(ctx_->settings.max_messages_per_second)),
@@ -157,20 +158,7 @@ void ws_session::feed(char* bytes, std::size_t size) {
     pongs_queued_ = false;
     flush();
   }
-  // Everything parsed from one read goes as one actor message; before the fan-out has
-  // admitted the connection, it waits here.
-  auto& parsed = parsed_requests();
-  if (!parsed.empty()) {
-    if (fanout_) {
-      shard_.send_later(fanout_, id_, std::move(parsed));
-    } else {
-      if (!held_) held_ = std::make_unique<held_input>();
-      auto& held = held_->requests;
-      held.insert(held.end(), std::make_move_iterator(parsed.begin()),
-                  std::make_move_iterator(parsed.end()));
-    }
-    parsed.clear();
-  }
+  send_parsed();
   if (status && phase_ == phase::open) track_partial(now);
   if (!status) {
     auto& counter = status.close_code == protocol::close_code::too_big ? ctx_->stats.oversize_closed
@@ -183,6 +171,32 @@ void ws_session::feed(char* bytes, std::size_t size) {
     }
     begin_close(status.close_code, status.reason, false);
   }
+}
+
+void ws_session::send_parsed() {
+  // Everything parsed from one read goes as one actor message; before the fan-out has
+  // admitted the connection, it waits here.
+  auto& parsed = parsed_requests();
+  if (parsed.empty()) return;
+  if (fanout_) {
+    shard_.send_later(fanout_, id_, std::move(parsed));
+  } else {
+    if (!held_) held_ = std::make_unique<held_input>();
+    auto& held = held_->requests;
+    held.insert(held.end(), std::make_move_iterator(parsed.begin()),
+                std::make_move_iterator(parsed.end()));
+  }
+  parsed.clear();
+}
+
+void ws_session::leave_room(bool now) {
+  if (left_) return;
+  left_ = true;
+  // Not admitted yet: on_attached sends the leave when the fan-out is known.
+  if (!fanout_) return;
+  if (now) return caf::anon_send(fanout_, actors::leave_msg{id_});
+  send_parsed();  // what the client sent before it is still the room's
+  shard_.send_leave_later(fanout_, id_);
 }
 
 void ws_session::refill(uint32_t now) {
@@ -372,7 +386,7 @@ void ws_session::on_attached(const caf::actor& fanout) {
     shard_.send_later(fanout_, id_, std::move(held_->requests));
   }
   held_.reset();
-  if (phase_ == phase::closed) return shard_.send_leave_later(fanout_, id_);
+  if (left_) return shard_.send_leave_later(fanout_, id_);
   if (read_paused_) {
     read_paused_ = false;
     do_read();
@@ -572,6 +586,8 @@ void ws_session::begin_close(uint16_t code, std::string reason, bool drop_queued
   }
   if (drop_queued) drop_unsent();
   drop_partial();  // input is not parsed any more
+  // The room is done with the connection; the socket still has its closing to do.
+  leave_room(false);
   queue_raw(make_control_frame(ws_opcode::close, reason, code));
   arm_close_timer();
   if (read_paused_) {
@@ -633,12 +649,7 @@ void ws_session::finish(bool now) {
   }
   unsent_.reset();
   drop_partial();
-  // Not admitted yet: on_attached sends the leave when the fan-out is known.
-  if (fanout_ && now) {
-    caf::anon_send(fanout_, actors::leave_msg{id_});
-  } else if (fanout_) {
-    shard_.send_leave_later(fanout_, id_);
-  }
+  leave_room(now);
   ctx_->sessions.remove(this);
   ctx_->stats.websockets_open.fetch_sub(1, std::memory_order_relaxed);
   ctx_->stats.sockets_open.fetch_sub(1, std::memory_order_relaxed);

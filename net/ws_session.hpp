@@ -99,6 +99,12 @@ class ws_session final : public actors::sink,
   void drop_partial();
   /// Closes the connection (1013) when the node holds too much unfinished input.
   void refuse_partial();
+  /// Sends the client messages parsed so far to the fan-out (or holds them until it is
+  /// known).
+  void send_parsed();
+  /// Tells the fan-out the connection left, after what it sent before; once. With `now`
+  /// (the I/O threads have stopped) at once.
+  void leave_room(bool now);
   bool on_message(bool text, std::string_view payload) override;
   bool on_ping(std::string_view payload) override;
   bool on_pong(std::string_view payload) override;
@@ -138,8 +144,8 @@ class ws_session final : public actors::sink,
   void on_writable(const boost::system::error_code& ec);
 
   // -- lifecycle --
-  /// Starts the closing handshake: no more deliveries, a close frame after what is queued,
-  /// input dropped from now on. `drop_queued` discards unsent messages but the rest of the
+  /// Starts the closing handshake: the fan-out is told the connection left (no more
+  /// deliveries), a close frame goes after what is queued, input is dropped from now on. `drop_queued` discards unsent messages but the rest of the
   /// one in progress, so that the close comes next (it tells the client why the rest is
   /// missing). Each wait for the peer (to read our close, to end its side) is bounded by
   /// close_timeout.
@@ -149,8 +155,9 @@ class ws_session final : public actors::sink,
   void arm_close_timer();
   /// Reads and drops what has arrived, without waiting.
   void discard_input();
-  /// Closes the socket and tells the fan-out the connection left: after what the session
-  /// read before, or, with `now` (the I/O threads have stopped), at once. Idempotent.
+  /// Closes the socket and tells the fan-out the connection left, if it has not yet: after
+  /// what the session read before, or, with `now` (the I/O threads have stopped), at once.
+  /// Idempotent.
   void finish(bool now = false);
   /// Ends the session after a failed socket operation `what`; errors that only mean the
   /// peer went away are not logged.
@@ -195,6 +202,8 @@ class ws_session final : public actors::sink,
   bool pongs_queued_ : 1;
   /// A message began (part of it is held) at message_started_ (context::now_ms).
   bool message_begun_ : 1;
+  /// The leave is sent (or, before admission, due).
+  bool left_ : 1;
   /// The fan-out that admitted this connection; null until then.
   caf::actor fanout_;
   /// This connection's number on the node.
