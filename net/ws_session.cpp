@@ -508,6 +508,11 @@ error_code ws_session::send_batch(const std::vector<out_item>& batch, std::size_
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
       return error_code{errno, boost::system::system_category()};
     }
+    if (n == static_cast<ssize_t>(total)) {  // the common case: the socket took it all
+      sent = end;
+      offset = 0;
+      continue;
+    }
     // Walk the items the bytes covered.
     std::size_t done = static_cast<std::size_t>(std::max<ssize_t>(n, 0));
     while (sent < end) {
