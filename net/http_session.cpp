@@ -220,6 +220,7 @@ bool http_session::track_partial() {
 }
 
 void http_session::release_partial() {
+  if (partial_charged_ == 0) return;  // the node-wide counter is shared: touch it only if needed
   ctx_->release_partial(partial_charged_);
   partial_charged_ = 0;
 }

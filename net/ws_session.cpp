@@ -251,8 +251,12 @@ void ws_session::track_partial(uint32_t now) {
 
 void ws_session::drop_partial() {
   if (parser_.buffered_bytes() > 0) parser_.clear();
-  ctx_->release_partial(partial_charged_);
-  partial_charged_ = 0;
+  // Most reads end between messages: leave the node-wide counter (shared by every I/O
+  // thread) alone then.
+  if (partial_charged_ > 0) {
+    ctx_->release_partial(partial_charged_);
+    partial_charged_ = 0;
+  }
   message_begun_ = false;
 }
 
