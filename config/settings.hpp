@@ -35,12 +35,20 @@ struct settings {
   std::size_t max_subscriptions = 10000;        ///< keys one connection may follow
   std::size_t max_subscription_bytes = 1u << 20;  ///< their total size
   std::size_t max_connections = 100000;         ///< open client sockets of this node
+  /// Partly received WebSocket messages and HTTP bodies of all connections together
+  /// (what arrives over it is refused: close 1013, HTTP 503).
+  std::size_t max_partial_bytes = 256u << 20;
+  std::size_t max_connections_per_ip = 20000;   ///< open sockets of one client address (429 above)
+  std::size_t max_new_rooms_per_minute = 1200;  ///< POST /new of one client address (429 above)
+  /// Inbound messages of one WebSocket; a second's worth may come at once (1008 above).
+  std::size_t max_messages_per_second = 100000;
 
   // -- timeouts --
   milliseconds handshake_timeout{10000};   ///< from accept to a complete HTTP request
   milliseconds http_timeout{30000};        ///< an idle keep-alive HTTP connection
   milliseconds idle_timeout{60000};        ///< WebSocket silence; pinged at half of it
   milliseconds close_timeout{5000};        ///< waiting for the peer's close frame
+  milliseconds message_timeout{30000};     ///< to finish a message or body once begun
   seconds room_ttl{24 * 3600};             ///< a room's data lives this long after its last write
 
   // -- storage --

@@ -3,6 +3,7 @@
 // of open WebSocket sessions.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -10,11 +11,14 @@
 #include <string>
 #include <unordered_map>
 
+#include <boost/system/error_code.hpp>
+
 #include "caf/all.hpp"
 
 #include "actors/counters.hpp"
 #include "config/logging.hpp"
 #include "config/settings.hpp"
+#include "net/clients.hpp"
 #include "protocol/message.hpp"
 #include "protocol/room_id.hpp"
 
@@ -40,6 +44,18 @@ struct counters {
   /// Socket writes of WebSocket sessions, and the messages they carried.
   std::atomic<uint64_t> socket_writes{0};
   std::atomic<uint64_t> messages_written{0};
+  /// Bytes of partly received WebSocket messages and HTTP bodies held now.
+  std::atomic<uint64_t> partial_bytes{0};
+  /// Connections refused because partial input would pass --max-partial-bytes.
+  std::atomic<uint64_t> partial_refused{0};
+  /// Messages and bodies not finished within --message-timeout.
+  std::atomic<uint64_t> message_timeouts{0};
+  /// Sockets answered 503 (node full) or 429 (address full) and closed.
+  std::atomic<uint64_t> connections_refused{0};
+  /// POST /new answered 429.
+  std::atomic<uint64_t> rooms_refused{0};
+  /// WebSockets closed for sending more than --max-messages-per-second.
+  std::atomic<uint64_t> rate_limited{0};
 };
 
 /// The open WebSocket sessions, so that shutdown can close each with 1001. Thread-safe.
@@ -80,14 +96,39 @@ struct context {
   /// Where rooms are kept (owned by the node); null: memory only.
   storage::store* store = nullptr;
   session_registry sessions;
+  /// Sockets and new rooms per client address.
+  client_table clients;
   /// Keeps warnings about bad client input from flooding the log.
   config::log_limiter input_warnings{5};
   /// False once shutdown began: new connections are refused.
   std::atomic<bool> accepting{true};
   /// Numbers the node's WebSocket connections (the `conn` of actor messages).
   std::atomic<uint64_t> next_connection{1};
+
+  /// Counts `n` more bytes of partial input against --max-partial-bytes; false, and nothing
+  /// counted, when that would pass it. Any thread.
+  bool charge_partial(std::size_t n);
+  void release_partial(std::size_t n) {
+    stats.partial_bytes.fetch_sub(n, std::memory_order_relaxed);
+  }
+
+  /// Milliseconds since the context was made, wrapping after 49 days: a coarse timestamp
+  /// small enough to keep per connection. Compare two by their unsigned difference.
+  uint32_t now_ms() const;
+  /// --message-timeout in those units (at most 24 days, so that differences do not wrap).
+  uint32_t message_timeout_ms = 0;
+
+ private:
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
 spdlog::logger& log();
+
+/// " (N similar suppressed)" after a warning that config::log_limiter let through, or "".
+std::string suppressed_note(uint64_t n);
+
+/// True for socket errors that only mean the peer closed or reset the connection, or that
+/// the operation was cancelled: a session ends on them without logging.
+bool peer_went_away(const boost::system::error_code& ec);
 
 }  // namespace driftd::net

@@ -15,6 +15,7 @@
 
 #include "actors/messages.hpp"
 #include "actors/type_ids.hpp"
+#include "net/linger.hpp"
 #include "net/ws_session.hpp"
 #include "protocol/message.hpp"
 #include "storage/store.hpp"
@@ -33,6 +34,10 @@ constexpr auto room_call_timeout = std::chrono::seconds{10};
 
 /// Request headers beyond this size are refused with 431.
 constexpr std::uint32_t max_header_bytes = 16 * 1024;
+
+/// What a body refused for want of room tells its client to wait (the room frees up as
+/// other bodies finish).
+constexpr std::chrono::seconds busy_retry_after{1};
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -94,10 +99,11 @@ void ask(caf::actor_system& sys, const caf::actor& dest, Message msg, Done done)
 }  // namespace
 
 http_session::http_session(asio::ip::tcp::socket socket, io_shard& shard,
-                           std::shared_ptr<context> ctx)
-    : stream_(std::move(socket)), shard_(shard), ctx_(std::move(ctx)) {}
+                           std::shared_ptr<context> ctx, client_table::slot slot)
+    : stream_(std::move(socket)), shard_(shard), ctx_(std::move(ctx)), slot_(std::move(slot)) {}
 
 http_session::~http_session() {
+  release_partial();
   if (!handed_off_) ctx_->stats.sockets_open.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -106,13 +112,16 @@ void http_session::run() {
 }
 
 void http_session::do_read() {
+  release_partial();
   parser_.emplace();
   parser_->header_limit(max_header_bytes);
   parser_->body_limit(ctx_->settings.max_body_bytes);
   // The first request must arrive whole within the handshake timeout (slow senders cannot
   // hold a socket); later ones on a kept-alive connection within the HTTP timeout.
-  stream_.expires_after(first_request_ ? ctx_->settings.handshake_timeout
-                                       : ctx_->settings.http_timeout);
+  request_deadline_ = std::chrono::steady_clock::now() +
+                      (first_request_ ? ctx_->settings.handshake_timeout
+                                      : ctx_->settings.http_timeout);
+  stream_.expires_at(request_deadline_);
   http::async_read_header(stream_, buffer_, *parser_,
                           [self = shared_from_this()](error_code ec, std::size_t) {
                             self->on_header(ec);
@@ -120,10 +129,8 @@ void http_session::do_read() {
 }
 
 void http_session::on_header(error_code ec) {
-  if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
-      ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
-      ec == asio::error::eof) {
-    return shut();
+  if (ec == http::error::end_of_stream || ec == beast::error::timeout || peer_went_away(ec)) {
+    return fail(ec, "read a request");
   }
   if (ec == http::error::body_limit) {
     // A Content-Length over the limit is refused before any of the body is read.
@@ -156,15 +163,18 @@ void http_session::on_header(error_code ec) {
   }
   if (parser_->is_done()) return handle();
 
-  auto go_on = [self = shared_from_this()] {
-    http::async_read(self->stream_, self->buffer_, *self->parser_,
-                     [self](error_code ec, std::size_t) { self->on_body(ec); });
-  };
+  // A body, once its header is in, has --message-timeout to follow (and no more than the
+  // request's deadline).
+  const auto body_deadline =
+    std::chrono::steady_clock::now() + ctx_->settings.message_timeout;
+  body_has_message_deadline_ = body_deadline < request_deadline_;
+  stream_.expires_at(std::min(body_deadline, request_deadline_));
+  auto go_on = [self = shared_from_this()] { self->read_body(); };
   if (iequals(req[http::field::expect], "100-continue")) {
     static const std::string continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
     asio::async_write(stream_, asio::buffer(continue_line),
                       [self = shared_from_this(), go_on](error_code ec, std::size_t) {
-                        if (ec) return self->shut();
+                        if (ec) return self->fail(ec, "write 100 Continue");
                         go_on();
                       });
     return;
@@ -172,7 +182,54 @@ void http_session::on_header(error_code ec) {
   go_on();
 }
 
+void http_session::read_body() {
+  http::async_read_some(stream_, buffer_, *parser_,
+                        [self = shared_from_this()](error_code ec, std::size_t) {
+                          self->on_body_part(ec);
+                        });
+}
+
+void http_session::on_body_part(error_code ec) {
+  if (ec) return on_body(ec);
+  if (!track_partial()) {
+    ctx_->stats.partial_refused.fetch_add(1, std::memory_order_relaxed);
+    uint64_t suppressed = 0;
+    if (ctx_->input_warnings.allow(suppressed)) {
+      log().warn("refusing an HTTP body: partly received input of all connections is at "
+                 "--max-partial-bytes ({}){}",
+                 ctx_->settings.max_partial_bytes, suppressed_note(suppressed));
+    }
+    release_partial();
+    auto res = make_response(http::status::service_unavailable,
+                             error_json("server busy: too much partial input"));
+    res.set(http::field::retry_after, std::to_string(busy_retry_after.count()));
+    return respond(std::move(res), true);
+  }
+  if (!parser_->is_done()) return read_body();
+  on_body({});
+}
+
+bool http_session::track_partial() {
+  const std::size_t held = parser_->get().body().size() + buffer_.size();
+  if (held > partial_charged_) {
+    if (!ctx_->charge_partial(held - partial_charged_)) return false;
+  } else {
+    ctx_->release_partial(partial_charged_ - held);
+  }
+  partial_charged_ = held;
+  return true;
+}
+
+void http_session::release_partial() {
+  if (partial_charged_ == 0) return;  // the node-wide counter is shared: touch it only if needed
+  ctx_->release_partial(partial_charged_);
+  partial_charged_ = 0;
+}
+
 void http_session::on_body(error_code ec) {
+  if (ec == beast::error::timeout && body_has_message_deadline_) {
+    ctx_->stats.message_timeouts.fetch_add(1, std::memory_order_relaxed);
+  }
   if (ec == http::error::body_limit) {
     return respond_error(http::status::payload_too_large,
                          "body larger than " + std::to_string(ctx_->settings.max_body_bytes) +
@@ -180,14 +237,15 @@ void http_session::on_body(error_code ec) {
                          true);
   }
   if (ec == beast::error::timeout || ec == http::error::end_of_stream ||
-      ec == http::error::partial_message || ec == asio::error::eof) {
-    return shut();
+      ec == http::error::partial_message || peer_went_away(ec)) {
+    return fail(ec, "read a body");
   }
   if (ec) return respond_error(http::status::bad_request, "malformed request: " + ec.message(), true);
   handle();
 }
 
 void http_session::handle() {
+  release_partial();  // the request is whole
   first_request_ = false;
   ctx_->stats.http_requests.fetch_add(1, std::memory_order_relaxed);
   const auto& req = parser_->get();
@@ -224,7 +282,7 @@ void http_session::handle() {
 
   switch (r.kind) {
     case route_kind::new_room:
-      return respond(make_response(http::status::ok, room_document(ctx_->ids.generate())));
+      return new_room();
     case route_kind::room_info:
       if (!ctx_->ids.valid(r.room)) return respond_error(http::status::not_found, "no such room");
       return respond(make_response(http::status::ok, room_document(r.room)));
@@ -243,6 +301,18 @@ void http_session::handle() {
       break;
   }
   respond_error(http::status::not_found, "no such route");
+}
+
+void http_session::new_room() {
+  std::chrono::seconds retry_after{};
+  if (!ctx_->clients.take_room(slot_, retry_after)) {
+    ctx_->stats.rooms_refused.fetch_add(1, std::memory_order_relaxed);
+    auto res = make_response(http::status::too_many_requests,
+                             error_json("too many new rooms from this address"));
+    res.set(http::field::retry_after, std::to_string(retry_after.count()));
+    return respond(std::move(res));
+  }
+  respond(make_response(http::status::ok, room_document(ctx_->ids.generate())));
 }
 
 void http_session::upgrade(const route& r) {
@@ -293,9 +363,9 @@ void http_session::upgrade(const route& r) {
   std::string already_read{static_cast<const char*>(leftover.data()), leftover.size()};
   stream_.expires_never();
   handed_off_ = true;
-  auto session =
-    std::make_shared<ws_session>(stream_.release_socket(), shard_, ctx_, r.room, flags);
-  session->start(std::move(answer), already_read);
+  auto session = std::make_shared<ws_session>(stream_.release_socket(), shard_, ctx_, r.room,
+                                              flags, std::move(slot_));
+  session->start(std::move(answer), std::move(already_read));
 }
 
 void http_session::send_to_room(const route& r) {
@@ -370,6 +440,13 @@ void http_session::stats() {
           {"idle_closed", s.idle_closed.load()},
           {"socket_writes", s.socket_writes.load()},
           {"messages_written", s.messages_written.load()},
+          {"partial_bytes", s.partial_bytes.load()},
+          {"partial_refused", s.partial_refused.load()},
+          {"message_timeouts", s.message_timeouts.load()},
+          {"connections_refused", s.connections_refused.load()},
+          {"rooms_refused", s.rooms_refused.load()},
+          {"rate_limited", s.rate_limited.load()},
+          {"client_addresses", self->ctx_->clients.size()},
           {"broadcasts_in", a ? a->broadcasts_in.load() : 0},
           {"deliveries", a ? a->deliveries.load() : 0},
         };
@@ -492,13 +569,28 @@ void http_session::respond(response res, bool close) {
 
 void http_session::on_written(bool close, error_code ec) {
   pending_.reset();
-  if (ec || close) return shut();
+  if (ec) return fail(ec, "write a response");
+  if (close) return linger();
   do_read();
 }
 
-void http_session::shut() {
-  error_code ec;
-  stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+void http_session::linger() {
+  // The socket stays counted until it is really closed.
+  handed_off_ = true;
+  release_partial();
+  parser_.reset();
+  buffer_ = beast::flat_buffer{};
+  linger_close(
+    stream_.release_socket(), ctx_->settings.close_timeout,
+    [ctx = ctx_] { ctx->stats.sockets_open.fetch_sub(1, std::memory_order_relaxed); },
+    std::move(slot_));
+}
+
+void http_session::fail(error_code ec, const char* what) {
+  // Timeouts and a peer that ends between requests are how HTTP connections end.
+  const bool ordinary = ec == beast::error::timeout || ec == http::error::end_of_stream ||
+                        ec == http::error::partial_message || peer_went_away(ec);
+  if (!ordinary) log().debug("HTTP connection: {} failed: {}", what, ec.message());
   stream_.close();
 }
 

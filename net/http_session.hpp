@@ -1,5 +1,6 @@
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,8 +26,10 @@ class http_session : public std::enable_shared_from_this<http_session> {
   using response = boost::beast::http::response<boost::beast::http::string_body>;
 
   /// `socket` belongs to `shard`'s io_context. The socket is already counted in
-  /// `ctx->stats.sockets_open`; the session uncounts it when it closes it.
-  http_session(boost::asio::ip::tcp::socket socket, io_shard& shard, std::shared_ptr<context> ctx);
+  /// `ctx->stats.sockets_open` and holds `slot` among its address's; the session uncounts
+  /// it when it closes it (or hands both on).
+  http_session(boost::asio::ip::tcp::socket socket, io_shard& shard, std::shared_ptr<context> ctx,
+               client_table::slot slot);
   ~http_session();
 
   http_session(const http_session&) = delete;
@@ -37,8 +40,16 @@ class http_session : public std::enable_shared_from_this<http_session> {
  private:
   void do_read();
   void on_header(boost::beast::error_code ec);
+  /// The body is read a part at a time, so that what it holds is counted as it grows.
+  void read_body();
+  void on_body_part(boost::beast::error_code ec);
   void on_body(boost::beast::error_code ec);
+  /// Counts the body so far against --max-partial-bytes; false when there is no room.
+  bool track_partial();
+  void release_partial();
   void handle();
+  /// POST /new, within the address's --max-new-rooms-per-minute.
+  void new_room();
   void upgrade(const route& r);
   void send_to_room(const route& r);
   void healthz();
@@ -51,7 +62,10 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void respond_error(boost::beast::http::status status, const std::string& message,
                      bool close = false);
   void on_written(bool close, boost::beast::error_code ec);
-  void shut();
+  /// Ends the connection after a response that said so, without a reset (see linger_close).
+  void linger();
+  /// Ends the connection after a failed read or write; logs what is not an ordinary end.
+  void fail(boost::beast::error_code ec, const char* what);
 
   /// Host part of the URLs handed to clients: the configured public URL, else the
   /// request's Host header.
@@ -62,7 +76,13 @@ class http_session : public std::enable_shared_from_this<http_session> {
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   std::shared_ptr<context> ctx_;
+  client_table::slot slot_;
   std::shared_ptr<response> pending_;
+  /// When the request being read must be complete.
+  std::chrono::steady_clock::time_point request_deadline_;
+  /// What of the request is counted in the node's partial_bytes.
+  std::size_t partial_charged_ = 0;
+  bool body_has_message_deadline_ = false;
   bool first_request_ = true;
   bool handed_off_ = false;
 };

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -40,9 +41,12 @@ class listener : public std::enable_shared_from_this<listener> {
   void do_accept();
   void on_accept(const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket,
                  io_shard& shard);
-  /// Every half idle timeout: lets each WebSocket check for a silent peer. One timer for
-  /// the node instead of one per connection.
-  void arm_idle_sweep();
+  /// Answers a socket that is not served with `response` (a whole HTTP response that
+  /// outlives the listener's use of it) and closes it without a reset.
+  void refuse(boost::asio::ip::tcp::socket socket, const std::string& response);
+  /// Every half idle timeout or half message timeout, whichever is shorter: lets each
+  /// WebSocket check its deadlines. One timer for the node instead of one per connection.
+  void arm_sweep();
 
   std::vector<io_shard*> shards_;
   std::size_t next_shard_ = 0;
@@ -51,6 +55,15 @@ class listener : public std::enable_shared_from_this<listener> {
   boost::asio::steady_timer sweep_;
   std::shared_ptr<context> ctx_;
   uint16_t port_ = 0;
+  /// Sweeps so far; every few is a ping round.
+  uint64_t sweeps_ = 0;
+  /// The answers to sockets over --max-connections, to those that arrive while the node
+  /// stops, and to those over --max-connections-per-ip.
+  const std::string node_full_;
+  const std::string stopping_;
+  const std::string address_full_;
+  /// Refused sockets not closed yet; their lingering ends on the shards' threads.
+  std::atomic<int> lingering_refusals_{0};
 };
 
 }  // namespace driftd::net

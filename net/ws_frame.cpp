@@ -232,30 +232,23 @@ frame_parser::header_state frame_parser::read_header(const unsigned char* p, std
   return header_state::complete;
 }
 
-bool frame_parser::on_frame(const frame_header& h, const char* masked, char* in_place,
-                            frame_handler& handler, parse_status& status) {
+bool frame_parser::on_frame(const frame_header& h, char* payload, frame_handler& handler,
+                            parse_status& status) {
   // read_header bounded the length by 125 or by max_message_bytes_, so it fits a size_t.
   const auto n = static_cast<std::size_t>(h.payload_len);
 
   if (is_control(static_cast<uint8_t>(h.op))) {
-    char body[max_control_payload];
-    unmask(body, masked, n, h.key);
-    const std::string_view payload(body, n);
-    if (h.op == ws_opcode::ping) return handler.on_ping(payload);
-    if (h.op == ws_opcode::pong) return handler.on_pong(payload);
-    return deliver_close(payload, handler, status);
+    unmask(payload, payload, n, h.key);
+    const std::string_view body(payload, n);
+    if (h.op == ws_opcode::ping) return handler.on_ping(body);
+    if (h.op == ws_opcode::pong) return handler.on_pong(body);
+    return deliver_close(body, handler, status);
   }
 
   if (h.fin && !in_fragmented_) {
-    // A whole message in one frame, the common case: unmask into the reused scratch buffer,
-    // or in place when the frame already sits in partial_, so no allocation per frame.
-    char* out = in_place;
-    if (out == nullptr) {
-      if (scratch_.size() < n) scratch_.resize(n);
-      out = scratch_.data();
-    }
-    unmask(out, masked, n, h.key);
-    const std::string_view message(out, n);
+    // A whole message in one frame, the common case: unmasked where it lies, no copy.
+    unmask(payload, payload, n, h.key);
+    const std::string_view message(payload, n);
     const bool text = h.op == ws_opcode::text;
     bool go_on = false;
     if (text && !protocol::valid_utf8(message)) {
@@ -263,7 +256,6 @@ bool frame_parser::on_frame(const frame_header& h, const char* masked, char* in_
     } else {
       go_on = handler.on_message(text, message);
     }
-    if (scratch_.capacity() > keep_buffer_bytes) std::string().swap(scratch_);
     return go_on;
   }
 
@@ -273,7 +265,7 @@ bool frame_parser::on_frame(const frame_header& h, const char* masked, char* in_
   }
   const std::size_t held = fragments_.size();
   fragments_.resize(held + n);
-  unmask(fragments_.data() + held, masked, n, h.key);
+  unmask(fragments_.data() + held, payload, n, h.key);
   if (!h.fin) return true;
 
   in_fragmented_ = false;
@@ -288,6 +280,11 @@ bool frame_parser::on_frame(const frame_header& h, const char* masked, char* in_
 }
 
 parse_status frame_parser::consume(std::string_view data, frame_handler& handler) {
+  std::string copy{data};
+  return consume(copy.data(), copy.size(), handler);
+}
+
+parse_status frame_parser::consume(char* data, std::size_t size, frame_handler& handler) {
   parse_status status;
   frame_header h;
   std::size_t pos = 0;
@@ -302,35 +299,34 @@ parse_status frame_parser::consume(std::string_view data, frame_handler& handler
       if (state == header_state::complete) break;
       const std::size_t want =
           partial_.size() < 2 ? 2 : header_length(static_cast<unsigned char>(partial_[1]));
-      const std::size_t take = std::min(want - partial_.size(), data.size() - pos);
+      const std::size_t take = std::min(want - partial_.size(), size - pos);
       if (take == 0) return status;
-      partial_.append(data.data() + pos, take);
+      partial_.append(data + pos, take);
       pos += take;
     }
     const uint64_t frame_len = h.header_len + h.payload_len;
     const auto take = static_cast<std::size_t>(
-        std::min<uint64_t>(frame_len - partial_.size(), data.size() - pos));
-    partial_.append(data.data() + pos, take);
+        std::min<uint64_t>(frame_len - partial_.size(), size - pos));
+    partial_.append(data + pos, take);
     pos += take;
     if (partial_.size() < frame_len) return status;
 
-    char* payload = partial_.data() + h.header_len;
-    const bool go_on = on_frame(h, payload, payload, handler, status);
+    const bool go_on = on_frame(h, partial_.data() + h.header_len, handler, status);
     recycle(partial_);
     if (!go_on) return status;
   }
 
-  const auto* bytes = reinterpret_cast<const unsigned char*>(data.data());
-  while (pos < data.size()) {
-    const std::size_t avail = data.size() - pos;
+  const auto* bytes = reinterpret_cast<const unsigned char*>(data);
+  while (pos < size) {
+    const std::size_t avail = size - pos;
     const auto state = read_header(bytes + pos, avail, h, status);
     if (state == header_state::invalid) return status;
     if (state == header_state::incomplete || h.payload_len > avail - h.header_len) {
       // Only an incomplete trailing frame is copied; whole frames are read from `data`.
-      partial_.assign(data.data() + pos, avail);
+      partial_.assign(data + pos, avail);
       return status;
     }
-    if (!on_frame(h, data.data() + pos + h.header_len, nullptr, handler, status)) return status;
+    if (!on_frame(h, data + pos + h.header_len, handler, status)) return status;
     pos += h.header_len + static_cast<std::size_t>(h.payload_len);
   }
   return status;
@@ -338,6 +334,12 @@ parse_status frame_parser::consume(std::string_view data, frame_handler& handler
 
 bool frame_parser::mid_message() const {
   return !partial_.empty() || in_fragmented_;
+}
+
+void frame_parser::clear() {
+  std::string().swap(partial_);
+  std::string().swap(fragments_);
+  in_fragmented_ = false;
 }
 
 }  // namespace driftd::net

@@ -1,7 +1,7 @@
 #pragma once
 // WebSocket framing (RFC 6455) for the server side, without extensions.
-// Pure logic: no Asio, no CAF. A frame_parser belongs to one connection and is used from
-// that connection's strand only.
+// Pure logic: no Asio, no CAF. A frame_parser belongs to one connection and is used by one
+// thread at a time.
 
 #include <cstddef>
 #include <cstdint>
@@ -70,7 +70,8 @@ struct parse_status {
 ///
 /// Memory: bytes of an incomplete frame and fragments of an incomplete message are kept;
 /// between messages each of the parser's buffers keeps at most 64 KiB of capacity for reuse
-/// (bigger ones are released), so an idle connection holds no big buffer.
+/// (bigger ones are released), so an idle connection holds no big buffer. A message that
+/// arrives whole is unmasked where it lies, in the caller's buffer.
 class frame_parser {
  public:
   explicit frame_parser(std::size_t max_message_bytes);
@@ -78,12 +79,23 @@ class frame_parser {
   frame_parser(const frame_parser&) = delete;
   frame_parser& operator=(const frame_parser&) = delete;
 
-  /// Parses `data` (any split of the byte stream is fine) and calls `handler` for each
-  /// complete message and control frame, in order.
+  /// Parses `size` bytes at `data` (any split of the byte stream is fine) and calls
+  /// `handler` for each complete message and control frame, in order. Unmasks frames in
+  /// place: `data` holds garbage afterwards.
+  parse_status consume(char* data, std::size_t size, frame_handler& handler);
+
+  /// The same for bytes that must stay as they are (they are copied first).
   parse_status consume(std::string_view data, frame_handler& handler);
 
   /// True while part of a frame or message is buffered.
   bool mid_message() const;
+
+  /// Bytes held of incomplete frames and unfinished fragmented messages.
+  std::size_t buffered_bytes() const { return partial_.size() + fragments_.size(); }
+
+  /// Forgets any incomplete frame or message and releases their memory; parsing starts
+  /// again at a frame boundary. A handler may call it (payloads it was given are then gone).
+  void clear();
 
  private:
   struct frame_header;
@@ -91,13 +103,12 @@ class frame_parser {
 
   header_state read_header(const unsigned char* p, std::size_t avail, frame_header& h,
                            parse_status& status) const;
-  bool on_frame(const frame_header& h, const char* masked, char* in_place, frame_handler& handler,
-                parse_status& status);
+  /// Handles the complete frame `h` whose masked payload is at `payload` (unmasked there).
+  bool on_frame(const frame_header& h, char* payload, frame_handler& handler, parse_status& status);
 
   std::size_t max_message_bytes_;
   std::string partial_;    // bytes of an incomplete frame
   std::string fragments_;  // payload of an unfinished fragmented message
-  std::string scratch_;    // unmasked single-frame message; reused, size is a high-water mark
   bool in_fragmented_ = false;
   bool fragmented_text_ = false;
 };

@@ -22,8 +22,10 @@ const std::vector<std::string> setting_names = {
     "host", "port", "public-url", "cors-origins",
     "max-frame-bytes", "max-body-bytes", "max-key-bytes", "max-depth", "max-queue-bytes",
     "max-room-bytes", "max-keys", "max-subscriptions", "max-subscription-bytes",
-    "max-connections",
-    "handshake-timeout", "http-timeout", "idle-timeout", "close-timeout", "room-ttl",
+    "max-connections", "max-partial-bytes", "max-connections-per-ip", "max-new-rooms-per-minute",
+    "max-messages-per-second",
+    "handshake-timeout", "http-timeout", "idle-timeout", "close-timeout", "message-timeout",
+    "room-ttl",
     "storage", "data-dir", "fsync", "fsync-interval", "unload-after",
     "io-threads", "actor-threads",
     "log-level",
@@ -662,6 +664,76 @@ TEST(settings_usage, groups_and_defaults_read_back) {
   EXPECT_NE(text.find("(default: 250ms)"), std::string::npos);
   EXPECT_NE(text.find("(default: 1d)"), std::string::npos);
   EXPECT_NE(text.find("(default: 8080)"), std::string::npos);
+}
+
+// -- limits on partial input, per address and per connection --
+
+/// `--name METAVAR` is listed once in --help, with `shown` as its default.
+void expect_listed_once(const std::string& name, const std::string& metavar,
+                        const std::string& shown) {
+  const auto text = usage();
+  const std::string flag = "\n  --" + name + " " + metavar + " ";
+  const auto at = text.find(flag);
+  ASSERT_NE(at, std::string::npos) << name;
+  EXPECT_EQ(text.find(flag, at + 1), std::string::npos) << name << " listed twice";
+  const auto line = text.substr(at + 1, text.find('\n', at + 1) - at - 1);
+  EXPECT_NE(line.find("(default: " + shown + ")"), std::string::npos) << line;
+}
+
+TEST(settings_partial_input, defaults_flags_file_keys_and_help) {
+  const settings defaults;
+  EXPECT_EQ(defaults.max_partial_bytes, std::size_t{256} << 20);
+  EXPECT_EQ(defaults.message_timeout, 30s);
+
+  const settings s = loaded({"--max-partial-bytes", "64m", "--message-timeout", "2s"});
+  EXPECT_EQ(s.max_partial_bytes, std::size_t{64} << 20);
+  EXPECT_EQ(s.message_timeout, 2s);
+
+  settings from_file;
+  EXPECT_EQ(apply_json(from_file, R"({"max-partial-bytes": 4096, "message-timeout": "750ms"})"),
+            "");
+  EXPECT_EQ(from_file.max_partial_bytes, 4096u);
+  EXPECT_EQ(from_file.message_timeout, 750ms);
+
+  expect_error({"--max-partial-bytes", "1023"}, {"--max-partial-bytes", "1023"});
+  expect_error({"--max-partial-bytes", "lots"}, {"--max-partial-bytes", "lots"});
+  expect_error({"--message-timeout", "0"}, {"--message-timeout", "0"});
+  expect_error({"--message-timeout", "10x"}, {"--message-timeout", "10x"});
+
+  expect_listed_once("max-partial-bytes", "SIZE", "256m");
+  expect_listed_once("message-timeout", "DURATION", "30s");
+}
+
+TEST(settings_client_limits, defaults_flags_file_keys_and_help) {
+  const settings defaults;
+  EXPECT_EQ(defaults.max_connections_per_ip, 20000u);
+  EXPECT_EQ(defaults.max_new_rooms_per_minute, 1200u);
+  EXPECT_EQ(defaults.max_messages_per_second, 100000u);
+
+  const settings s = loaded({"--max-connections-per-ip", "7", "--max-new-rooms-per-minute", "30",
+                             "--max-messages-per-second", "500"});
+  EXPECT_EQ(s.max_connections_per_ip, 7u);
+  EXPECT_EQ(s.max_new_rooms_per_minute, 30u);
+  EXPECT_EQ(s.max_messages_per_second, 500u);
+
+  settings from_file;
+  EXPECT_EQ(apply_json(from_file, R"({"max-connections-per-ip": 3, "max-new-rooms-per-minute": "4",
+                                      "max-messages-per-second": 5})"),
+            "");
+  EXPECT_EQ(from_file.max_connections_per_ip, 3u);
+  EXPECT_EQ(from_file.max_new_rooms_per_minute, 4u);
+  EXPECT_EQ(from_file.max_messages_per_second, 5u);
+
+  for (const char* flag :
+       {"--max-connections-per-ip", "--max-new-rooms-per-minute", "--max-messages-per-second"}) {
+    expect_error({flag, "0"}, {flag, "0"});
+    expect_error({flag, "-1"}, {flag, "-1"});
+    expect_error({flag, "5000000000"}, {flag, "5000000000"});
+  }
+
+  expect_listed_once("max-connections-per-ip", "N", "20000");
+  expect_listed_once("max-new-rooms-per-minute", "N", "1200");
+  expect_listed_once("max-messages-per-second", "N", "100000");
 }
 
 // -- the example configurations in config/ --

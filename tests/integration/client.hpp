@@ -120,14 +120,26 @@ class test_node {
 class raw_socket {
  public:
   /// Connects to `port`. `rcvbuf` > 0 sets SO_RCVBUF before connecting, so that the window
-  /// the server sees is small from the first byte.
-  explicit raw_socket(uint16_t port, int rcvbuf = 0) {
+  /// the server sees is small from the first byte. `source` (a 127.x.y.z address) is the
+  /// address the server sees the connection come from; empty: 127.0.0.1.
+  explicit raw_socket(uint16_t port, int rcvbuf = 0, const std::string& source = {}) {
     init_process();
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd_ < 0) fail(std::string{"socket: "} + std::strerror(errno));
     if (rcvbuf > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     int one = 1;
     ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (!source.empty()) {
+      sockaddr_in from{};
+      from.sin_family = AF_INET;
+      if (::inet_pton(AF_INET, source.c_str(), &from.sin_addr) != 1) fail("bad address " + source);
+      if (::bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
+        const int e = errno;
+        ::close(fd_);
+        fd_ = -1;
+        fail("bind " + source + ": " + std::strerror(e));
+      }
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
@@ -235,6 +247,35 @@ class raw_socket {
   }
 
   void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
+
+  /// How a connection ended, as read by read_to_end.
+  struct ending {
+    std::string bytes;   ///< everything received (after what was already read)
+    bool reset = false;  ///< ended by a reset rather than an orderly end of stream
+  };
+
+  /// Reads everything until the peer ends the connection; throws when it is still open at
+  /// the deadline. Unlike wait_closed, it keeps the bytes and tells a reset from an end.
+  /// `pause` > 0 makes a slow reader: it waits that long after each read.
+  ending read_to_end(milliseconds timeout = default_timeout, milliseconds pause = {}) {
+    const auto deadline = steady::now() + timeout;
+    ending out;
+    out.bytes = std::exchange(ahead_, {});
+    std::vector<char> buf(256 * 1024);
+    for (;;) {
+      if (!wait_for(POLLIN, deadline)) fail("read_to_end: still open at the deadline");
+      const ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
+      if (n > 0) {
+        out.bytes.append(buf.data(), static_cast<std::size_t>(n));
+        if (pause.count() > 0) std::this_thread::sleep_for(pause);
+      } else if (n == 0) {
+        return out;
+      } else if (errno != EINTR && errno != EAGAIN) {
+        out.reset = true;
+        return out;
+      }
+    }
+  }
 
  private:
   bool wait_for(short events, steady::time_point deadline) {
@@ -756,8 +797,9 @@ inline std::string upgrade_request(uint16_t port, const std::string& room,
 
 /// A raw socket that completed the WebSocket upgrade to `room`.
 inline raw_socket raw_websocket(uint16_t port, const std::string& room,
-                                const std::string& query = {}, int rcvbuf = 0) {
-  raw_socket s{port, rcvbuf};
+                                const std::string& query = {}, int rcvbuf = 0,
+                                const std::string& source = {}) {
+  raw_socket s{port, rcvbuf, source};
   if (!s.send(upgrade_request(port, room, query))) fail("upgrade request not sent");
   const std::string head = s.recv_until("\r\n\r\n");
   if (head.rfind("HTTP/1.1 101 ", 0) != 0) fail("upgrade refused: " + head);
@@ -787,6 +829,43 @@ inline ws_frame read_frame(raw_socket& s, milliseconds timeout = default_timeout
   }
   f.payload = s.recv_exact(static_cast<std::size_t>(len), deadline);
   return f;
+}
+
+/// The frames in `bytes` (as the server sends them: unmasked), and what is left after the
+/// last whole one.
+struct frame_list {
+  std::vector<ws_frame> frames;
+  std::string rest;
+};
+
+inline frame_list split_frames(const std::string& bytes) {
+  frame_list out;
+  std::size_t pos = 0;
+  for (;;) {
+    if (bytes.size() - pos < 2) break;
+    const auto b0 = static_cast<unsigned char>(bytes[pos]);
+    const auto b1 = static_cast<unsigned char>(bytes[pos + 1]);
+    if ((b1 & 0x80) != 0) fail("server frame is masked");
+    uint64_t len = b1 & 0x7f;
+    std::size_t head = 2;
+    if (len >= 126) {
+      const std::size_t ext = len == 126 ? 2 : 8;
+      if (bytes.size() - pos < head + ext) break;
+      len = 0;
+      for (std::size_t i = 0; i < ext; ++i)
+        len = len << 8 | static_cast<unsigned char>(bytes[pos + head + i]);
+      head += ext;
+    }
+    if (bytes.size() - pos - head < len) break;
+    ws_frame f;
+    f.fin = (b0 & 0x80) != 0;
+    f.opcode = b0 & 0x0f;
+    f.payload = bytes.substr(pos + head, static_cast<std::size_t>(len));
+    out.frames.push_back(std::move(f));
+    pos += head + static_cast<std::size_t>(len);
+  }
+  out.rest = bytes.substr(pos);
+  return out;
 }
 
 /// Skips frames until one of opcode `op`; throws if none comes.

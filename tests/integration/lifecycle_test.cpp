@@ -119,7 +119,7 @@ TEST_F(IdleTest, AWebSocketThatTalksStaysOpenWithoutPongs) {
   EXPECT_EQ(stats(port())["idle_closed"], 0);
 }
 
-TEST(ConnectionLimitTest, SocketsBeyondTheLimitAreRefusedAtOnce) {
+TEST(ConnectionLimitTest, SocketsBeyondTheLimitAreRefusedWithA503) {
   auto s = test_settings();
   s.max_connections = 2;
   s.secret = "integration-test-secret";
@@ -133,7 +133,16 @@ TEST(ConnectionLimitTest, SocketsBeyondTheLimitAreRefusedAtOnce) {
   second.send(http_text(port, "GET", "/healthz"));
   EXPECT_EQ(read_http_reply(second).status, 200u);
   raw_socket third{port};
-  EXPECT_TRUE(third.wait_closed()) << "refused without an answer";
+  // Answered at once, whatever it sends, and then closed without a reset.
+  third.send(http_text(port, "POST", "/new", std::string(64 * 1024, 'x')));
+  const auto refused = read_http_reply(third);
+  EXPECT_EQ(refused.status, 503u);
+  EXPECT_EQ(refused.header("retry-after"), "5");
+  EXPECT_EQ(refused.doc(), json({{"error", "too many connections"}}));
+  EXPECT_FALSE(refused.keep_alive);
+  const auto end = third.read_to_end();
+  EXPECT_EQ(end.bytes, "");
+  EXPECT_FALSE(end.reset);
 
   EXPECT_TRUE(first.sync().empty()) << "the admitted ones still work";
   second.send(http_text(port, "GET", "/healthz"));

@@ -335,6 +335,58 @@ TEST(FrameParser, MidMessageTracksBufferedFrameAndFragments) {
   EXPECT_EQ(handler.events, (events{"text:hello", "ping:", "text:fragment"}));
 }
 
+TEST(FrameParser, BufferedBytesCountIncompleteFramesAndFragments) {
+  frame_parser parser(default_max);
+  recorder handler;
+  EXPECT_EQ(parser.buffered_bytes(), 0u);
+  const std::string whole = client_frame(fin | op_text, "hello");  // 6 header bytes
+  ASSERT_TRUE(parser.consume(std::string_view(whole).substr(0, 8), handler));
+  EXPECT_EQ(parser.buffered_bytes(), 8u);  // the frame so far, header included
+  ASSERT_TRUE(parser.consume(std::string_view(whole).substr(8), handler));
+  EXPECT_EQ(parser.buffered_bytes(), 0u);
+
+  ASSERT_TRUE(parser.consume(client_frame(op_text, "frag"), handler));
+  EXPECT_EQ(parser.buffered_bytes(), 4u);  // the payload of the fragments so far
+  const std::string rest = client_frame(fin | op_continuation, "ment");
+  ASSERT_TRUE(parser.consume(std::string_view(rest).substr(0, 3), handler));
+  EXPECT_EQ(parser.buffered_bytes(), 7u);
+  ASSERT_TRUE(parser.consume(std::string_view(rest).substr(3), handler));
+  EXPECT_EQ(parser.buffered_bytes(), 0u);
+  EXPECT_EQ(handler.events, (events{"text:hello", "text:fragment"}));
+}
+
+TEST(FrameParser, ClearForgetsWhatWasBufferedAndStartsAtAFrame) {
+  frame_parser parser(default_max);
+  recorder handler;
+  ASSERT_TRUE(parser.consume(client_frame(op_text, "frag"), handler));
+  const std::string half = client_frame(fin | op_continuation, "ment");
+  ASSERT_TRUE(parser.consume(std::string_view(half).substr(0, 4), handler));
+  parser.clear();
+  EXPECT_EQ(parser.buffered_bytes(), 0u);
+  EXPECT_FALSE(parser.mid_message());
+  ASSERT_TRUE(parser.consume(client_frame(fin | op_text, "new"), handler));
+  EXPECT_EQ(handler.events, (events{"text:new"}));
+}
+
+TEST(FrameParser, InPlaceConsumeGivesTheSameEventsAndUnmasksTheBuffer) {
+  const std::string stream = client_frame(fin | op_text, "hello") + client_frame(fin | op_ping, "p") +
+                             client_frame(op_binary, "ab") + client_frame(fin | op_continuation, "cd");
+  for (std::size_t cut = 0; cut <= stream.size(); ++cut) {
+    SCOPED_TRACE(cut);
+    std::string bytes = stream;
+    frame_parser parser(default_max);
+    recorder handler;
+    ASSERT_TRUE(parser.consume(bytes.data(), cut, handler));
+    ASSERT_TRUE(parser.consume(bytes.data() + cut, bytes.size() - cut, handler));
+    EXPECT_EQ(handler.events, (events{"text:hello", "ping:p", "binary:abcd"}));
+    EXPECT_FALSE(parser.mid_message());
+    if (cut == 0) {
+      // A frame read whole is unmasked where it lies: after its 6 header bytes.
+      EXPECT_EQ(bytes.substr(6, 5), "hello");
+    }
+  }
+}
+
 TEST(FrameParser, UnfragmentedMessageKeepsNoFragmentState) {
   frame_parser parser(default_max);
   recorder handler;
