@@ -678,12 +678,19 @@ void hand_over(room_actor* self, const caf::actor& target) {
         st.last_forward = self->clock().now();
         // What this room still had to say goes first: the new one numbers after it.
         st.outbox.release(self, std::numeric_limits<uint64_t>::max());
-        // The last thing each fan-out hears from this actor: where the room is now.
+        // The last thing each fan-out hears from this actor: where the room is now. They
+        // stay watched: one that ends before it switched (its last connection left) is
+        // not waited for.
         for (const auto& [fanout, view] : st.subs.fanouts()) {
           self->send(fanout, room_moved{next});
-          self->demonitor(fanout);
           st.undrained.push_back(fanout);
         }
+        self->set_down_handler([=](caf::down_msg& dm) {
+          auto& un = self->state.undrained;
+          un.erase(std::remove_if(un.begin(), un.end(),
+                                  [&](const caf::actor& f) { return f.address() == dm.source; }),
+                   un.end());
+        });
         log().info("room {} handed over at seq {} with {} subscriber(s)", st.id,
                    st.store.head(), subscribers);
         if (st.cfg.store) {

@@ -125,6 +125,9 @@ class subscriber_table {
     if (sub.flags.debug) view.debug.add(sub.flags.format, -1);
     view.conns.erase(i);
     --connections_;
+    // A fan-out without connections wants nothing: forget it (it is added again when a
+    // connection of its node comes back).
+    if (view.conns.empty()) fanouts_.erase(f);
     return true;
   }
 

@@ -93,16 +93,6 @@ void recycle(std::string& buffer) {
   }
 }
 
-// The longest prefix of `text` of at most `limit` bytes that ends at a character boundary.
-std::string_view utf8_prefix(std::string_view text, std::size_t limit) {
-  if (text.size() <= limit) return text;
-  std::size_t cut = limit;
-  // Back up over continuation bytes so the cut falls just before a lead byte.
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80)
-    --cut;
-  return text.substr(0, cut);
-}
-
 bool deliver_close(std::string_view payload, frame_handler& handler, parse_status& status) {
   if (payload.empty()) return handler.on_close(no_status_received, {});
   if (payload.size() < close_code_bytes) {
@@ -149,7 +139,7 @@ std::string make_control_frame(ws_opcode op, std::string_view reason, uint16_t c
   const bool with_code = op == ws_opcode::close && code != 0;
   std::string_view body;
   if (op == ws_opcode::close) {
-    if (with_code) body = utf8_prefix(reason, max_control_payload - close_code_bytes);
+    if (with_code) body = protocol::utf8_prefix(reason, max_control_payload - close_code_bytes);
   } else {
     body = reason.substr(0, max_control_payload);
   }

@@ -445,6 +445,32 @@ TEST_F(RoomTest, AHandedOverRoomForwardsAndTellsItsFanouts) {
   self->send_exit(target, caf::exit_reason::user_shutdown);
 }
 
+TEST_F(RoomTest, AHandedOverRoomDoesNotWaitForAFanoutThatEndedBeforeSwitching) {
+  auto next_room = spawn_room(sys, "r1", room_config{});
+  auto target = sys.spawn([next_room](caf::event_based_actor*) -> caf::behavior {
+    return {[next_room](adopt_room&) { return next_room; }};
+  });
+  // A fan-out that is told the room moved but ends (its last connection left) instead of
+  // draining through the old room.
+  auto fan = sys.spawn([](caf::event_based_actor* f) -> caf::behavior {
+    return {[=](room_moved&) { f->quit(); }};
+  });
+  self->send(room, attach_msg{fan, 1, conn_flags{}});
+  self->send(room, room_msg{fan, 1, ping(1)});  // answered to the fan-out: it is attached
+  self->monitor(room);
+  const auto asked = std::chrono::steady_clock::now();
+  self->send(room, handoff_to{target});
+  EXPECT_TRUE(next<handed_off>().ok);
+  bool ended = false;
+  self->receive([&](caf::down_msg& dm) { ended = dm.source == room.address(); },
+                caf::after(wait_limit) >> [] {});
+  EXPECT_TRUE(ended);
+  // It lingers for the short while of a drained room, not the 10 s of one still waited for.
+  EXPECT_LT(std::chrono::steady_clock::now() - asked, std::chrono::seconds{3});
+  self->send_exit(next_room, caf::exit_reason::user_shutdown);
+  self->send_exit(target, caf::exit_reason::user_shutdown);
+}
+
 TEST(RoomLimits, APushThatWouldOverfillTheRoomIsRefusedAndChangesNothing) {
   caf::actor_system_config cfg;
   caf::actor_system sys{test_config(cfg)};

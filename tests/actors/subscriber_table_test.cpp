@@ -91,5 +91,17 @@ TEST(SubscriberTable, RemovingAFanoutDropsItsConnections) {
   EXPECT_FALSE(t.remove(1, 10));
 }
 
+TEST(SubscriberTable, AFanoutWhoseLastConnectionLeftIsForgotten) {
+  table t;
+  t.add(1, 10, json, {"k"});
+  t.add(2, 20, json, {"k"});
+  t.remove(1, 10);
+  EXPECT_EQ(t.fanouts().size(), 1u);
+  EXPECT_EQ(t.fanouts().count(1), 0u);
+  bool fresh = false;
+  t.add(1, 11, json, {}, &fresh);
+  EXPECT_TRUE(fresh) << "known again when a connection of its node comes back";
+}
+
 }  // namespace
 }  // namespace driftd::actors
