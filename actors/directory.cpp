@@ -73,6 +73,7 @@ const caf::actor& spawn_here(directory_actor* self, const std::string& id, uint6
   auto cfg = st.rooms_cfg;
   cfg.directory = caf::actor_cast<caf::actor>(self);
   cfg.stats = st.stats;
+  cfg.router = st.resolver;
   auto& room = st.rooms.set(id, spawn_room(self->system(), id, cfg, start_after, adopting));
   watch(self, room);
   return room;

@@ -10,6 +10,7 @@
 #include "actors/key_set.hpp"
 #include "actors/messages.hpp"
 #include "actors/ownership.hpp"
+#include "actors/replication.hpp"
 #include "actors/type_ids.hpp"
 #include "actors/watch.hpp"
 #include "config/logging.hpp"
@@ -25,6 +26,9 @@ constexpr auto resolve_timeout = std::chrono::seconds{2};
 /// Attempts to find the room's actor before giving its connections up (with back-off,
 /// about 30 s in all: long enough for a failed node to be noticed and its rooms re-homed).
 constexpr int resolve_attempts = 40;
+
+/// How long a fan-out waits after its room lost a claim before it looks for the room again.
+constexpr auto claim_backoff = std::chrono::milliseconds{50};
 
 /// How long draining the path through a room's old actor may take.
 constexpr auto drain_timeout = std::chrono::seconds{10};
@@ -206,7 +210,7 @@ void attach_all(fanout_actor* self) {
   if (!all.attaches.empty()) self->send(st.room, std::move(all));
 }
 
-void start_resolving(fanout_actor* self) {
+void start_resolving(fanout_actor* self, std::chrono::milliseconds delay = std::chrono::milliseconds{0}) {
   auto& st = self->state;
   if (st.room) self->demonitor(st.room);
   st.room = caf::actor{};
@@ -222,6 +226,10 @@ void start_resolving(fanout_actor* self) {
                      self->quit();
                    },
                  });
+  }
+  if (delay.count() > 0) {
+    self->delayed_send(self, delay, retry_atom_v, 0);
+    return;
   }
   resolve(self, 0);
 }
@@ -251,6 +259,13 @@ void resolve(fanout_actor* self, int attempt) {
 
 void retry_or_give_up(fanout_actor* self, int attempt, const caf::error& err) {
   auto& st = self->state;
+  if (err == errc::no_quorum) {
+    // This node cannot reach a majority: its clients reconnect to one that can.
+    log().info("room {}: no quorum here; closing {} connection(s)", st.room_id, st.conns.size());
+    close_all(self, protocol::close_code::try_again_later, "no quorum");
+    self->quit(err);
+    return;
+  }
   if (attempt + 1 >= resolve_attempts) {
     log().warn("room {}: cannot reach the room actor: {}; closing {} connection(s)", st.room_id,
                self->system().render(err), st.conns.size());
@@ -298,9 +313,12 @@ void fanout(fanout_actor* self, std::string room_id, caf::actor directory, count
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
     if (!st.room || dm.source != st.room.address()) return;
+    if (dm.reason == errc::no_quorum) return retry_or_give_up(self, 0, dm.reason);
     log().info("room {}: room actor gone ({}); re-attaching {} connection(s)", st.room_id,
                self->system().render(dm.reason), st.conns.size());
-    start_resolving(self);
+    // A claim that did not win waits a little before the next: another node may be taking
+    // the room, or this node is losing its majority.
+    start_resolving(self, dm.reason == errc::not_owner ? claim_backoff : std::chrono::milliseconds{0});
   });
 
   caf::behavior attached{

@@ -1,7 +1,6 @@
 #pragma once
-// Messages about where a room lives: resolving it, moving it between nodes, and reserving
-// blocks of seq numbers with a backup node so that a room that dies with its node comes
-// back numbering above anything it may have used. Every type crosses nodes.
+// Messages about where a room lives: resolving it, moving it between nodes, and its life in
+// its node's directory. Every type crosses nodes.
 
 #include <cstdint>
 #include <string>
@@ -38,6 +37,9 @@ struct room_snapshot {
   uint64_t head = 0;
   std::vector<stream_snapshot> streams;
   std::vector<subscriber_snapshot> subscribers;
+  /// As a replica holds it (fetch_msg): its high-water mark and last activity.
+  uint64_t high_water = 0;
+  int64_t last_active_ms = 0;
 };
 
 /// To a room: hand yourself over to the router `target` (the new owner's), then forward
@@ -62,24 +64,6 @@ struct room_moved {
 /// itself once everything the fan-out sent before has reached it.
 struct drain_msg {
   caf::actor fanout;
-};
-
-/// To a room: the router of the node that would take it over if this node died (null on a
-/// single node: no reservations).
-struct backup_is {
-  caf::actor router;
-};
-
-/// From a room to its backup's router: seqs up to `limit` may be used. Answered with the
-/// limit once recorded.
-struct reserve_seq {
-  std::string room;
-  uint64_t limit = 0;
-};
-
-/// From a room that ends (its TTL ran out) to its backup's router: forget its reservation.
-struct release_seq {
-  std::string room;
 };
 
 /// From a room to its directory: it has been idle and is leaving memory. Requests for it
@@ -119,19 +103,6 @@ struct use_resolver {
   caf::actor resolver;
 };
 
-/// Between routers: the room's owner asks the previous one for the room.
-struct handoff_request {
-  std::string room;
-  caf::actor requester;
-};
-
-struct handoff_answer {
-  /// True when the room is on its way (an adopt_room follows).
-  bool coming = false;
-  /// The highest seq reservation the answering node holds for the room.
-  uint64_t reserved = 0;
-};
-
 /// From a router to the router it thinks owns a room: answer only if that is you.
 struct resolve_owned {
   std::string room;
@@ -162,7 +133,7 @@ typename Inspector::result_type inspect(Inspector& f, subscriber_snapshot& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, room_snapshot& x) {
   return f(caf::meta::type_name("driftd::room_snapshot"), x.room, x.head, x.streams,
-           x.subscribers);
+           x.subscribers, x.high_water, x.last_active_ms);
 }
 
 template <class Inspector>
@@ -183,21 +154,6 @@ typename Inspector::result_type inspect(Inspector& f, room_moved& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, drain_msg& x) {
   return f(caf::meta::type_name("driftd::drain_msg"), x.fanout);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, backup_is& x) {
-  return f(caf::meta::type_name("driftd::backup_is"), x.router);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, reserve_seq& x) {
-  return f(caf::meta::type_name("driftd::reserve_seq"), x.room, x.limit);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, release_seq& x) {
-  return f(caf::meta::type_name("driftd::release_seq"), x.room);
 }
 
 template <class Inspector>
@@ -228,16 +184,6 @@ typename Inspector::result_type inspect(Inspector& f, forget_room& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, use_resolver& x) {
   return f(caf::meta::type_name("driftd::use_resolver"), x.resolver);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, handoff_request& x) {
-  return f(caf::meta::type_name("driftd::handoff_request"), x.room, x.requester);
-}
-
-template <class Inspector>
-typename Inspector::result_type inspect(Inspector& f, handoff_answer& x) {
-  return f(caf::meta::type_name("driftd::handoff_answer"), x.coming, x.reserved);
 }
 
 template <class Inspector>

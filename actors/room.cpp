@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <limits>
+#include <memory>
+#include <optional>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "actors/messages.hpp"
 #include "actors/ownership.hpp"
+#include "actors/replication.hpp"
 #include "actors/room_outbox.hpp"
 #include "actors/stream_store.hpp"
 #include "actors/subscriber_table.hpp"
@@ -89,19 +92,39 @@ struct room_state {
   /// The node stops: end once the last write is acknowledged.
   bool stopping = false;
 
-  // -- cluster mode: seq reservations with the backup --
-  /// The router that records this room's reservations; null: none needed.
-  caf::actor backup;
-  bool backup_known = false;
-  /// The highest seq this room may use.
-  uint64_t reserved = std::numeric_limits<uint64_t>::max();
-  /// A reservation ahead of need is under way.
-  bool reserving = false;
-  /// Numbering is paused (waiting behaviour on top) until more is reserved.
-  bool blocked = false;
-  /// A renewal of the reservation is pending (the backup drops reservations not renewed
-  /// within the room TTL).
-  bool renewal_armed = false;
+  // -- replicated (cfg.replicated; docs/replication.md) --
+  /// The room's replica set (this node's replica among them); null actors are down.
+  std::vector<replica_ref> replicas;
+  /// Per replica: it gets the whole room with the next write (it is behind, or new).
+  std::vector<bool> needs_whole;
+  std::size_t majority = 1;
+  /// The epoch this room serves in (0 until claimed), the number of the last write sent in
+  /// it, and the write the next one builds on.
+  uint64_t epoch = 0;
+  /// The epoch of the claim on its way (before the room serves).
+  uint64_t claiming = 0;
+  uint64_t epoch_n = 0;
+  uint64_t base_epoch = 0;
+  uint64_t base_n = 0;
+  /// The answers to the write in flight, and the newest outbox ticket it confirms.
+  uint64_t flight_index = 0;
+  uint64_t flight_ticket = 0;
+  std::size_t flight_acks = 0;
+  std::size_t flight_answers = 0;
+  bool flight_done = false;
+  /// The newest outbox ticket a majority confirmed; a confirm round is out.
+  uint64_t confirmed = 0;
+  bool confirming = false;
+  /// A replica follows a higher epoch: end once the write in flight is done.
+  bool step_down = false;
+  /// The next write lets the room go (it leaves memory, moves away, or the node stops).
+  bool release_next = false;
+  /// What the room would say waits for the node's lease since then (a check is armed).
+  bool lease_waiting = false;
+  caf::actor_clock::time_point lease_lapsed;
+  /// Moving to the router of its new owner: once the releasing write is durable.
+  caf::actor moving_to;
+  caf::actor moving_router;
 
   // -- after a hand-off --
   caf::actor successor;
@@ -120,8 +143,18 @@ config::log_limiter storage_warnings{5};
 /// How long a room waits for its new node to take it.
 constexpr auto handoff_timeout = std::chrono::seconds{10};
 
-/// How long a room's backup may take to record a reservation.
-constexpr auto reserve_timeout = std::chrono::seconds{2};
+/// How long a replica may take to answer a claim, a fetch or a write. A write that a
+/// majority did not answer in time fails (its node has probably lost its lease too).
+constexpr auto replica_timeout = std::chrono::seconds{5};
+
+/// How long what a room would say may wait for its node's lease (a node that just started,
+/// or whose lease renewal ran late) before the room stops for want of quorum, and how often
+/// it looks meanwhile.
+constexpr auto lease_wait = std::chrono::seconds{3};
+constexpr auto lease_poll = std::chrono::milliseconds{10};
+
+/// Claims the room makes before it gives up (each a higher epoch than the refusals named).
+constexpr int claim_attempts = 3;
 
 /// A room that moved forwards stragglers until it has seen none for this long...
 constexpr auto forward_linger = std::chrono::seconds{10};
@@ -167,10 +200,45 @@ void emit(room_actor* self, const caf::actor& fanout, fanout_message msg) {
   self->state.outbox.add(to_fanout{fanout, std::move(msg)}, gate(self));
 }
 
-/// Sends what no longer waits for a write.
+void end_room(room_actor* self, caf::error reason = caf::error{});
+void lost_quorum(room_actor* self);
+caf::message_handler always(room_actor* self);
+void confirm_round(room_actor* self);
+void arm_refresh(room_actor* self);
+void set_replicas(room_actor* self, std::vector<replica_ref> replicas);
+void claim(room_actor* self, uint64_t epoch, int attempt, uint64_t start_after, bool adopting);
+
+/// Whether this node may acknowledge now (its lease: docs/replication.md).
+bool leased(room_actor* self) {
+  const auto* until = self->state.cfg.lease_until;
+  if (!until) return true;
+  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::steady_clock::now().time_since_epoch())
+                        .count();
+  return now < until->load(std::memory_order_acquire);
+}
+
+/// Sends what no longer waits for a write (and, replicated, for a confirmation). A node
+/// without its lease reveals nothing.
 void release(room_actor* self) {
   auto& st = self->state;
-  st.outbox.release(self, st.cfg.store ? st.acked : std::numeric_limits<uint64_t>::max());
+  if (st.outbox.empty()) return;
+  if (!leased(self)) {
+    if (st.lease_waiting) return;
+    st.lease_waiting = true;
+    st.lease_lapsed = self->clock().now();
+    self->delayed_send(self, lease_poll, retry_atom_v);
+    return;
+  }
+  if (!st.cfg.replicated) {
+    return st.outbox.release(self, st.cfg.store ? st.acked : std::numeric_limits<uint64_t>::max());
+  }
+  st.outbox.release(self, st.acked, st.confirmed);
+  if (st.outbox.unconfirmed(st.confirmed) && !st.flush_armed) {
+    // Confirmed at the end of this burst, by its write or by a confirm round.
+    st.flush_armed = true;
+    self->send(self, flush_atom_v);
+  }
 }
 
 /// Runs one request: what it makes the room say forms one outbox entry.
@@ -274,6 +342,8 @@ void after_change(room_actor* self, const reply_to& to, const std::string& key,
 // before it is acknowledged. One write at a time: should it fail, the changes made on top
 // of it were never sent, and nothing that depended on them has left the outbox.
 
+void send_replicated(room_actor* self, storage::room_write w, uint64_t index);
+
 void send_write(room_actor* self) {
   auto& st = self->state;
   if (st.write_in_flight || !st.next_write_dirty) return;
@@ -286,6 +356,7 @@ void send_write(room_actor* self) {
   w.meta.last_active_ms = wall_ms();
   st.write_in_flight = true;
   const uint64_t index = ++st.written;
+  if (st.cfg.replicated) return send_replicated(self, std::move(w), index);
   caf::actor me = caf::actor_cast<caf::actor>(self);
   st.cfg.store->write(std::move(w), [me, index](std::string error) {
     caf::anon_send(me, write_done{index, std::move(error)});
@@ -347,8 +418,6 @@ void record_everything(room_actor* self) {
   mark_change(self);
 }
 
-void after_numbering(room_actor* self);
-
 void handle_push(room_actor* self, const reply_to& to, request& req) {
   auto& st = self->state;
   if (req.act != action::relay &&
@@ -381,7 +450,6 @@ void handle_push(room_actor* self, const reply_to& to, request& req) {
   auto out = st.store.push(req.key, req.val, req.act, req.wire_size, track);
   cover_seq(self, out.seq);
   if (track && !relay) record_change(self, req.key, change);
-  after_numbering(self);
   broadcast(self, out.seq, req.key, *out.val, relay ? &req : nullptr, relay);
   if (!relay) debug_broadcast(self, req.key);
   after_change(self, to, req.key, out.stream_size);
@@ -452,10 +520,11 @@ void touch(room_actor* self) {
   }
 }
 
-/// A message for a room that was leaving memory: it stays.
+/// A message for a room that was leaving memory: it stays. (A replicated room that is leaving
+/// has let its replicas go: it never serves again, see start_leaving.)
 void revive(room_actor* self) {
   auto& st = self->state;
-  if (!st.unloading) return;
+  if (!st.unloading || st.cfg.replicated) return;
   st.unloading = false;
   if (st.cfg.directory) self->send(st.cfg.directory, room_revived{st.id});
 }
@@ -468,119 +537,21 @@ void add_subscriber(room_actor* self, const caf::actor& fanout, uint64_t conn,
   if (new_fanout) watch(self, fanout);
 }
 
-/// Ends the room; with a store, first says it is no longer in memory.
-void end_room(room_actor* self, caf::error reason = caf::error{}) {
+/// Ends the room; with a store, first says it is no longer in memory. A replicated room
+/// that still holds its epoch lets its replicas go, so that the next claim (here or
+/// elsewhere) is granted at once.
+void end_room(room_actor* self, caf::error reason) {
   auto& st = self->state;
   if (st.cfg.store) st.cfg.store->set_loaded(st.id, false);
+  // Promises this room holds (it served, or a claim was on its way) must not keep the
+  // replicas from the next owner.
+  const uint64_t held = st.epoch > 0 ? st.epoch : st.claiming;
+  if (st.cfg.replicated && held > 0 && !st.step_down) {
+    for (const auto& r : st.replicas) {
+      if (r.actor) self->send(r.actor, release_msg{st.id, held, st.cfg.node_name});
+    }
+  }
   self->quit(std::move(reason));
-}
-
-// -- seq reservations (cluster mode) ------------------------------------------------------
-//
-//   serving --head reaches the reservation--> waiting --backup records more--> serving
-//
-// While waiting, every message but backup_is and handoff_to stays in the mailbox, so no
-// push is ever numbered beyond what the backup knows about: if this node dies, the room comes
-// back on the backup's node numbering above it.
-
-caf::behavior waiting(room_actor* self);
-void arm_renewal(room_actor* self);
-
-void request_reservation(room_actor* self, uint64_t at_least = 0) {
-  auto& st = self->state;
-  if (!st.backup || st.reserving) return;
-  st.reserving = true;
-  const uint64_t limit = std::max(st.store.head(), at_least) + st.cfg.reserve_block;
-  const caf::actor backup = st.backup;
-  self->request(backup, reserve_timeout, reserve_seq{st.id, limit})
-    .then(
-      [=](uint64_t recorded) {
-        auto& st = self->state;
-        st.reserving = false;
-        if (backup != st.backup) return request_reservation(self);  // asked the old backup
-        st.reserved = std::max(st.reserved, recorded);
-        arm_renewal(self);
-        if (st.blocked && st.store.head() < st.reserved) {
-          st.blocked = false;
-          self->set_default_handler(caf::print_and_drop);
-          self->unbecome();
-        }
-      },
-      [=](caf::error& err) {
-        auto& st = self->state;
-        st.reserving = false;
-        log().warn("room {}: reserving seqs failed ({}); trying again",
-                   st.id, self->system().render(err));
-        if (st.backup) self->delayed_send(self, std::chrono::milliseconds{100}, reserve_seq{});
-      });
-}
-
-/// Tells the backup again what is reserved, so that it keeps the record while the room lives.
-void renew_reservation(room_actor* self) {
-  auto& st = self->state;
-  st.renewal_armed = false;
-  if (!st.backup || st.reserved == std::numeric_limits<uint64_t>::max()) return;
-  self->request(st.backup, reserve_timeout, reserve_seq{st.id, st.reserved})
-    .then([](uint64_t) {}, [](caf::error&) {});  // a lost renewal is sent again next time
-  st.renewal_armed = true;
-  self->delayed_send(self, st.cfg.ttl / 2, renew_atom_v);
-}
-
-void arm_renewal(room_actor* self) {
-  auto& st = self->state;
-  if (st.renewal_armed) return;
-  st.renewal_armed = true;
-  self->delayed_send(self, st.cfg.ttl / 2, renew_atom_v);
-}
-
-void block(room_actor* self, uint64_t need = 0) {
-  auto& st = self->state;
-  if (!st.blocked) {
-    st.blocked = true;
-    self->set_default_handler(caf::skip);
-    self->become(caf::keep_behavior, waiting(self));
-  }
-  request_reservation(self, need);
-}
-
-void unblock_if_free(room_actor* self) {
-  auto& st = self->state;
-  const bool free = !st.cfg.reserve_seqs || (st.backup_known && st.store.head() < st.reserved);
-  if (free && st.blocked) {
-    st.blocked = false;
-    self->set_default_handler(caf::print_and_drop);
-    self->unbecome();
-  } else if (!free) {
-    block(self);
-  }
-}
-
-/// After a seq was taken: reserve ahead of need, or stop numbering until reserved.
-void after_numbering(room_actor* self) {
-  auto& st = self->state;
-  if (!st.cfg.reserve_seqs || !st.backup) return;
-  const uint64_t head = st.store.head();
-  if (head >= st.reserved) return block(self);
-  if (head + st.cfg.reserve_block / 2 >= st.reserved) request_reservation(self);
-}
-
-void set_backup(room_actor* self, const caf::actor& backup) {
-  auto& st = self->state;
-  st.backup_known = true;
-  if (backup == st.backup && (backup || st.reserved == std::numeric_limits<uint64_t>::max())) {
-    return unblock_if_free(self);
-  }
-  st.backup = backup;
-  if (!backup) {
-    // No other member: nobody could take the room over, so there is nothing to reserve.
-    st.reserved = std::numeric_limits<uint64_t>::max();
-  } else {
-    // A new backup knows nothing yet: it must record at least the current head before the
-    // next number is used.
-    st.reserved = st.store.head();
-  }
-  unblock_if_free(self);
-  request_reservation(self);
 }
 
 // -- moving between nodes -------------------------------------------------------------------
@@ -665,9 +636,8 @@ void merge(room_actor* self, room_snapshot& snap) {
 caf::behavior forwarding(room_actor* self);
 
 /// Sends the room to the router `target` and, once it is there (durably, when its new node
-/// keeps rooms), forwards to it.
-void hand_over(room_actor* self, const caf::actor& target) {
-  auto router = caf::actor_cast<caf::actor>(self->current_sender());
+/// keeps rooms), forwards to it; `router` (this node's) is told how it went.
+void send_snapshot(room_actor* self, const caf::actor& target, const caf::actor& router) {
   auto snap = snapshot_of(self);
   const auto subscribers = snap.subscribers.size();
   self->request(target, handoff_timeout, adopt_room{std::move(snap)})
@@ -676,8 +646,10 @@ void hand_over(room_actor* self, const caf::actor& target) {
         auto& st = self->state;
         st.successor = next;
         st.last_forward = self->clock().now();
-        // What this room still had to say goes first: the new one numbers after it.
-        st.outbox.release(self, std::numeric_limits<uint64_t>::max());
+        // What this room still had to say goes first: the new one numbers after it. (Its new
+        // node holds it durably; a replicated room's writes were all acknowledged.)
+        st.outbox.release(self, std::numeric_limits<uint64_t>::max(),
+                          st.cfg.replicated ? st.confirmed : std::numeric_limits<uint64_t>::max());
         // The last thing each fan-out hears from this actor: where the room is now. They
         // stay watched: one that ends before it switched (its last connection left) is
         // not waited for.
@@ -693,7 +665,7 @@ void hand_over(room_actor* self, const caf::actor& target) {
         });
         log().info("room {} handed over at seq {} with {} subscriber(s)", st.id,
                    st.store.head(), subscribers);
-        if (st.cfg.store) {
+        if (st.cfg.store && !st.cfg.replicated) {
           // Its new node has it: the copy here goes.
           storage::room_write erase;
           erase.room = st.id;
@@ -702,15 +674,34 @@ void hand_over(room_actor* self, const caf::actor& target) {
           st.cfg.store->set_loaded(st.id, false);
         }
         if (router) self->send(router, handed_off{st.id, true});
-        st.blocked = false;
         self->set_default_handler(caf::print_and_drop);
         self->become(forwarding(self));
         self->delayed_send(self, forward_linger_drained, expire_atom_v);
       },
       [=](caf::error& err) {
-        log().warn("room {}: hand-off failed: {}", self->state.id, self->system().render(err));
-        if (router) self->send(router, handed_off{self->state.id, false});
+        auto& st = self->state;
+        log().warn("room {}: hand-off failed: {}", st.id, self->system().render(err));
+        if (router) self->send(router, handed_off{st.id, false});
+        // A replicated room let its replicas go before it moved: it cannot write here any
+        // more; its next actor claims it again.
+        if (st.cfg.replicated) end_room(self, caf::make_error(errc::not_owner));
       });
+}
+
+void start_leaving(room_actor* self);
+
+/// Moves the room to the router `target` (of its new owner's node). A replicated room first
+/// stops serving, lets its replicas go with a last write and, once that is durable, sends
+/// its connections and counter: the new owner claims the room and reads its streams from
+/// the replicas.
+void hand_over(room_actor* self, const caf::actor& target) {
+  auto& st = self->state;
+  auto router = caf::actor_cast<caf::actor>(self->current_sender());
+  if (!st.cfg.replicated) return send_snapshot(self, target, router);
+  if (st.moving_to) return;
+  st.moving_to = target;
+  st.moving_router = router;
+  start_leaving(self);
 }
 
 caf::behavior forwarding(room_actor* self) {
@@ -737,10 +728,8 @@ caf::behavior forwarding(room_actor* self) {
       self->delegate(st.successor, std::move(d));
       return {};
     },
-    [](backup_is&) {},
     [](handoff_to&) {},
-    [](reserve_seq&) {},
-    [](renew_atom) {},
+    [](replicas_are&) {},
     [](flush_atom) {},
     [](write_done&) {},
     [=](stop_atom) { self->quit(); },
@@ -768,6 +757,42 @@ uint64_t fresh_floor(room_actor* self) {
   return static_cast<uint64_t>(std::max<int64_t>(now, 0)) * floor_seqs_per_ms;
 }
 
+/// Takes a copy of the room read back (from this node's store, or from the best replica) as
+/// its state. `copy.head` is where the room numbers on from (the high-water mark after a
+/// crash; its exact counter after a clean stop). An expired copy keeps only its counter.
+void take_copy(room_actor* self, bool exists, room_snapshot& copy, uint64_t start_after,
+               bool adopting) {
+  auto& st = self->state;
+  uint64_t head = start_after;
+  if (exists) {
+    head = std::max(head, copy.head);
+    st.high_water = std::max(st.high_water, copy.high_water);
+    const int64_t ttl =
+      std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.ttl).count();
+    if (copy.last_active_ms + ttl <= wall_ms()) {
+      log().info("room {} had expired; its streams are gone", st.id);
+      st.next_write.erase_room = true;
+      mark_change(self);
+    } else {
+      st.store.restore(streams_of(copy), 0);
+    }
+  } else if (!adopting && start_after == 0) {
+    head = fresh_floor(self);
+  }
+  st.store.advance_head(head);
+}
+
+/// Reading back is over: what waited in the mailbox comes next.
+void serve_from_now(room_actor* self) {
+  auto& st = self->state;
+  log().debug("room {} read back at seq {} ({} key(s)){}", st.id, st.store.head(),
+              st.store.streams().size(),
+              st.cfg.replicated ? ", epoch " + std::to_string(st.epoch) : std::string{});
+  st.loading = false;
+  self->unbecome();
+  self->set_default_handler(caf::print_and_drop);
+}
+
 void loaded(room_actor* self, loaded_msg& m, uint64_t start_after, bool adopting) {
   auto& st = self->state;
   if (!m.error.empty()) {
@@ -775,37 +800,20 @@ void loaded(room_actor* self, loaded_msg& m, uint64_t start_after, bool adopting
     return end_room(self, caf::make_error(caf::sec::runtime_error, m.error));
   }
   auto& rec = m.record;
-  uint64_t head = start_after;
-  if (rec.exists) {
-    head = std::max(head, rec.meta.high_water);
-    st.high_water = rec.meta.high_water;
-    const int64_t ttl =
-      std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.ttl).count();
-    if (rec.meta.last_active_ms + ttl <= wall_ms()) {
-      log().info("room {} had expired; its streams are gone", st.id);
-      st.next_write.erase_room = true;
-      mark_change(self);
-    } else {
-      std::unordered_map<std::string, stream> streams;
-      for (auto& [key, entries] : rec.streams) {
-        std::vector<entry_snapshot> es;
-        es.reserve(entries.size());
-        for (auto& e : entries) es.push_back(entry_snapshot{e.seq, std::move(e.value), e.size});
-        auto s = decode_stream(st.id, key, es);
-        if (!s.empty()) streams[key] = std::move(s);
-      }
-      st.store.restore(std::move(streams), 0);
-    }
-  } else if (!adopting && start_after == 0) {
-    head = fresh_floor(self);
+  room_snapshot copy;
+  copy.room = st.id;
+  copy.head = rec.meta.high_water;
+  copy.high_water = rec.meta.high_water;
+  copy.last_active_ms = rec.meta.last_active_ms;
+  for (auto& [key, entries] : rec.streams) {
+    stream_snapshot ss;
+    ss.key = key;
+    ss.entries.reserve(entries.size());
+    for (auto& e : entries) ss.entries.push_back(entry_snapshot{e.seq, std::move(e.value), e.size});
+    copy.streams.push_back(std::move(ss));
   }
-  st.store.advance_head(head);
-  log().debug("room {} read back at seq {} ({} key(s))", st.id, st.store.head(),
-              st.store.streams().size());
-  st.loading = false;
-  self->unbecome();  // what waited in the mailbox comes next
-  self->set_default_handler(caf::print_and_drop);
-  if (st.cfg.reserve_seqs) block(self);
+  take_copy(self, rec.exists, copy, start_after, adopting);
+  serve_from_now(self);
 }
 
 /// A write failed: what depended on it is refused, and the room ends, so that its fan-outs
@@ -859,7 +867,12 @@ void on_write_done(room_actor* self, write_done& w) {
     if (st.cfg.stats) st.cfg.stats->rooms_unloaded.fetch_add(1, std::memory_order_relaxed);
     return end_room(self);
   }
-  if (st.stopping && !st.write_in_flight) end_room(self);
+  if (st.stopping && !st.write_in_flight) return end_room(self);
+  if (st.moving_to && !st.write_in_flight && !st.next_write_dirty) {
+    // The replicas hold everything and let the room go: its new owner may claim it.
+    const auto target = std::exchange(st.moving_to, caf::actor{});
+    send_snapshot(self, target, st.moving_router);
+  }
 }
 
 /// Writes the exact counter, so that the room numbers on from it when read back (rather
@@ -870,35 +883,400 @@ void write_exact_counter(room_actor* self) {
   mark_change(self);
 }
 
+/// The room leaves memory, moves away or stops: its last write holds the exact counter and,
+/// replicated, lets the replicas go; from then on it serves nothing (a replicated room that
+/// let its replicas go must not write again: the next claim may already have been granted).
+void start_leaving(room_actor* self) {
+  auto& st = self->state;
+  if (st.cfg.replicated) {
+    st.release_next = true;
+    self->set_default_handler(caf::skip);
+    self->become(caf::keep_behavior, caf::behavior{always(self)});
+  }
+  write_exact_counter(self);
+  send_write(self);
+}
+
 /// Messages handled whatever the room is doing.
 caf::message_handler always(room_actor* self) {
   return {
+    [=](bool) {},  // a replica let the room go (release_msg, sent without waiting)
+    [=](retry_atom) {
+      // Waiting for the lease (release).
+      auto& st = self->state;
+      if (leased(self)) {
+        st.lease_waiting = false;
+        return release(self);
+      }
+      if (self->clock().now() - st.lease_lapsed >= lease_wait) return lost_quorum(self);
+      self->delayed_send(self, lease_poll, retry_atom_v);
+    },
     [=](write_done& w) { on_write_done(self, w); },
     [=](flush_atom) {
-      self->state.flush_armed = false;
+      auto& st = self->state;
+      st.flush_armed = false;
       send_write(self);
+      if (st.cfg.replicated) confirm_round(self);
     },
     [=](stop_atom) {
       auto& st = self->state;
       if (!st.cfg.store || st.loading) return end_room(self);
       st.stopping = true;
-      write_exact_counter(self);
-      send_write(self);
+      start_leaving(self);
+    },
+    [=](refresh_atom) {
+      auto& st = self->state;
+      if (st.loading || st.unloading || st.stopping || st.moving_to) return;
+      mark_change(self);  // a write with the time of now
+      arm_refresh(self);
     },
   };
 }
 
-caf::result<caf::actor> adopt(room_actor* self, adopt_room& a);
+// -- replicated rooms (docs/replication.md) -------------------------------------------------
+//
+//   claiming --a majority granted, best copy fetched--> serving --release durable--> moving
+//      |                                                   |
+//      +--refused, no majority--> (end)      writes refused or unanswered by a majority,
+//                                            no quorum --> (end)
+//
+// Everything the room says waits until the write holding what it reveals is acknowledged by
+// a majority (outbox gate), and until a majority confirmed, after it was said, that it still
+// follows the room's epoch (outbox ticket): a write's acknowledgement confirms what was said
+// before it was sent; with no write due, a confirm round does.
 
-caf::behavior waiting(room_actor* self) {
-  return caf::message_handler{
-    [=](backup_is& b) { set_backup(self, b.router); },
-    [=](handoff_to& h) { hand_over(self, h.target); },
-    [=](reserve_seq&) { request_reservation(self); },  // a retry after a failure
-    // Merging numbers nothing; its answer is what lets the router name this room's backup.
-    [=](adopt_room& a) { return adopt(self, a); },
+/// How many of the room's replicas make a majority.
+std::size_t majority_of(std::size_t replicas) { return replicas / 2 + 1; }
+
+void set_replicas(room_actor* self, std::vector<replica_ref> replicas) {
+  auto& st = self->state;
+  // The set is the same for the room's whole life (it depends on the seed list); what
+  // changes is a node's replica actor, after that node restarted.
+  if (!st.replicas.empty() && replicas.size() != st.replicas.size()) return;
+  if (st.needs_whole.size() != replicas.size()) st.needs_whole.assign(replicas.size(), true);
+  for (std::size_t i = 0; i < replicas.size() && i < st.replicas.size(); ++i) {
+    // A restarted replica has lost nothing on disk, but may have missed writes.
+    if (replicas[i].actor != st.replicas[i].actor) st.needs_whole[i] = true;
   }
-    .or_else(always(self));
+  st.replicas = std::move(replicas);
+  st.majority = majority_of(st.replicas.size());
+}
+
+/// The node cannot reach a majority of the cluster: the room stops (its fan-outs find the
+/// node without quorum and close their connections with 1013).
+void lost_quorum(room_actor* self) {
+  auto& st = self->state;
+  uint64_t suppressed = 0;
+  if (storage_warnings.allow(suppressed)) {
+    log().warn("room {}: this node cannot reach a majority of the cluster; the room stops",
+               st.id);
+  }
+  if (st.cfg.directory) self->send(st.cfg.directory, room_failed{st.id, st.store.head()});
+  end_room(self, caf::make_error(errc::no_quorum));
+}
+
+/// What a claim has heard so far.
+struct claim_tally {
+  uint64_t epoch = 0;
+  int attempt = 0;
+  std::size_t answered = 0;
+  std::size_t granted = 0;
+  uint64_t highest_promise = 0;
+  /// A live owner some replica follows instead.
+  std::string other_owner;
+  std::vector<std::optional<claim_answer>> grants;
+  bool decided = false;
+};
+
+void claim(room_actor* self, uint64_t epoch, int attempt, uint64_t start_after, bool adopting);
+
+void claim_failed(room_actor* self, std::shared_ptr<claim_tally> t, uint64_t start_after,
+                  bool adopting) {
+  auto& st = self->state;
+  // Grants of a failed claim must not keep the replicas from following the real owner: the
+  // release goes to every replica, as a grant may still be on its way (it arrives after the
+  // claim, and only lets go of that very promise).
+  for (std::size_t i = 0; i < st.replicas.size(); ++i) {
+    if (st.replicas[i].actor) {
+      self->send(st.replicas[i].actor, release_msg{st.id, t->epoch, st.cfg.node_name});
+    }
+  }
+
+  if (t->other_owner.empty() && t->attempt + 1 < claim_attempts && t->answered > t->granted) {
+    // Only epochs were in the way: claim one above the highest promise heard.
+    return claim(self, std::max(t->epoch, t->highest_promise) + 1, t->attempt + 1, start_after,
+                 adopting);
+  }
+  log().info("room {}: claim of epoch {} failed ({} of {} granted{})", st.id, t->epoch,
+             t->granted, st.replicas.size(),
+             t->other_owner.empty() ? std::string{} : "; " + t->other_owner + " holds it");
+  if (st.cfg.router && !t->other_owner.empty()) {
+    self->send(st.cfg.router, owner_is{st.id, t->other_owner});
+  }
+  if (st.cfg.store) st.cfg.store->set_loaded(st.id, false);
+  self->quit(caf::make_error(errc::not_owner));
+}
+
+/// A majority granted: take the best copy among the grants (the highest accepted epoch, then
+/// the highest write number), fetching it from its replica, and serve in the claimed epoch.
+/// Replicas that hold that very copy get a write that builds on it; the others the whole room.
+void claimed(room_actor* self, std::shared_ptr<claim_tally> t, uint64_t start_after,
+             bool adopting) {
+  auto& st = self->state;
+  std::optional<std::size_t> best;
+  uint64_t high_water = 0;
+  for (std::size_t i = 0; i < t->grants.size(); ++i) {
+    const auto& g = t->grants[i];
+    if (!g) continue;
+    high_water = std::max({high_water, g->high_water, g->head});
+    if (!g->stored || g->accepted == 0) continue;
+    if (!best || std::make_pair(g->accepted, g->last_n) >
+                   std::make_pair(t->grants[*best]->accepted, t->grants[*best]->last_n)) {
+      best = i;
+    }
+  }
+  auto serve_with = [=](bool exists, room_snapshot copy) {
+    auto& st = self->state;
+    st.epoch = t->epoch;
+    st.epoch_n = 0;
+    st.needs_whole.assign(st.replicas.size(), true);
+    if (best) {
+      const auto& b = *t->grants[*best];
+      st.base_epoch = b.accepted;
+      st.base_n = b.last_n;
+      for (std::size_t i = 0; i < t->grants.size(); ++i) {
+        const auto& g = t->grants[i];
+        if (g && g->stored && g->accepted == b.accepted && g->last_n == b.last_n) {
+          st.needs_whole[i] = false;
+        }
+      }
+    }
+    copy.head = std::max(copy.head, high_water);
+    copy.high_water = std::max(copy.high_water, high_water);
+    take_copy(self, exists, copy, start_after, adopting);
+    st.high_water = std::max(st.high_water, st.store.head() + st.cfg.high_water_block);
+    // The first write of the epoch: a seal for replicas holding the best copy, the whole
+    // room for the others. Nothing is acknowledged before a majority holds it.
+    mark_change(self);
+    arm_refresh(self);
+    serve_from_now(self);
+    send_write(self);
+  };
+  if (!best) return serve_with(false, room_snapshot{});
+  self->request(st.replicas[*best].actor, replica_timeout, fetch_msg{st.id})
+    .then([=](room_snapshot& copy) { serve_with(true, std::move(copy)); },
+          [=](caf::error& err) {
+            log().warn("room {}: cannot fetch the best copy: {}", self->state.id,
+                       self->system().render(err));
+            end_room(self, err);
+          });
+}
+
+void on_claim_answer(room_actor* self, std::shared_ptr<claim_tally> t, std::size_t i,
+                     std::optional<claim_answer> a, uint64_t start_after, bool adopting) {
+  auto& st = self->state;
+  ++t->answered;
+  if (a && a->granted) {
+    ++t->granted;
+    t->grants[i] = std::move(a);
+  } else if (a) {
+    t->highest_promise = std::max(t->highest_promise, a->promised);
+    if (!a->promised_owner.empty() && a->promised_owner != st.cfg.node_name) {
+      t->other_owner = a->promised_owner;
+    }
+  }
+  if (t->decided) return;
+  const std::size_t open = st.replicas.size() - t->answered;
+  if (t->granted >= st.majority) {
+    t->decided = true;
+    return claimed(self, t, start_after, adopting);
+  }
+  if (t->granted + open < st.majority) {
+    t->decided = true;
+    claim_failed(self, t, start_after, adopting);
+  }
+}
+
+/// Asks every replica to promise `epoch` to this node.
+void claim(room_actor* self, uint64_t epoch, int attempt, uint64_t start_after, bool adopting) {
+  auto& st = self->state;
+  auto t = std::make_shared<claim_tally>();
+  t->epoch = epoch;
+  t->attempt = attempt;
+  st.claiming = epoch;
+  t->grants.resize(st.replicas.size());
+  for (std::size_t i = 0; i < st.replicas.size(); ++i) {
+    const auto& r = st.replicas[i];
+    if (!r.actor) {
+      on_claim_answer(self, t, i, std::nullopt, start_after, adopting);
+      continue;
+    }
+    self->request(r.actor, replica_timeout, claim_msg{st.id, epoch, st.cfg.node_name})
+      .then(
+        [=](claim_answer& a) { on_claim_answer(self, t, i, std::move(a), start_after, adopting); },
+        [=](caf::error&) { on_claim_answer(self, t, i, std::nullopt, start_after, adopting); });
+  }
+}
+
+/// The whole room as one write: for a replica that is behind, and the first write of an
+/// epoch to a replica that does not hold the best copy.
+replicate_msg whole_room(room_actor* self, const replicate_msg& base) {
+  replicate_msg m = base;
+  m.whole = true;
+  m.base_epoch = 0;
+  m.base_n = 0;
+  m.erases.clear();
+  m.puts.clear();
+  for (const auto& [key, s] : self->state.store.streams()) {
+    for (const auto& e : s) {
+      keyed_entry k{key, e.seq, {}, e.size};
+      protocol::append_cbor(k.value, e.val);
+      m.puts.push_back(std::move(k));
+    }
+  }
+  return m;
+}
+
+/// Confirms the tickets made so far once a majority says it still follows this epoch.
+void confirm_round(room_actor* self);
+
+void step_down(room_actor* self) {
+  end_room(self, caf::make_error(errc::not_owner));
+}
+
+void on_replicate_answer(room_actor* self, uint64_t index, std::size_t i, bool whole,
+                         std::optional<replicate_answer> a) {
+  auto& st = self->state;
+  if (!a || a->outcome != replicate_answer::accepted) {
+    log().debug("room {}: write {} of epoch {} ({}) not taken by replica {}: {}", st.id, index,
+                st.epoch, whole ? "whole" : "tail", st.replicas[i].name,
+                !a ? "no answer" : a->outcome == replicate_answer::behind ? "behind" : "refused");
+  }
+  if (a && a->outcome == replicate_answer::accepted && whole) st.needs_whole[i] = false;
+  if (a && a->outcome == replicate_answer::behind) st.needs_whole[i] = true;
+  if (a && a->outcome == replicate_answer::refused && a->promised >= st.epoch &&
+      !a->promised_owner.empty()) {
+    // A live owner claimed a higher epoch: once this write is decided, the room steps down
+    // (its next actor, here or at the new owner, claims again). A higher promise that binds
+    // the replica to nobody (a claim that failed, an earlier life) only leaves that replica
+    // out until the room is claimed again; the others still make a majority or not.
+    st.step_down = true;
+    if (st.cfg.router && !a->promised_owner.empty() && a->promised_owner != st.cfg.node_name) {
+      self->send(st.cfg.router, owner_is{st.id, a->promised_owner});
+    }
+  }
+  if (index != st.flight_index || st.flight_done) return;
+  ++st.flight_answers;
+  if (a && a->outcome == replicate_answer::accepted) ++st.flight_acks;
+  const std::size_t open = st.replicas.size() - st.flight_answers;
+  if (st.flight_acks >= st.majority) {
+    st.flight_done = true;
+    st.confirmed = std::max(st.confirmed, st.flight_ticket);
+    write_done done{index, {}};
+    on_write_done(self, done);
+    if (st.step_down && !st.write_in_flight) step_down(self);
+    return;
+  }
+  if (st.flight_acks + open < st.majority) {
+    st.flight_done = true;
+    write_done failed{index, st.step_down ? "the room has another owner"
+                                          : "a majority of its replicas did not take it"};
+    on_write_done(self, failed);
+  }
+}
+
+/// Sends write `index` to every replica (the whole room to those that need it).
+void send_replicated(room_actor* self, storage::room_write w, uint64_t index) {
+  auto& st = self->state;
+  replicate_msg base;
+  base.room = st.id;
+  base.epoch = st.epoch;
+  base.owner = st.cfg.node_name;
+  base.n = ++st.epoch_n;
+  base.base_epoch = st.base_epoch;
+  base.base_n = st.base_n;
+  st.base_epoch = st.epoch;
+  st.base_n = base.n;
+  base.to = st.store.head();
+  base.high_water = w.meta.high_water;
+  base.last_active_ms = w.meta.last_active_ms;
+  base.release = st.release_next;
+  st.release_next = false;
+  base.erases.reserve(w.erases.size());
+  for (auto& [key, seq] : w.erases) base.erases.push_back(keyed_seq{std::move(key), seq});
+  base.puts.reserve(w.puts.size());
+  for (auto& [key, e] : w.puts) {
+    base.puts.push_back(keyed_entry{std::move(key), e.seq, std::move(e.value), e.size});
+  }
+  std::optional<replicate_msg> whole;
+  if (w.erase_room) {
+    whole = whole_room(self, base);  // an expired copy, emptied
+  }
+  st.flight_index = index;
+  st.flight_ticket = st.outbox.last_ticket();
+  st.flight_acks = 0;
+  st.flight_answers = 0;
+  st.flight_done = false;
+  for (std::size_t i = 0; i < st.replicas.size(); ++i) {
+    const auto& r = st.replicas[i];
+    const bool send_whole = st.needs_whole[i] || w.erase_room;
+    if (send_whole && !whole) whole = whole_room(self, base);
+    if (!r.actor) {
+      on_replicate_answer(self, index, i, send_whole, std::nullopt);
+      continue;
+    }
+    self->request(r.actor, replica_timeout, send_whole ? *whole : base)
+      .then([=](replicate_answer& a) { on_replicate_answer(self, index, i, send_whole, a); },
+            [=](caf::error& err) {
+              log().debug("room {}: replica {} failed write {}: {}", self->state.id,
+                          self->state.replicas[i].name, index, self->system().render(err));
+              on_replicate_answer(self, index, i, send_whole, std::nullopt);
+            });
+  }
+}
+
+void confirm_round(room_actor* self) {
+  auto& st = self->state;
+  if (st.confirming || st.epoch == 0 || !st.outbox.unconfirmed(st.confirmed)) return;
+  // A write on its way confirms as much, once acknowledged.
+  if (st.write_in_flight || st.next_write_dirty) return;
+  st.confirming = true;
+  const uint64_t ticket = st.outbox.last_ticket();
+  auto yes = std::make_shared<std::size_t>(0);
+  auto answered = std::make_shared<std::size_t>(0);
+  auto decided = std::make_shared<bool>(false);
+  const std::size_t n = st.replicas.size();
+  auto on_answer = [=](bool follows) {
+    auto& st = self->state;
+    ++*answered;
+    if (follows) ++*yes;
+    if (*decided) return;
+    if (*yes >= st.majority) {
+      *decided = true;
+      st.confirming = false;
+      st.confirmed = std::max(st.confirmed, ticket);
+      release(self);
+      confirm_round(self);  // what was said meanwhile
+    } else if (*yes + (n - *answered) < st.majority) {
+      *decided = true;
+      st.confirming = false;
+      step_down(self);
+    }
+  };
+  for (const auto& r : st.replicas) {
+    if (!r.actor) {
+      on_answer(false);
+      continue;
+    }
+    self->request(r.actor, replica_timeout, confirm_msg{st.id, st.epoch, st.cfg.node_name})
+      .then([=](bool follows) { on_answer(follows); }, [=](caf::error&) { on_answer(false); });
+  }
+}
+
+/// While it lives, a replicated room keeps its replicas from expiring it: they see no
+/// connection, only writes.
+void arm_refresh(room_actor* self) {
+  self->delayed_send(self, self->state.cfg.ttl / 4, refresh_atom_v);
 }
 
 // -- serving --------------------------------------------------------------------------------
@@ -906,10 +1284,16 @@ caf::behavior waiting(room_actor* self) {
 caf::result<caf::actor> adopt(room_actor* self, adopt_room& a) {
   revive(self);
   auto rp = self->make_response_promise<caf::actor>();
-  merge(self, a.snapshot);
-  // Answered once the merged room is durable: its old node then lets its copy go.
+  if (self->state.cfg.replicated) {
+    // The streams came with the claim (a majority of the replicas hold them): the old
+    // owner's copy brings its connections and counter.
+    self->state.store.advance_head(a.snapshot.head);
+    add_subscribers(self, a.snapshot);
+  } else {
+    merge(self, a.snapshot);
+  }
+  // Answered once the room is durable here: its old node then lets its copy go.
   self->state.outbox.add(actor_answer{rp, caf::actor_cast<caf::actor>(self)}, gate(self));
-  unblock_if_free(self);
   release(self);
   return rp;
 }
@@ -985,24 +1369,10 @@ caf::behavior serving(room_actor* self) {
       serve(self, m.fanout, m.conn, m.req);
       release(self);
     },
-    [=](room_batch& m) -> caf::result<void> {
-      auto& st = self->state;
-      if (st.cfg.reserve_seqs && st.backup) {
-        uint64_t numbered = 0;
-        for (const auto& req : m.reqs) {
-          numbered += req.kind == request_kind::push && req.act != action::compact;
-        }
-        if (st.store.head() + numbered > st.reserved) {
-          // Not enough seqs reserved for the whole batch: it stays in the mailbox, in its
-          // place, until the backup has recorded more.
-          block(self, st.store.head() + numbered);
-          return caf::skip;
-        }
-      }
+    [=](room_batch& m) {
       revive(self);
       for (auto& req : m.reqs) serve(self, m.fanout, m.conn, req);
       release(self);
-      return caf::unit;
     },
     [=](http_call& call) -> caf::result<http_result> {
       revive(self);
@@ -1022,10 +1392,10 @@ caf::behavior serving(room_actor* self) {
       return caf::actor_cast<caf::actor>(self);
     },
     [=](adopt_room& a) { return adopt(self, a); },
-    [=](backup_is& b) { set_backup(self, b.router); },
     [=](handoff_to& h) { hand_over(self, h.target); },
-    [=](reserve_seq&) { request_reservation(self); },
-    [=](renew_atom) { renew_reservation(self); },
+    [=](replicas_are& r) { set_replicas(self, std::move(r.replicas)); },
+    [=](no_quorum_atom) { lost_quorum(self); },
+    [=](stats_atom) -> uint64_t { return self->state.epoch; },
     [=](loaded_msg&) {},  // handled while loading only
     [=](expire_atom) {
       auto& st = self->state;
@@ -1040,15 +1410,13 @@ caf::behavior serving(room_actor* self) {
       if (!st.cfg.store) {
         log().debug("room {} expired after {} s without connections or messages", st.id,
                    std::chrono::duration_cast<std::chrono::seconds>(idle).count());
-        if (st.backup) self->send(st.backup, release_seq{st.id});
         return end_room(self);
       }
       // Leaves memory: requests for it wait at the directory until it is gone.
       st.unloading = true;
       if (st.cfg.directory) self->send(st.cfg.directory, room_unloading{st.id});
-      write_exact_counter(self);
       st.unload_write = st.written + 1;
-      send_write(self);
+      start_leaving(self);
     },
   }
     .or_else(always(self));
@@ -1072,7 +1440,20 @@ void start(room_actor* self, std::string id, room_config cfg, uint64_t start_aft
     touch(self);
   });
   self->become(serving(self));
-  if (cfg.store) {
+  if (cfg.replicated) {
+    // Claimed first (docs/replication.md); until then every client message waits.
+    st.loading = true;
+    self->set_default_handler(caf::skip);
+    self->become(caf::keep_behavior, caf::behavior{always(self)});
+    if (cfg.store) cfg.store->set_loaded(st.id, true);
+    self->request(cfg.router, replica_timeout, replicas_for{st.id})
+      .then(
+        [=](replicas_are& r) {
+          set_replicas(self, std::move(r.replicas));
+          claim(self, 1, 0, start_after, adopting);
+        },
+        [=](caf::error& err) { end_room(self, err); });
+  } else if (cfg.store) {
     // Read back first; until then every client message waits in the mailbox.
     st.loading = true;
     self->set_default_handler(caf::skip);
@@ -1088,8 +1469,6 @@ void start(room_actor* self, std::string id, room_config cfg, uint64_t start_aft
     });
   } else {
     st.store.advance_head(start_after);
-    // In a cluster, nothing is numbered before the backup is known.
-    if (cfg.reserve_seqs) block(self);
   }
   log().debug("room {} started", st.id);
   touch(self);

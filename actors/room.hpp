@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <string>
 
@@ -28,13 +29,17 @@ struct room_config {
   uint64_t high_water_block = 10000;
   /// The node's directory: told when the room leaves memory or fails (may be null).
   caf::actor directory;
+  /// A replicated room (docs/replication.md): it asks `router` for its replicas, claims an
+  /// epoch as `node_name`, and writes through the replicas rather than `store` (which
+  /// only reads and marks it loaded).
+  bool replicated = false;
+  caf::actor router;
+  std::string node_name;
+  /// The node's lease (steady-clock ns it runs until), null when none is needed: a room
+  /// reveals nothing while it has run out. Must outlive the room.
+  const std::atomic<int64_t>* lease_until = nullptr;
   /// Node-wide counters (may be null); must outlive the room.
   counters* stats = nullptr;
-  /// Cluster mode: number nothing until told the backup (backup_is), and never number
-  /// beyond what the backup has recorded (reserve_seq).
-  bool reserve_seqs = false;
-  /// Seqs reserved with the backup at a time.
-  uint64_t reserve_block = 10000;
   /// Retained stream data (message sizes on the wire) a room may hold.
   std::size_t max_bytes = std::size_t{64} << 20;
   /// Keys with a retained stream a room may hold.
@@ -54,7 +59,7 @@ struct room_config {
 ///   reattach_msg                 a fan-out's connections arrive again, with their resumes
 ///   http_call -> http_result     a client message posted over HTTP
 ///   adopt_room -> caf::actor     a copy of the room from another node, merged in
-///   backup_is                    where to reserve seq blocks (cluster mode)
+///   replicas_are                 a replica's actor changed (its node restarted)
 ///   handoff_to                   move to another node: send a snapshot, then forward
 ///   drain_msg -> caf::actor      a fan-out switching to this room after a move
 ///   stop_atom                    the node stops: write down the exact counter, then end

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -54,6 +55,10 @@ struct entry_origin {
   protocol::wire_format format = protocol::wire_format::json;
 };
 
+/// Entries are numbered as they are made (their ticket). A replicated room lets an entry
+/// leave only once a majority of its replicas confirmed, after the entry was made, that they
+/// still follow the room's epoch (docs/replication.md): `confirmed` is the highest ticket
+/// made before such a confirmation.
 class room_outbox {
  public:
   struct entry {
@@ -61,12 +66,21 @@ class room_outbox {
     uint64_t gate = 0;
     entry_origin origin;
     std::vector<room_output> outputs;
+    uint64_t ticket = 0;
   };
 
   /// Starts the entry of one request; what is added until end() belongs to it.
   void begin(entry_origin origin) {
-    entries_.push_back(entry{0, std::move(origin), {}});
+    entries_.push_back(entry{0, std::move(origin), {}, ++last_ticket_});
     open_ = true;
+  }
+
+  /// The ticket of the newest entry (0: none made yet).
+  uint64_t last_ticket() const { return last_ticket_; }
+
+  /// Whether some entry waits for a confirmation after `confirmed`.
+  bool unconfirmed(uint64_t confirmed) const {
+    return !entries_.empty() && entries_.back().ticket > confirmed;
   }
 
   /// Ends the request's entry: it waits for write `gate` (the newest write that holds a
@@ -81,17 +95,19 @@ class room_outbox {
   void add(room_output out, uint64_t gate) {
     if (!open_ && (entries_.empty() || entries_.back().origin.kind != origin_kind::room ||
                    entries_.back().gate != gate)) {
-      entries_.push_back(entry{gate, entry_origin{}, {}});
+      entries_.push_back(entry{gate, entry_origin{}, {}, ++last_ticket_});
     }
     entries_.back().outputs.push_back(std::move(out));
   }
 
-  /// Sends every entry whose gate is at most `acked`, in order, through `self`; pushes to
-  /// one fan-out that leave together go as one push_batch.
+  /// Sends every entry whose gate is at most `acked` and whose ticket is at most
+  /// `confirmed`, in order, through `self`; pushes to one fan-out that leave together go as
+  /// one push_batch.
   template <class Self>
-  void release(Self* self, uint64_t acked) {
+  void release(Self* self, uint64_t acked,
+               uint64_t confirmed = std::numeric_limits<uint64_t>::max()) {
     while (!entries_.empty() && !(open_ && entries_.size() == 1) &&
-           entries_.front().gate <= acked) {
+           entries_.front().gate <= acked && entries_.front().ticket <= confirmed) {
       for (auto& out : entries_.front().outputs) send(self, out);
       entries_.pop_front();
     }
@@ -159,6 +175,7 @@ class room_outbox {
 
   std::deque<entry> entries_;
   bool open_ = false;
+  uint64_t last_ticket_ = 0;
   std::vector<std::pair<caf::actor, std::vector<push_out>>> held_;
 };
 

@@ -6,6 +6,7 @@
 
 #include "actors/messages.hpp"
 #include "actors/ownership.hpp"
+#include "actors/replication.hpp"
 
 CAF_BEGIN_TYPE_ID_BLOCK(driftd, caf::first_custom_type_id)
 
@@ -40,28 +41,37 @@ CAF_BEGIN_TYPE_ID_BLOCK(driftd, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::adopt_room))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::room_moved))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::drain_msg))
-  CAF_ADD_TYPE_ID(driftd, (driftd::actors::backup_is))
-  CAF_ADD_TYPE_ID(driftd, (driftd::actors::reserve_seq))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::open_room))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::forget_room))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::use_resolver))
-  CAF_ADD_TYPE_ID(driftd, (driftd::actors::handoff_request))
-  CAF_ADD_TYPE_ID(driftd, (driftd::actors::handoff_answer))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::resolve_owned))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::handed_off))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::reattach_msg))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::push_batch))
-  CAF_ADD_TYPE_ID(driftd, (driftd::actors::release_seq))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::room_unloading))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::room_revived))
   CAF_ADD_TYPE_ID(driftd, (driftd::actors::room_failed))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::replica_ref))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::replicas_are))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::claim_msg))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::claim_answer))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::release_msg))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::fetch_msg))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::keyed_entry))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::keyed_seq))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::replicate_msg))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::replicate_answer))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::confirm_msg))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::replicas_for))
+  CAF_ADD_TYPE_ID(driftd, (driftd::actors::owner_is))
 
   CAF_ADD_ATOM(driftd, driftd::actors, stop_atom, "stop")
   CAF_ADD_ATOM(driftd, driftd::actors, expire_atom, "expire")
   CAF_ADD_ATOM(driftd, driftd::actors, stats_atom, "stats")
   CAF_ADD_ATOM(driftd, driftd::actors, retry_atom, "retry")
-  CAF_ADD_ATOM(driftd, driftd::actors, renew_atom, "renew")
   CAF_ADD_ATOM(driftd, driftd::actors, flush_atom, "flush")
+  CAF_ADD_ATOM(driftd, driftd::actors, no_quorum_atom, "noquorum")
+  CAF_ADD_ATOM(driftd, driftd::actors, refresh_atom, "refresh")
 
 CAF_END_TYPE_ID_BLOCK(driftd)
 

@@ -46,6 +46,12 @@ struct membership_state {
   /// The seed a node outside the seed list tries next while it has not joined.
   std::size_t next_seed = 0;
   std::minstd_rand rng{std::random_device{}()};
+
+  // -- the lease --
+  uint64_t lease_round = 0;
+  /// Per round still counted: when it started, and the voters that answered.
+  std::map<uint64_t, std::pair<int64_t, std::set<std::string>>> rounds;
+  bool quorum_held = true;
 };
 
 using membership_actor = caf::stateful_actor<membership_state>;
@@ -73,7 +79,70 @@ void publish_view(membership_actor* self) {
   members_view view;
   view.self = self->state.cfg.self.name;
   for (auto& [name, m] : self->state.members) view.members.push_back(m);
+  if (self->state.cfg.replica) self->send(self->state.cfg.replica, view);
   self->send(self->state.router, std::move(view));
+}
+
+// -- the lease (docs/replication.md) --------------------------------------------------------
+
+int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+           std::chrono::steady_clock::now().time_since_epoch())
+    .count();
+}
+
+bool is_voter(membership_actor* self, const std::string& cluster_addr) {
+  const auto& v = self->state.cfg.voters;
+  return std::find(v.begin(), v.end(), cluster_addr) != v.end();
+}
+
+std::size_t voter_majority(membership_actor* self) {
+  return self->state.cfg.voters.size() / 2 + 1;
+}
+
+/// Tells the router when the lease comes or goes.
+void publish_quorum(membership_actor* self) {
+  auto& st = self->state;
+  const bool held =
+    st.cfg.voters.empty() || (st.cfg.lease_until && steady_ns() < st.cfg.lease_until->load());
+  if (held == st.quorum_held) return;
+  st.quorum_held = held;
+  self->send(st.router, quorum_is{held});
+}
+
+/// A voter answered round `round` (or this node counted itself).
+void lease_answer(membership_actor* self, uint64_t round, const std::string& voter) {
+  auto& st = self->state;
+  auto r = st.rounds.find(round);
+  if (r == st.rounds.end()) return;
+  r->second.second.insert(voter);
+  if (r->second.second.size() < voter_majority(self)) return;
+  const int64_t until =
+    r->second.first + std::chrono::duration_cast<std::chrono::nanoseconds>(st.cfg.lease_duration).count();
+  if (st.cfg.lease_until && until > st.cfg.lease_until->load()) st.cfg.lease_until->store(until);
+  // Older rounds can only give less.
+  st.rounds.erase(st.rounds.begin(), std::next(r));
+  publish_quorum(self);
+}
+
+/// One lease round: a ping to every voting member up here; the start is taken before any
+/// is sent.
+void lease_round(membership_actor* self) {
+  auto& st = self->state;
+  if (st.cfg.voters.empty()) return;
+  const uint64_t round = ++st.lease_round;
+  st.rounds[round] = {steady_ns(), {}};
+  // Rounds that never reach a majority are not kept for ever.
+  while (st.rounds.size() > 64) st.rounds.erase(st.rounds.begin());
+  if (is_voter(self, st.cfg.self.cluster)) lease_answer(self, round, st.cfg.self.cluster);
+  for (auto& [name, m] : st.members) {
+    if (name == st.cfg.self.name || !m.up || !m.node || !is_voter(self, m.addr.cluster)) continue;
+    const std::string voter = m.addr.cluster;
+    self->request(m.node, st.cfg.lease_duration, lease_ping{round})
+      .then([=](uint64_t answered) { lease_answer(self, answered, voter); },
+            [](caf::error&) {});
+  }
+  publish_quorum(self);
 }
 
 std::vector<member_addr> up_addresses(membership_actor* self) {
@@ -93,7 +162,7 @@ void spread_gossip(membership_actor* self) {
 
 /// Records a member reached over our own connection. Returns false for a stale incarnation.
 bool admit(membership_actor* self, const member_addr& addr, const caf::actor& node,
-           const caf::actor& router) {
+           const caf::actor& router, const caf::actor& replica) {
   auto& st = self->state;
   auto it = st.members.find(addr.name);
   if (it != st.members.end()) {
@@ -106,7 +175,7 @@ bool admit(membership_actor* self, const member_addr& addr, const caf::actor& no
     if (known.node && known.node != node) self->demonitor(known.node);
   }
   if (!node) return false;  // its node vanished before we read its message
-  member m{addr, node, router, true, false};
+  member m{addr, node, router, replica, true, false};
   actors::watch(self, node);
   const bool fresh = it == st.members.end() || !it->second.up ||
                      it->second.addr.incarnation != addr.incarnation;
@@ -117,6 +186,8 @@ bool admit(membership_actor* self, const member_addr& addr, const caf::actor& no
     log().info("member {} is up (cluster {}, http {})", addr.name, addr.cluster, addr.http);
     publish_view(self);
     spread_gossip(self);
+    // A voter that comes up may complete a majority: ask at once rather than a heartbeat on.
+    if (is_voter(self, addr.cluster)) lease_round(self);
   }
   return true;
 }
@@ -175,9 +246,11 @@ void try_connect(membership_actor* self, const std::string& addr) {
         const auto& me = self->state.cfg.self;
         self
           ->request(peer, connect_timeout,
-                    hello{me, self->state.router, self->state.cfg.cluster_name,
+                    hello{me, self->state.router, self->state.cfg.replica,
+                          self->state.cfg.cluster_name,
                           membership_proof(self->state.cfg.secret, self->state.cfg.cluster_name,
-                                           me)})
+                                           me),
+                          self->state.cfg.terms})
           .then(
             [=](welcome& w) {
               done();
@@ -187,7 +260,7 @@ void try_connect(membership_actor* self, const std::string& addr) {
                 return;
               }
               self->state.address_owner[addr] = w.from.name;
-              admit(self, w.from, peer, w.router);
+              admit(self, w.from, peer, w.router, w.replica);
               for (const auto& other : w.members) {
                 auto known = self->state.members.find(other.name);
                 if (known == self->state.members.end() || !known->second.up ||
@@ -301,10 +374,13 @@ caf::behavior membership(membership_actor* self, membership_config cfg, caf::act
   auto& st = self->state;
   st.cfg = std::move(cfg);
   st.router = std::move(router);
-  st.members[st.cfg.self.name] =
-    member{st.cfg.self, caf::actor_cast<caf::actor>(self), st.router, true, false};
+  // Voting clusters start without a lease: the router waits for the first one.
+  st.quorum_held = st.cfg.voters.empty();
+  st.members[st.cfg.self.name] = member{st.cfg.self, caf::actor_cast<caf::actor>(self),
+                                        st.router, st.cfg.replica, true, false};
   publish_view(self);
   self->send(self, tick_atom_v);
+  self->send(self, lease_atom_v);
 
   self->set_down_handler([=](caf::down_msg& dm) {
     for (auto& [name, m] : self->state.members) {
@@ -331,13 +407,21 @@ caf::behavior membership(membership_actor* self, membership_config cfg, caf::act
         log().error("refused a second node named {} at {}", h.from.name, h.from.cluster);
         return caf::make_error(caf::sec::runtime_error, "duplicate node name");
       }
+      if (h.terms != st.cfg.terms) {
+        // Two views of who votes, or of the lease's timing, would let two owners serve.
+        log().error("refused {}: its seeds, --failure-timeout, --heartbeat-interval or "
+                    "--replicas differ from this node's",
+                    h.from.name);
+        return caf::make_error(caf::sec::runtime_error, "different seeds, timeouts or replicas");
+      }
       auto peer = caf::actor_cast<caf::actor>(self->current_sender());
       if (!peer) return caf::make_error(caf::sec::runtime_error, "connection lost");
-      if (!admit(self, h.from, peer, h.router)) {
+      if (!admit(self, h.from, peer, h.router, h.replica)) {
         return caf::make_error(caf::sec::runtime_error, "stale incarnation");
       }
       const auto& me = st.cfg.self;
-      return welcome{me, st.router, membership_proof(st.cfg.secret, st.cfg.cluster_name, me),
+      return welcome{me, st.router, st.cfg.replica,
+                     membership_proof(st.cfg.secret, st.cfg.cluster_name, me),
                      up_addresses(self)};
     },
     [=](gossip& g) {
@@ -376,6 +460,11 @@ caf::behavior membership(membership_actor* self, membership_config cfg, caf::act
                          tick_atom_v);
     },
     [=](view_atom) { return view_json(self); },
+    [=](lease_ping& p) -> uint64_t { return p.round; },
+    [=](lease_atom) {
+      lease_round(self);
+      self->delayed_send(self, self->state.cfg.heartbeat_interval, lease_atom_v);
+    },
     [=](leave_atom) {
       auto& st = self->state;
       st.members[st.cfg.self.name].leaving = true;

@@ -540,6 +540,10 @@ constexpr option options[] = {
    set_duration<&S::heartbeat_interval>, show_duration<&S::heartbeat_interval>},
   {"failure-timeout", "cluster", "DURATION", "silence after which a member counts as down", "",
    set_duration<&S::failure_timeout>, show_duration<&S::failure_timeout>},
+  {"replicas", "cluster", "N",
+   "copies of each room, on the first voting members (--seeds) ranked for it; a push is "
+   "acknowledged once a majority of them hold it", "",
+   set_count<&S::replicas, 1, 15>, show_number<&S::replicas>},
   {"tls-cert", "cluster", "FILE", "PEM certificate; with --tls-key, --tls-ca: mutual TLS",
    "none", set_text<&S::tls_cert, check_any>, show_text<&S::tls_cert>},
   {"tls-key", "cluster", "FILE", "PEM private key of --tls-cert", "none",
@@ -589,10 +593,11 @@ std::string validate(const settings& s) {
   if (!s.seeds.empty() && s.cluster_port == 0) {
     return "seeds are set but cluster-port is 0: a node without a cluster listener cannot join";
   }
-  if (s.failure_timeout <= s.heartbeat_interval) {
+  if (s.failure_timeout < 3 * s.heartbeat_interval) {
+    // The lease lasts the failure timeout less two heartbeats, and is renewed every one.
     return "failure-timeout (" + format_duration(s.failure_timeout) +
-           ") must be longer than heartbeat-interval (" + format_duration(s.heartbeat_interval) +
-           ")";
+           ") must be at least three times heartbeat-interval (" +
+           format_duration(s.heartbeat_interval) + ")";
   }
   return {};
 }

@@ -76,6 +76,7 @@ struct settings {
   std::string secret;
   milliseconds heartbeat_interval{250};
   milliseconds failure_timeout{2000};    ///< silence after which a member counts as down
+  std::size_t replicas = 3;              ///< copies of each room (capped by the seeds)
   std::string tls_cert;                  ///< PEM files; all three set: mutual TLS between nodes
   std::string tls_key;
   std::string tls_ca;

@@ -13,6 +13,7 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <nlohmann/json.hpp>
 
+#include "actors/replication.hpp"
 #include "actors/messages.hpp"
 #include "actors/type_ids.hpp"
 #include "net/linger.hpp"
@@ -388,6 +389,11 @@ void http_session::send_to_room(const route& r) {
       asio::post(self->stream_.get_executor(), [self, content_type, result = std::move(result),
                                                 err = std::move(err)]() mutable {
         if (err) {
+          if (err == actors::errc::no_quorum) {
+            return self->respond_error(http::status::service_unavailable,
+                                       "no quorum: this node cannot reach a majority of the "
+                                       "cluster; try another node");
+          }
           log().warn("HTTP send: room did not answer: {}", self->ctx_->sys.render(err));
           return self->respond_error(http::status::service_unavailable, "room unavailable");
         }

@@ -19,6 +19,7 @@
 #include "actors/ownership.hpp"
 #include "actors/type_ids.hpp"
 #include "cluster/membership.hpp"
+#include "cluster/replica.hpp"
 #include "cluster/router.hpp"
 #include "cluster/type_ids.hpp"
 #include "config/logging.hpp"
@@ -28,6 +29,7 @@
 #include "net/ws_session.hpp"
 #include "protocol/close_code.hpp"
 #include "protocol/room_id.hpp"
+#include "storage/memory_store.hpp"
 #include "storage/store.hpp"
 
 namespace driftd::node {
@@ -135,6 +137,8 @@ unsigned node::actor_threads() const {
 std::string node::open_store() {
   if (settings_.storage != "disk") {
     log().info("storage: memory only (rooms do not survive a restart)");
+    // A cluster's replicas hold their copies in a store all the same.
+    if (settings_.cluster_port != 0) store_ = std::make_unique<storage::memory_store>();
     return {};
   }
   storage::store_config sc;
@@ -191,7 +195,13 @@ std::string node::start_actor_system() {
 void node::spawn_directory() {
   actors::room_config rooms;
   rooms.ttl = settings_.room_ttl;
-  rooms.reserve_seqs = settings_.cluster_port != 0;
+  if (settings_.cluster_port != 0) {
+    // In a cluster every room is replicated; its copies live in this node's store (memory
+    // or disk) on each of its replicas.
+    rooms.replicated = true;
+    rooms.node_name = settings_.node_name;
+    rooms.lease_until = &lease_until_;
+  }
   rooms.max_bytes = settings_.max_room_bytes;
   rooms.max_keys = settings_.max_keys;
   rooms.max_subscriptions = settings_.max_subscriptions;
@@ -238,10 +248,12 @@ std::string node::open_listener() {
 
 std::string node::join_cluster(const std::string& secret) {
   const bool tls = !settings_.tls_cert.empty();
+  replica_ = cluster::spawn_replica(*sys_, ctx_->node_name, store_.get());
   cluster::router_config rc;
   rc.self = ctx_->node_name;
-  rc.reservation_ttl = settings_.room_ttl;
-  rc.store = store_.get();
+  rc.voters = settings_.seeds;
+  rc.replicas = settings_.replicas;
+  rc.replica = replica_;
   router_ = cluster::spawn_router(*sys_, rc, directory_);
   caf::anon_send(directory_, actors::use_resolver{router_});
   cluster::membership_config mc;
@@ -256,6 +268,19 @@ std::string node::join_cluster(const std::string& secret) {
   mc.cluster_name = settings_.cluster_name;
   mc.secret = secret;
   mc.tls = tls;
+  mc.voters = settings_.seeds;
+  {
+    auto sorted = settings_.seeds;
+    std::sort(sorted.begin(), sorted.end());
+    for (const auto& seed : sorted) mc.terms.voters += seed + ",";
+  }
+  mc.terms.failure_timeout_ms = static_cast<uint64_t>(settings_.failure_timeout.count());
+  mc.terms.heartbeat_ms = static_cast<uint64_t>(settings_.heartbeat_interval.count());
+  mc.terms.replicas = settings_.replicas;
+  mc.heartbeat_interval = settings_.heartbeat_interval;
+  mc.lease_duration = settings_.failure_timeout - 2 * settings_.heartbeat_interval;
+  mc.replica = replica_;
+  mc.lease_until = &lease_until_;
   membership_ = cluster::spawn_membership(*sys_, mc, router_);
   auto published =
     tls ? caf::openssl::publish(membership_, settings_.cluster_port,
@@ -307,6 +332,7 @@ void node::stop() {
     if (directory_) caf::anon_send(directory_, actors::stop_atom_v);
     if (membership_) caf::anon_send_exit(membership_, caf::exit_reason::user_shutdown);
     if (router_) caf::anon_send_exit(router_, caf::exit_reason::user_shutdown);
+    if (replica_) caf::anon_send_exit(replica_, caf::exit_reason::user_shutdown);
     sys_->await_all_actors_done();
   }
   // Actors are gone and hold no session; now the sockets can go, then the actor system.
@@ -315,6 +341,7 @@ void node::stop() {
   directory_ = caf::actor{};
   router_ = caf::actor{};
   membership_ = caf::actor{};
+  replica_ = caf::actor{};
   shards_.clear();
   sys_.reset();
   store_.reset();  // after the actors: it finishes their last writes

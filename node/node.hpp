@@ -85,6 +85,9 @@ class node {
   // Cluster mode only.
   caf::actor router_;
   caf::actor membership_;
+  caf::actor replica_;
+  /// This node's lease (steady-clock ns until which it holds; docs/replication.md).
+  std::atomic<int64_t> lease_until_{0};
   std::shared_ptr<net::context> ctx_;
   std::shared_ptr<net::listener> listener_;
   uint16_t port_ = 0;

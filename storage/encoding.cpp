@@ -123,16 +123,34 @@ std::string meta_value(const room_meta& meta) {
   std::string v;
   put_varint(v, meta.high_water);
   put_varint(v, zigzag(meta.last_active_ms));
+  // The replica fields follow only when set, so that a single node's meta stays two varints.
+  if (meta.promised != 0 || meta.accepted != 0 || meta.head != 0 || meta.last_n != 0 ||
+      !meta.promised_owner.empty()) {
+    put_varint(v, meta.promised);
+    put_bytes(v, meta.promised_owner);
+    put_varint(v, meta.accepted);
+    put_varint(v, meta.last_n);
+    put_varint(v, meta.head);
+  }
   return v;
 }
 
 bool decode_meta_value(std::string_view value, room_meta& meta) {
   uint64_t high_water = 0, active = 0;
-  if (!get_varint(value, high_water) || !get_varint(value, active) || !value.empty()) {
-    return false;
+  if (!get_varint(value, high_water) || !get_varint(value, active)) return false;
+  room_meta out;
+  out.high_water = high_water;
+  out.last_active_ms = unzigzag(active);
+  if (!value.empty()) {
+    std::string_view owner;
+    if (!get_varint(value, out.promised) || !get_bytes(value, owner) ||
+        !get_varint(value, out.accepted) || !get_varint(value, out.last_n) ||
+        !get_varint(value, out.head) || !value.empty()) {
+      return false;
+    }
+    out.promised_owner = std::string{owner};
   }
-  meta.high_water = high_water;
-  meta.last_active_ms = unzigzag(active);
+  meta = std::move(out);
   return true;
 }
 

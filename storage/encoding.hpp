@@ -6,6 +6,8 @@
 //
 //   0x00 "format"               -> "driftd" varint(version)
 //   0x01 L(room) 0x00           -> meta: varint(high_water) varint(zigzag(last_active_ms))
+//                                  [varint(promised) L(promised_owner) varint(accepted)
+//                                   varint(last_n) varint(head)]  (replicas only)
 //   0x01 L(room) 0x01 L(key) seq -> entry: varint(size) CBOR-bytes
 //   0x02 ms room                -> "" (expiry index)
 //

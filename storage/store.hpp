@@ -24,12 +24,26 @@ struct stored_entry {
 
 /// What is kept of a room besides its streams.
 struct room_meta {
+  room_meta() = default;
+  room_meta(uint64_t high_water_mark, int64_t active_ms)
+      : high_water(high_water_mark), last_active_ms(active_ms) {}
+
   /// No seq above this was ever used in the room. Rooms write it in blocks ahead of need,
   /// so that a relay (which takes a seq but changes no stream) costs no write.
   uint64_t high_water = 0;
   /// Wall-clock time (ms since the Unix epoch) of the room's last write, or of its last
   /// connection leaving: its expiry counts from here.
   int64_t last_active_ms = 0;
+
+  // -- a replica of a replicated room (docs/replication.md); zero on a single node --
+  /// The highest epoch this replica promised, and to which member ("" once released).
+  uint64_t promised = 0;
+  std::string promised_owner;
+  /// The last write this replica applied: its epoch and its number within that epoch; and
+  /// the room's seq after it.
+  uint64_t accepted = 0;
+  uint64_t last_n = 0;
+  uint64_t head = 0;
 };
 
 /// A room as read back.

@@ -88,25 +88,42 @@ struct fields {
     return std::make_tuple(x.fanout, x.conn, of(x.flags), x.keys);
   }
   static auto of(const room_snapshot& x) {
-    return std::make_tuple(x.room, x.head, of(x.streams), of(x.subscribers));
+    return std::make_tuple(x.room, x.head, of(x.streams), of(x.subscribers), x.high_water,
+                           x.last_active_ms);
   }
   static auto of(const handoff_to& x) { return std::make_tuple(x.target); }
   static auto of(const adopt_room& x) { return std::make_tuple(of(x.snapshot)); }
   static auto of(const room_moved& x) { return std::make_tuple(x.room); }
   static auto of(const drain_msg& x) { return std::make_tuple(x.fanout); }
-  static auto of(const backup_is& x) { return std::make_tuple(x.router); }
-  static auto of(const reserve_seq& x) { return std::make_tuple(x.room, x.limit); }
   static auto of(const open_room& x) { return std::make_tuple(x.room, x.start_after); }
   static auto of(const forget_room& x) { return std::make_tuple(x.room, x.actor); }
   static auto of(const use_resolver& x) { return std::make_tuple(x.resolver); }
-  static auto of(const handoff_request& x) { return std::make_tuple(x.room, x.requester); }
-  static auto of(const handoff_answer& x) { return std::make_tuple(x.coming, x.reserved); }
   static auto of(const resolve_owned& x) { return std::make_tuple(x.room); }
   static auto of(const handed_off& x) { return std::make_tuple(x.room, x.ok); }
-  static auto of(const release_seq& x) { return std::make_tuple(x.room); }
   static auto of(const room_unloading& x) { return std::make_tuple(x.room); }
   static auto of(const room_revived& x) { return std::make_tuple(x.room); }
   static auto of(const room_failed& x) { return std::make_tuple(x.room, x.head); }
+  static auto of(const replica_ref& x) { return std::make_tuple(x.name, x.actor); }
+  static auto of(const replicas_are& x) { return std::make_tuple(of(x.replicas)); }
+  static auto of(const replicas_for& x) { return std::make_tuple(x.room); }
+  static auto of(const owner_is& x) { return std::make_tuple(x.room, x.owner); }
+  static auto of(const claim_msg& x) { return std::make_tuple(x.room, x.epoch, x.owner); }
+  static auto of(const claim_answer& x) {
+    return std::make_tuple(x.granted, x.promised, x.promised_owner, x.accepted, x.last_n, x.head,
+                           x.high_water, x.stored, x.last_active_ms);
+  }
+  static auto of(const release_msg& x) { return std::make_tuple(x.room, x.epoch, x.owner); }
+  static auto of(const fetch_msg& x) { return std::make_tuple(x.room); }
+  static auto of(const confirm_msg& x) { return std::make_tuple(x.room, x.epoch, x.owner); }
+  static auto of(const keyed_entry& x) { return std::make_tuple(x.key, x.seq, x.value, x.size); }
+  static auto of(const keyed_seq& x) { return std::make_tuple(x.key, x.seq); }
+  static auto of(const replicate_msg& x) {
+    return std::make_tuple(x.room, x.epoch, x.owner, x.n, x.base_epoch, x.base_n, x.to, x.whole,
+                           of(x.erases), of(x.puts), x.high_water, x.last_active_ms, x.release);
+  }
+  static auto of(const replicate_answer& x) {
+    return std::make_tuple(x.outcome, x.promised, x.promised_owner);
+  }
 };
 
 template <class T>
@@ -386,17 +403,41 @@ TEST_F(Messages, HandOffMessagesCrossNodes) {
   expect_crosses_nodes(sys_, handoff_to{actor()});
   expect_crosses_nodes(sys_, room_moved{actor()});
   expect_crosses_nodes(sys_, drain_msg{actor()});
-  expect_crosses_nodes(sys_, backup_is{actor()});
-  expect_crosses_nodes(sys_, backup_is{caf::actor{}});  // a single node: no backup
-  expect_crosses_nodes(sys_, reserve_seq{"room-6", 5000});
   expect_crosses_nodes(sys_, open_room{"room-7", 4096});
   expect_crosses_nodes(sys_, forget_room{"room-8", actor()});
   expect_crosses_nodes(sys_, use_resolver{actor()});
-  expect_crosses_nodes(sys_, handoff_request{"room-9", actor()});
-  expect_crosses_nodes(sys_, handoff_answer{true, 8192});
   expect_crosses_nodes(sys_, resolve_owned{"room-10"});
   expect_crosses_nodes(sys_, handed_off{"room-11", true});
-  expect_crosses_nodes(sys_, release_seq{"room-12"});
+}
+
+TEST_F(Messages, ReplicationMessagesCrossNodes) {
+  expect_crosses_nodes(sys_, replicas_are{{replica_ref{"a", actor()}, replica_ref{"b", caf::actor{}}}});
+  expect_crosses_nodes(sys_, replicas_for{"room-16"});
+  expect_crosses_nodes(sys_, owner_is{"room-17", "b"});
+  expect_crosses_nodes(sys_, claim_msg{"room-18", 7, "a"});
+  expect_crosses_nodes(sys_, claim_answer{true, 7, "a", 6, 41, 1052, 11000, true, 1796000000000});
+  expect_crosses_nodes(sys_, release_msg{"room-19", 7, "a"});
+  expect_crosses_nodes(sys_, fetch_msg{"room-20"});
+  expect_crosses_nodes(sys_, confirm_msg{"room-21", 8, "c"});
+  replicate_msg w;
+  w.room = "room-22";
+  w.epoch = 9;
+  w.owner = "b";
+  w.n = 3;
+  w.base_epoch = 9;
+  w.base_n = 2;
+  w.to = 1234;
+  w.erases = {keyed_seq{"k", 5}};
+  w.puts = {keyed_entry{"k", 1234, std::string("\x63\x61\x62\x63", 4), 9}};
+  w.high_water = 11234;
+  w.last_active_ms = -1;
+  w.release = true;
+  expect_crosses_nodes(sys_, w);
+  expect_crosses_nodes(sys_, replicate_answer{replicate_answer::refused, 10, "c"});
+  replicate_answer bad;
+  bad.outcome = 7;
+  replicate_answer back;
+  EXPECT_TRUE(deserialize(sys_, serialize(sys_, bad), back)) << "an unknown outcome is refused";
 }
 
 TEST_F(Messages, RoomLifecycleMessagesSurviveSerialization) {

@@ -32,14 +32,19 @@ struct fields {
     return std::make_tuple(x.name, x.cluster, x.http, x.incarnation);
   }
   static auto of(const member& x) {
-    return std::make_tuple(of(x.addr), x.node, x.router, x.up, x.leaving);
+    return std::make_tuple(of(x.addr), x.node, x.router, x.replica, x.up, x.leaving);
+  }
+  static auto of(const cluster_terms& x) {
+    return std::make_tuple(x.voters, x.failure_timeout_ms, x.heartbeat_ms, x.replicas);
   }
   static auto of(const hello& x) {
-    return std::make_tuple(of(x.from), x.router, x.cluster_name, x.proof);
+    return std::make_tuple(of(x.from), x.router, x.replica, x.cluster_name, x.proof, of(x.terms));
   }
   static auto of(const welcome& x) {
-    return std::make_tuple(of(x.from), x.router, x.proof, of(x.members));
+    return std::make_tuple(of(x.from), x.router, x.replica, x.proof, of(x.members));
   }
+  static auto of(const lease_ping& x) { return std::make_tuple(x.round); }
+  static auto of(const quorum_is& x) { return std::make_tuple(x.held); }
   static auto of(const gossip& x) { return std::make_tuple(of(x.members)); }
   static auto of(const leaving& x) { return std::make_tuple(x.name, x.incarnation); }
   static auto of(const members_view& x) { return std::make_tuple(x.self, of(x.members)); }
@@ -134,14 +139,17 @@ class ClusterMessages : public ::testing::Test {
 TEST_F(ClusterMessages, MemberAddressesCrossNodes) {
   expect_crosses_nodes(sys_, addr("a"));
   expect_crosses_nodes(sys_, member_addr{});
-  expect_crosses_nodes(sys_, member{addr("b"), actor(), actor(), true, true});
-  expect_crosses_nodes(sys_, member{addr("c"), caf::actor{}, caf::actor{}, false, false});
+  expect_crosses_nodes(sys_, member{addr("b"), actor(), actor(), actor(), true, true});
+  expect_crosses_nodes(sys_, member{addr("c"), caf::actor{}, caf::actor{}, caf::actor{}, false, false});
 }
 
 TEST_F(ClusterMessages, HandshakeMessagesCrossNodes) {
-  expect_crosses_nodes(sys_,
-                       hello{addr("a"), actor(), "mn-test", std::string("\x01\xfe\x00proof", 8)});
-  expect_crosses_nodes(sys_, welcome{addr("b"), actor(), "proof-b", {addr("a"), addr("c")}});
+  const cluster_terms terms{"127.0.0.1:7001,127.0.0.1:7002,", 2000, 250, 3};
+  expect_crosses_nodes(sys_, hello{addr("a"), actor(), actor(), "mn-test",
+                                   std::string("\x01\xfe\x00proof", 8), terms});
+  expect_crosses_nodes(sys_, welcome{addr("b"), actor(), actor(), "proof-b", {addr("a"), addr("c")}});
+  expect_crosses_nodes(sys_, lease_ping{77});
+  expect_crosses_nodes(sys_, quorum_is{true});
 }
 
 TEST_F(ClusterMessages, GossipAndViewsCrossNodes) {
@@ -149,14 +157,14 @@ TEST_F(ClusterMessages, GossipAndViewsCrossNodes) {
   expect_crosses_nodes(sys_, gossip{});
   expect_crosses_nodes(sys_, leaving{"b", 12345});
   expect_crosses_nodes(sys_, members_view{"a",
-                                          {member{addr("a"), actor(), actor(), true, false},
-                                           member{addr("b"), actor(), actor(), false, true}}});
+                                          {member{addr("a"), actor(), actor(), actor(), true, false},
+                                           member{addr("b"), actor(), actor(), actor(), false, true}}});
 }
 
 TEST_F(ClusterMessages, ActorHandlesComeBackAsTheSameActors) {
   const caf::actor node = actor();
   const caf::actor router = actor();
-  const member back = round_trip(sys_, member{addr("a"), node, router, true, false});
+  const member back = round_trip(sys_, member{addr("a"), node, router, caf::actor{}, true, false});
   EXPECT_EQ(back.node, node);
   EXPECT_EQ(back.router, router);
 }

@@ -4,36 +4,41 @@
 
 #include <chrono>
 
-#include "actors/ownership.hpp"
+#include "actors/replication.hpp"
 #include "actors/type_ids.hpp"
+#include "cluster/placement.hpp"
 #include "cluster/type_ids.hpp"
 
 namespace driftd::cluster {
 namespace {
 
-using namespace std::chrono_literals;
-using actors::handoff_answer;
-using actors::handoff_request;
-using actors::release_seq;
-using actors::reserve_seq;
+using actors::replicas_are;
+using actors::replicas_for;
 
 constexpr auto wait_limit = std::chrono::seconds{5};
 
-/// A router of a node alone in its cluster, with this test asking it as its peers would.
+const std::vector<std::string> voters{"127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003",
+                                      "127.0.0.1:7004"};
+
+/// The router of node "a" (a voter, 7001) of a 5-node cluster whose seeds are four voters;
+/// this test plays the membership and the directory.
 class RouterTest : public ::testing::Test {
  protected:
   RouterTest() : sys{config()}, self{sys} {
-    // The router only opens rooms through its directory, which these tests never need.
     directory = sys.spawn([](caf::event_based_actor*) -> caf::behavior { return {}; });
+    dummy = sys.spawn([](caf::event_based_actor*) -> caf::behavior { return {}; });
     router_config rc;
     rc.self = "a";
-    rc.reservation_ttl = ttl;
+    rc.voters = voters;
+    rc.replicas = 3;
+    rc.replica = dummy;
     router = spawn_router(sys, rc, directory);
   }
 
   ~RouterTest() override {
-    self->send_exit(router, caf::exit_reason::user_shutdown);
-    self->send_exit(directory, caf::exit_reason::user_shutdown);
+    for (const auto& a : {router, directory, dummy}) {
+      self->send_exit(a, caf::exit_reason::user_shutdown);
+    }
   }
 
   caf::actor_system_config& config() {
@@ -44,58 +49,100 @@ class RouterTest : public ::testing::Test {
     return cfg;
   }
 
-  uint64_t reserve(const std::string& room, uint64_t limit) {
-    uint64_t out = 0;
-    self->request(router, wait_limit, reserve_seq{room, limit})
-      .receive([&](uint64_t v) { out = v; },
+  /// Members a..e at 7001..7005 (e is not a seed: an edge member); `down` are down.
+  void view(const std::set<std::string>& down = {}) {
+    members_view v;
+    v.self = "a";
+    int port = 7001;
+    for (const std::string name : {"a", "b", "c", "d", "e"}) {
+      member m;
+      m.addr = member_addr{name, "127.0.0.1:" + std::to_string(port++), "", 1};
+      m.node = dummy;
+      m.router = name == "a" ? router : dummy;
+      m.replica = dummy;
+      m.up = down.count(name) == 0;
+      v.members.push_back(m);
+    }
+    self->send(router, v);
+  }
+
+  std::vector<std::string> replicas(const std::string& room) {
+    std::vector<std::string> out;
+    self->request(router, wait_limit, replicas_for{room})
+      .receive([&](replicas_are& r) {
+                 for (const auto& ref : r.replicas) out.push_back(ref.name);
+               },
                [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
     return out;
   }
 
-  /// What the router would tell a new owner about the room's reservation.
-  uint64_t reserved(const std::string& room) {
-    uint64_t out = 0;
-    self->request(router, wait_limit, handoff_request{room, caf::actor{}})
-      .receive([&](handoff_answer& a) { out = a.reserved; },
+  nlohmann::json placement(const std::string& room) {
+    nlohmann::json out;
+    self->request(router, wait_limit, actors::cluster_query{room})
+      .receive([&](std::string& doc) { out = nlohmann::json::parse(doc); },
                [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
     return out;
   }
 
-  const std::chrono::milliseconds ttl{400};
+  /// The name of the voter ranked `i`-th for `room`.
+  static std::string ranked(const std::string& room, std::size_t i) {
+    const std::string names = "abcd";
+    return std::string(1, names[rank(voters, room)[i]]);
+  }
+
   caf::actor_system_config cfg;
   caf::actor_system sys;
   caf::scoped_actor self;
   caf::actor directory;
+  caf::actor dummy;
   caf::actor router;
 };
 
-TEST_F(RouterTest, AReservationIsKeptAndOnlyEverRaised) {
-  EXPECT_EQ(reserved("r"), 0u);
-  EXPECT_EQ(reserve("r", 10000), 10000u);
-  EXPECT_EQ(reserve("r", 5000), 5000u);
-  EXPECT_EQ(reserved("r"), 10000u);
-}
-
-TEST_F(RouterTest, ARoomThatEndsReleasesItsReservation) {
-  reserve("r", 10000);
-  reserve("other", 20000);
-  self->send(router, release_seq{"r"});
-  EXPECT_EQ(reserved("r"), 0u);
-  EXPECT_EQ(reserved("other"), 20000u);
-}
-
-TEST_F(RouterTest, AReservationNotRenewedWithinTheTtlIsDropped) {
-  const auto start = std::chrono::steady_clock::now();
-  reserve("r", 10000);
-  // The sweep runs every quarter of the TTL: the entry goes between one TTL and 1.25 TTLs
-  // after its last renewal.
-  uint64_t left = reserved("r");
-  while (left != 0 && std::chrono::steady_clock::now() - start < wait_limit) {
-    self->receive(caf::after(ttl / 8) >> [] {});
-    left = reserved("r");
+TEST_F(RouterTest, AReplicaSetIsTheFirstVotersRankedForTheRoomWhateverIsUp) {
+  view();
+  for (int i = 0; i < 20; ++i) {
+    const std::string room = "room-" + std::to_string(i);
+    const std::vector<std::string> want{ranked(room, 0), ranked(room, 1), ranked(room, 2)};
+    EXPECT_EQ(replicas(room), want) << room;
+    view({ranked(room, 0)});  // its first replica goes down: the set stays
+    EXPECT_EQ(replicas(room), want) << room;
+    view();
   }
-  EXPECT_EQ(left, 0u);
-  EXPECT_GE(std::chrono::steady_clock::now() - start, ttl);
+}
+
+TEST_F(RouterTest, TheOwnerIsTheFirstReplicaUpAndNeverAnEdgeMember) {
+  view();
+  for (int i = 0; i < 20; ++i) {
+    const std::string room = "room-" + std::to_string(i);
+    EXPECT_EQ(placement(room)["owner"], ranked(room, 0)) << room;
+    EXPECT_NE(placement(room)["owner"], "e");
+    view({ranked(room, 0)});
+    EXPECT_EQ(placement(room)["owner"], ranked(room, 1)) << room;
+    view({ranked(room, 0), ranked(room, 1), ranked(room, 2)});
+    EXPECT_EQ(placement(room)["owner"], "") << "no replica up: nobody owns " << room;
+    view();
+  }
+}
+
+TEST_F(RouterTest, WhatTheReplicasSayOfTheOwnerHoldsUntilTheViewChanges) {
+  view();
+  const std::string room = "room-x";
+  const std::string other = ranked(room, 1);
+  self->send(router, actors::owner_is{room, other});
+  EXPECT_EQ(placement(room)["owner"], other);
+  view();
+  EXPECT_EQ(placement(room)["owner"], ranked(room, 0));
+}
+
+TEST_F(RouterTest, WithoutQuorumNothingResolves) {
+  view();
+  self->send(router, quorum_is{false});
+  caf::error got;
+  self->request(router, wait_limit, actors::resolve_room{"room-y"})
+    .receive([](caf::actor&) { ADD_FAILURE() << "resolved without quorum"; },
+             [&](caf::error& e) { got = e; });
+  EXPECT_EQ(got, actors::errc::no_quorum);
+  EXPECT_FALSE(placement("").value("quorum", true));
 }
 
 }  // namespace

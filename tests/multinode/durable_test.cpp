@@ -289,8 +289,7 @@ TEST(DurableClusterTest, AWholeClusterStoppedNodeByNodeKeepsEveryAcknowledgedApp
 TEST(DurableClusterTest, ARoomHandedToAJoiningNodeSurvivesThatNodesRestart) {
   cluster_options opts;
   opts.durable = true;
-  test_cluster c{{"a", "b"}, opts};
-  c.add("c");
+  test_cluster c{{"a", "b", "c"}, opts};
   c.start_all();
   // A room that c will own once it is up, written while only a and b serve.
   c["c"].kill_now();
@@ -298,7 +297,7 @@ TEST(DurableClusterTest, ARoomHandedToAJoiningNodeSurvivesThatNodesRestart) {
   std::string room;
   for (int i = 0; i < 60 && room.empty(); ++i) {
     const std::string candidate = new_room(c["a"].http_port());
-    if (cluster::rank({"a", "b", "c"}, candidate).front() == 2) room = candidate;
+    if (c.ranked(candidate).front() == "c") room = candidate;
   }
   ASSERT_FALSE(room.empty());
   std::map<std::pair<int, int>, uint64_t> acked;

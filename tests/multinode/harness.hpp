@@ -32,6 +32,7 @@
 
 #include <gtest/gtest.h>
 
+#include "cluster/placement.hpp"
 #include "tests/integration/client.hpp"
 
 namespace driftd::multinode {
@@ -302,6 +303,7 @@ class test_cluster {
       if (!seeds_.empty()) seeds_ += ",";
       seeds_ += nodes_.back()->cluster_addr();
     }
+    seed_count_ = nodes_.size();
   }
 
   ~test_cluster() {
@@ -351,6 +353,21 @@ class test_cluster {
   }
 
   const std::string& seeds() const { return seeds_; }
+
+  /// The room's replicas in rank order, as every router ranks them: the seed nodes (the
+  /// voting members) ordered by rendezvous hashing of their cluster addresses. The first one
+  /// up owns the room.
+  std::vector<std::string> ranked(const std::string& room) const {
+    std::vector<std::string> addrs;
+    std::vector<std::string> names;
+    for (std::size_t i = 0; i < seed_count_; ++i) {
+      addrs.push_back(nodes_[i]->cluster_addr());
+      names.push_back(nodes_[i]->name());
+    }
+    std::vector<std::string> out;
+    for (std::size_t i : cluster::rank(addrs, room)) out.push_back(names[i]);
+    return out;
+  }
   const std::string& dir() const { return dir_; }
 
   /// The command line of a node of this cluster; `overrides` come last and win.
@@ -496,6 +513,7 @@ class test_cluster {
   cluster_options opts_;
   std::string dir_;
   std::string seeds_;
+  std::size_t seed_count_ = 0;
   std::vector<std::unique_ptr<node_process>> nodes_;
 };
 

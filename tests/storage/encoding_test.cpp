@@ -16,7 +16,7 @@ namespace {
 using namespace std::string_literals;
 
 TEST(Encoding, MetaRoundTrips) {
-  for (const room_meta in : {room_meta{0, 0}, room_meta{1, 1700000000000},
+  for (const room_meta& in : {room_meta{0, 0}, room_meta{1, 1700000000000},
                              room_meta{std::numeric_limits<uint64_t>::max(), -5},
                              room_meta{42, std::numeric_limits<int64_t>::min()},
                              room_meta{7, std::numeric_limits<int64_t>::max()}}) {
@@ -25,6 +25,37 @@ TEST(Encoding, MetaRoundTrips) {
     EXPECT_EQ(out.high_water, in.high_water);
     EXPECT_EQ(out.last_active_ms, in.last_active_ms);
   }
+}
+
+TEST(Encoding, AReplicasMetaRoundTripsAndASingleNodesStaysShort) {
+  room_meta in;
+  in.high_water = 10100;
+  in.last_active_ms = 1796000000000;
+  in.promised = 7;
+  in.promised_owner = "node-b";
+  in.accepted = 6;
+  in.last_n = 31;
+  in.head = 10042;
+  room_meta out;
+  ASSERT_TRUE(decode_meta_value(meta_value(in), out));
+  EXPECT_EQ(out.promised, 7u);
+  EXPECT_EQ(out.promised_owner, "node-b");
+  EXPECT_EQ(out.accepted, 6u);
+  EXPECT_EQ(out.last_n, 31u);
+  EXPECT_EQ(out.head, 10042u);
+  EXPECT_EQ(out.high_water, 10100u);
+  // A released room: an epoch, no owner.
+  in.promised_owner.clear();
+  ASSERT_TRUE(decode_meta_value(meta_value(in), out));
+  EXPECT_EQ(out.promised_owner, "");
+  EXPECT_EQ(out.promised, 7u);
+  // Written by a single node (or an older release): the replica fields read as zero.
+  ASSERT_TRUE(decode_meta_value(meta_value(room_meta{5, 1}), out));
+  EXPECT_EQ(out.promised, 0u);
+  EXPECT_EQ(out.head, 0u);
+  // Cut inside the replica fields: refused.
+  const std::string full = meta_value(in);
+  EXPECT_FALSE(decode_meta_value(full.substr(0, full.size() - 1), out));
 }
 
 TEST(Encoding, MetaIsCompact) {
