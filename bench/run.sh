@@ -13,6 +13,9 @@
 #   idle          10000 idle subscribed connections: server memory per connection
 #   cluster       fanout with subscribers spread over a local 3-node cluster
 #   cluster-latency   latency with subscribers spread over a local 3-node cluster
+#   cluster-ordered   ordered over a local 3-node cluster: one room, three replicas, writers
+#                 and subscribers spread over the nodes (ACTION=append, STORAGE=disk to
+#                 compare with a single durable node)
 #   send-floor    no driftd: one plain send() to each of 10000 sockets, the floor under broadcast
 #   cold-start    a node on a data folder of ROOMS (100000) stored rooms: time to start, and
 #                 the first get of a room not in memory (cold) and the second (warm)
@@ -31,7 +34,7 @@ cd "$(dirname "$0")/.."
 
 scenario=${1:-}
 runs=${2:-5}
-[ -n "$scenario" ] || { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ -n "$scenario" ] || { sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 build=${BUILD_DIR:-build}
 server_cpus=${SERVER_CPUS:-0}
@@ -130,7 +133,7 @@ run_once() {
     return
   fi
   case "$scenario" in
-    cluster|cluster-latency) servers=$(start_cluster) ;;
+    cluster|cluster-latency|cluster-ordered) servers=$(start_cluster) ;;
     *) port=$(free_port); start_node "$port"; servers="127.0.0.1:$port" ;;
   esac
   local gen=(taskset -c "$client_cpus" "$bench_bin" --server "$servers" --scenario "$scenario"
@@ -141,7 +144,7 @@ run_once() {
     rooms)
       out=$("${gen[@]}" --rooms "${ROOMS:-1000}" --subscribers "${SUBSCRIBERS:-10}" \
             --rate "${RATE:-150}") || true ;;
-    ordered)
+    ordered|cluster-ordered)
       out=$("${gen[@]}" --writers "${WRITERS:-4}" --subscribers "${SUBSCRIBERS:-10}" \
             --rate "${RATE:-50000}") || true ;;
     latency|cluster-latency)
