@@ -615,6 +615,11 @@ TEST(ClusterFailoverTest, AFrozenOwnerThatResumesNeverForksTheRoom) {
   wait_more(sub_next, "k", count, 100, 15s);
   std::cout << "owner " << owner << " frozen; the room went on after " << ms_since(stopped_at)
             << " ms\n";
+  // Frozen for about 2.5 failure timeouts, while the room goes on.
+  while (ms_since(stopped_at) < 2500) {
+    count = deliveries_of(sub_next.messages(), "k").size();
+    wait_more(sub_next, "k", count, 20, 15s);
+  }
 
   // It resumes: whatever it still holds from before must not be acknowledged in a second
   // history; everyone ends up naming one owner again.
