@@ -24,8 +24,9 @@ int main(int argc, char** argv) {
     return loaded.exit_code;
   }
   const auto& settings = *loaded.values;
-  if (!config::setup_logging(settings.log_level)) {
-    std::fprintf(stderr, "unknown log level `%s`\n", settings.log_level.c_str());
+  if (!config::setup_logging(settings.log_level, settings.log_format)) {
+    std::fprintf(stderr, "unknown log level `%s` or format `%s`\n", settings.log_level.c_str(),
+                 settings.log_format.c_str());
     return 2;
   }
   auto& log = config::logger("node");
