@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
                  settings.log_format.c_str());
     return 2;
   }
+  // A node named by its port ("node-<port>") is named in its lines once the port is open.
+  if (!settings.node_name.empty()) config::set_log_node(settings.node_name);
   auto& log = config::logger("node");
 
   // Writes to a socket the peer closed must fail with an error, not end the process.
