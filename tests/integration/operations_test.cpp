@@ -1,6 +1,9 @@
 // Operating a node: GET /metrics counts exactly what happened (and promtool accepts it),
 // GET /readyz, the admin page and its API behind --admin-token, and --api-key on POST /new.
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -22,6 +25,30 @@ config::settings admin_settings() {
   s.admin_token = admin_token;
   return s;
 }
+
+/// Settings of a node that keeps its rooms in a fresh folder, removed afterwards.
+class disk_node_settings {
+ public:
+  disk_node_settings() {
+    char pattern[] = "/tmp/driftd-metrics-XXXXXX";
+    if (::mkdtemp(pattern) == nullptr) fail("mkdtemp failed");
+    dir_ = pattern;
+    settings_ = test_settings();
+    settings_.storage = "disk";
+    settings_.data_dir = dir_ + "/data";
+  }
+  ~disk_node_settings() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  disk_node_settings(const disk_node_settings&) = delete;
+  disk_node_settings& operator=(const disk_node_settings&) = delete;
+  const config::settings& get() const { return settings_; }
+
+ private:
+  std::string dir_;
+  config::settings settings_;
+};
 
 // -- /metrics ----------------------------------------------------------------------------------
 
@@ -89,7 +116,9 @@ TEST(MetricsTest, PromtoolFindsNoProblem) {
     GTEST_SKIP() << "promtool is not installed (Debian package `prometheus`): "
                     "the check of the exposition format is skipped";
   }
-  test_node node;
+  // On disk, so that the storage families are checked too.
+  const disk_node_settings disk;
+  test_node node{disk.get()};
   const std::string room = new_room(node.port());
   ws_client client{node.port(), room};
   client.send(get_msg("k"));
@@ -115,6 +144,28 @@ TEST(MetricsTest, AnOversizeMessageIsCountedAndItsConnectionGone) {
   const auto m = scrape_metrics(node.port());
   EXPECT_EQ(m.value("driftd_rejected_messages_total", {{"reason", "too_big"}}), 1);
   EXPECT_EQ(m.value("driftd_connections_opened_total"), 1);
+}
+
+TEST(MetricsTest, StorageFiguresAreThoseOfStats) {
+  const disk_node_settings disk;
+  test_node node{disk.get()};
+  const auto port = node.port();
+  const std::string room = new_room(port);
+  const auto before = scrape_metrics(port);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(http_send(port, room, push_msg("k", i)).status, 200u);
+  const auto m = scrape_metrics(port);
+  const json st = stats(port).at("storage");
+  EXPECT_EQ(m.value("driftd_storage_writes_total") - before.value("driftd_storage_writes_total"), 5)
+      << "one durable write per append";
+  EXPECT_EQ(m.value("driftd_storage_writes_total"), st.at("writes").get<double>());
+  EXPECT_EQ(m.value("driftd_storage_commits_total"), st.at("commits").get<double>());
+  EXPECT_EQ(m.value("driftd_storage_fsyncs_total"), st.at("fsyncs").get<double>());
+  EXPECT_GE(m.value("driftd_storage_fsyncs_total"), 5) << "--fsync always";
+  EXPECT_EQ(m.value("driftd_storage_largest_commit_writes"), st.at("largest_commit").get<double>());
+  EXPECT_EQ(m.value("driftd_storage_rooms_loaded_total"), st.at("rooms_loaded").get<double>());
+  EXPECT_GT(m.value("driftd_storage_disk_bytes"), 0);
+  EXPECT_EQ(m.value("driftd_storage_failing"), 0);
+  EXPECT_EQ(m.value("driftd_push_latency_seconds_count"), 5);
 }
 
 // -- /readyz -----------------------------------------------------------------------------------
