@@ -53,25 +53,24 @@ class peer_get : public std::enable_shared_from_this<peer_get> {
     req_.keep_alive(false);
     parser_.body_limit(max_peer_body);
     stream_.expires_after(timeout);
-    resolver_.async_resolve(host, port,
-                            [self = shared_from_this()](beast::error_code ec,
-                                                        asio::ip::tcp::resolver::results_type r) {
-                              if (ec) return self->finish(0, "resolve: " + ec.message());
-                              self->connect(r);
-                            });
+    resolver_.async_resolve(
+        host, port,
+        [self = shared_from_this()](beast::error_code ec, asio::ip::tcp::resolver::results_type r) {
+          if (ec) return self->finish(0, "resolve: " + ec.message());
+          self->connect(r);
+        });
   }
 
  private:
   void connect(const asio::ip::tcp::resolver::results_type& endpoints) {
-    stream_.async_connect(endpoints, [self = shared_from_this()](beast::error_code ec,
-                                                                 const auto&) {
-      if (ec) return self->finish(0, "connect: " + ec.message());
-      http::async_write(self->stream_, self->req_,
-                        [self](beast::error_code ec, std::size_t) {
-                          if (ec) return self->finish(0, "write: " + ec.message());
-                          self->read();
-                        });
-    });
+    stream_.async_connect(
+        endpoints, [self = shared_from_this()](beast::error_code ec, const auto&) {
+          if (ec) return self->finish(0, "connect: " + ec.message());
+          http::async_write(self->stream_, self->req_, [self](beast::error_code ec, std::size_t) {
+            if (ec) return self->finish(0, "write: " + ec.message());
+            self->read();
+          });
+        });
   }
 
   void read() {
@@ -107,7 +106,8 @@ json node_figures(const context& ctx, const actors::directory_stats& dir) {
   const auto relaxed = std::memory_order_relaxed;
   uint64_t pushes = 0;
   if (a) {
-    for (const auto n : a->pushes.read().by_action) pushes += n;
+    for (const auto n : a->pushes.read().by_action)
+      pushes += n;
   }
   json doc{
       {"node", ctx.node_name},

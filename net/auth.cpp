@@ -15,13 +15,16 @@ std::string_view bearer_token(std::string_view authorization) {
   }
   if (authorization[scheme.size()] != ' ') return {};
   auto token = authorization.substr(scheme.size() + 1);
-  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-  while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+  while (!token.empty() && token.front() == ' ')
+    token.remove_prefix(1);
+  while (!token.empty() && (token.back() == ' ' || token.back() == '\t'))
+    token.remove_suffix(1);
   return token;
 }
 
 bearer_tokens::bearer_tokens(const std::vector<std::string>& tokens) {
-  for (const auto& t : tokens) digests_.push_back(hash(t));
+  for (const auto& t : tokens)
+    digests_.push_back(hash(t));
 }
 
 bearer_tokens::digest bearer_tokens::hash(std::string_view token) {

@@ -6,12 +6,12 @@
 #include <sstream>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <prometheus/counter.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
+#include <nlohmann/json.hpp>
 
 #include "config/settings.hpp"
 #include "net/context.hpp"
@@ -107,21 +107,21 @@ std::string render_metrics(const context& ctx, const scrape_input& in) {
           s.idle_closed.load(relaxed));
   auto& rejected = BuildCounter()
                        .Name("driftd_rejected_messages_total")
-                       .Help("Client messages refused, by reason: invalid (answered with an "
-                             "error), too_big (close 1009), protocol (broken WebSocket framing), "
-                             "rate_limit (close 1008), partial_input (--max-partial-bytes), "
-                             "message_timeout (--message-timeout)")
+                       .Help(
+                           "Client messages refused, by reason: invalid (answered with an "
+                           "error), too_big (close 1009), protocol (broken WebSocket framing), "
+                           "rate_limit (close 1008), partial_input (--max-partial-bytes), "
+                           "message_timeout (--message-timeout)")
                        .Register(r);
   rejected.Add({{"reason", "invalid"}}).Increment(as_double(s.rejected_messages.load(relaxed)));
   rejected.Add({{"reason", "too_big"}}).Increment(as_double(s.oversize_closed.load(relaxed)));
   rejected.Add({{"reason", "protocol"}}).Increment(as_double(s.protocol_errors.load(relaxed)));
   rejected.Add({{"reason", "rate_limit"}}).Increment(as_double(s.rate_limited.load(relaxed)));
-  rejected.Add({{"reason", "partial_input"}})
-      .Increment(as_double(s.partial_refused.load(relaxed)));
+  rejected.Add({{"reason", "partial_input"}}).Increment(as_double(s.partial_refused.load(relaxed)));
   rejected.Add({{"reason", "message_timeout"}})
       .Increment(as_double(s.message_timeouts.load(relaxed)));
-  counter(r, "driftd_rooms_refused_total",
-          "POST /new refused for --max-new-rooms-per-minute", s.rooms_refused.load(relaxed));
+  counter(r, "driftd_rooms_refused_total", "POST /new refused for --max-new-rooms-per-minute",
+          s.rooms_refused.load(relaxed));
   gauge(r, "driftd_partial_input_bytes",
         "Bytes of partly received messages and bodies held now, all connections",
         as_double(s.partial_bytes.load(relaxed)));
@@ -134,8 +134,9 @@ std::string render_metrics(const context& ctx, const scrape_input& in) {
   // -- HTTP --
   auto& http = BuildCounter()
                    .Name("driftd_http_requests_total")
-                   .Help("HTTP requests answered, by route and status (WebSocket upgrades as "
-                         "101)")
+                   .Help(
+                       "HTTP requests answered, by route and status (WebSocket upgrades as "
+                       "101)")
                    .Register(r);
   for (std::size_t k = 0; k < route_kinds; ++k) {
     const auto kind = static_cast<route_kind>(k);
@@ -156,9 +157,10 @@ std::string render_metrics(const context& ctx, const scrape_input& in) {
   const auto pushes = a ? a->pushes.read() : actors::push_stats::snapshot{};
   auto& by_action = BuildCounter()
                         .Name("driftd_pushes_total")
-                        .Help("Pushes sequenced by the rooms on this node, by action (compact "
-                              "takes no seq but is counted), once they left the room: durable "
-                              "and broadcast")
+                        .Help(
+                            "Pushes sequenced by the rooms on this node, by action (compact "
+                            "takes no seq but is counted), once they left the room: durable "
+                            "and broadcast")
                         .Register(r);
   for (std::size_t i = 0; i < actors::push_stats::actions; ++i) {
     by_action.Add({{"action", action_names[i]}}).Increment(as_double(pushes.by_action[i]));
@@ -166,12 +168,15 @@ std::string render_metrics(const context& ctx, const scrape_input& in) {
   {
     std::vector<double> bounds;
     std::vector<double> increments;
-    for (const auto ns : actors::push_stats::bounds_ns) bounds.push_back(as_double(ns) / 1e9);
-    for (const auto n : pushes.bucket) increments.push_back(as_double(n));
+    for (const auto ns : actors::push_stats::bounds_ns)
+      bounds.push_back(as_double(ns) / 1e9);
+    for (const auto n : pushes.bucket)
+      increments.push_back(as_double(n));
     BuildHistogram()
         .Name("driftd_push_latency_seconds")
-        .Help("From a push's arrival at its room to its broadcast (after storage acknowledged "
-              "it); one sample per push counted in driftd_pushes_total")
+        .Help(
+            "From a push's arrival at its room to its broadcast (after storage acknowledged "
+            "it); one sample per push counted in driftd_pushes_total")
         .Register(r)
         .Add({}, bounds)
         .ObserveMultiple(increments, as_double(pushes.sum_ns) / 1e9);
@@ -191,7 +196,8 @@ std::string render_metrics(const context& ctx, const scrape_input& in) {
                       .Name("driftd_cluster_members")
                       .Help("Members of the cluster as this node sees them, by state")
                       .Register(r);
-  for (const auto& [state, n] : in.members) members.Add({{"state", state}}).Set(as_double(n));
+  for (const auto& [state, n] : in.members)
+    members.Add({{"state", state}}).Set(as_double(n));
 
   // -- storage --
   if (ctx.store != nullptr) {

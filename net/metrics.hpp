@@ -25,8 +25,8 @@ class http_counts {
   static constexpr std::size_t slots = statuses.size() + 1;
 
   void add(route_kind route, unsigned status) {
-    counts_[static_cast<std::size_t>(route)][slot_of(status)].fetch_add(
-        1, std::memory_order_relaxed);
+    counts_[static_cast<std::size_t>(route)][slot_of(status)].fetch_add(1,
+                                                                        std::memory_order_relaxed);
   }
 
   uint64_t get(route_kind route, std::size_t slot) const {

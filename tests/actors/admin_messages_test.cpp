@@ -13,21 +13,27 @@
 namespace driftd::actors {
 namespace {
 
-auto fields_of(const entry_summary& x) { return std::make_tuple(x.seq, x.value); }
+auto fields_of(const entry_summary& x) {
+  return std::make_tuple(x.seq, x.value);
+}
 
 auto fields_of(const key_summary& x) {
   std::vector<decltype(fields_of(entry_summary{}))> latest;
-  for (const auto& e : x.latest) latest.push_back(fields_of(e));
+  for (const auto& e : x.latest)
+    latest.push_back(fields_of(e));
   return std::make_tuple(x.key, x.size, x.bytes, latest);
 }
 
 auto fields_of(const room_summary& x) {
   std::vector<decltype(fields_of(key_summary{}))> keys;
-  for (const auto& k : x.keys) keys.push_back(fields_of(k));
+  for (const auto& k : x.keys)
+    keys.push_back(fields_of(k));
   return std::make_tuple(x.head, x.connections, x.keys_total, x.bytes, keys);
 }
 
-auto fields_of(const room_inspect& x) { return std::make_tuple(x.max_keys, x.latest); }
+auto fields_of(const room_inspect& x) {
+  return std::make_tuple(x.max_keys, x.latest);
+}
 
 class AdminMessages : public ::testing::Test {
  protected:
@@ -68,8 +74,12 @@ TEST_F(AdminMessages, RoomInspectAndItsSummaryCrossNodes) {
   const room_inspect q{500, 20};
   EXPECT_EQ(fields_of(across_nodes(q)), fields_of(q));
   const room_summary s{
-      1234, 7, 3, 4096,
-      {key_summary{"chat", 12, 2048, {entry_summary{11, R"({"a":[1,2]})"}, entry_summary{12, "\"x\""}}},
+      1234,
+      7,
+      3,
+      4096,
+      {key_summary{
+           "chat", 12, 2048, {entry_summary{11, R"({"a":[1,2]})"}, entry_summary{12, "\"x\""}}},
        key_summary{"empty", 0, 0, {}}}};
   EXPECT_EQ(fields_of(across_nodes(s)), fields_of(s));
   EXPECT_EQ(fields_of(across_nodes(room_summary{})), fields_of(room_summary{}));

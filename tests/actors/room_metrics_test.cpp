@@ -32,16 +32,16 @@ class RoomMetricsTest : public ::testing::Test {
   http_result call(protocol::request req) {
     http_result out;
     self->request(room, wait_limit, http_call{"r1", std::move(req), protocol::wire_format::json})
-      .receive([&](http_result& r) { out = std::move(r); },
-               [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
+        .receive([&](http_result& r) { out = std::move(r); },
+                 [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
     return out;
   }
 
   room_summary inspect(uint32_t max_keys, uint32_t latest) {
     room_summary out;
     self->request(room, wait_limit, room_inspect{max_keys, latest})
-      .receive([&](room_summary& s) { out = std::move(s); },
-               [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
+        .receive([&](room_summary& s) { out = std::move(s); },
+                 [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
     return out;
   }
 
@@ -54,7 +54,8 @@ class RoomMetricsTest : public ::testing::Test {
 };
 
 TEST_F(RoomMetricsTest, EveryPushTakenIsCountedByActionAndTimedOnce) {
-  for (int i = 0; i < 5; ++i) call(push("k", i, action::append));
+  for (int i = 0; i < 5; ++i)
+    call(push("k", i, action::append));
   call(push("k", "r", action::replace));
   call(push("k", "x", action::relay));
   call(push("k", "x", action::relay));
@@ -122,11 +123,11 @@ TEST_F(RoomMetricsTest, InspectShowsKeysInOrderWithSizesAndTheNewestEntries) {
 
 TEST(PushStatsTest, SamplesFallInTheFirstBucketTheyFit) {
   push_stats p;
-  p.record(action::append, 10us);    // on the first bound: in it
-  p.record(action::append, 11us);    // just above: the next one
+  p.record(action::append, 10us);  // on the first bound: in it
+  p.record(action::append, 11us);  // just above: the next one
   p.record(action::relay, 3ms);
-  p.record(action::replace, 1h);     // beyond every bound: the last bucket
-  p.record(action::compact, -5ns);   // a clock that went back counts as no time
+  p.record(action::replace, 1h);    // beyond every bound: the last bucket
+  p.record(action::compact, -5ns);  // a clock that went back counts as no time
   const auto s = p.read();
   EXPECT_EQ(s.bucket[0], 2u);
   EXPECT_EQ(s.bucket[1], 1u);
@@ -142,10 +143,12 @@ TEST(PushStatsTest, ThreadsAddUpExactly) {
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&p] {
-      for (int i = 0; i < 10000; ++i) p.record(action::append, 1us);
+      for (int i = 0; i < 10000; ++i)
+        p.record(action::append, 1us);
     });
   }
-  for (auto& t : threads) t.join();
+  for (auto& t : threads)
+    t.join();
   const auto s = p.read();
   EXPECT_EQ(s.by_action[1], 40000u);
   EXPECT_EQ(s.count, 40000u);

@@ -21,7 +21,8 @@ namespace {
 load_result run(std::vector<std::string> args) {
   args.insert(args.begin(), "driftd");
   std::vector<const char*> argv;
-  for (const auto& a : args) argv.push_back(a.c_str());
+  for (const auto& a : args)
+    argv.push_back(a.c_str());
   return load(static_cast<int>(argv.size()), argv.data());
 }
 
@@ -49,7 +50,7 @@ TEST(OperationsSettingsTest, ApiKeysAreAListAndTheAdminTokenOneWord) {
 
 TEST(OperationsSettingsTest, TokensWithSpacesOrControlCharactersAreRefused) {
   for (const auto& args : std::vector<std::vector<std::string>>{
-         {"--api-key", "a b"}, {"--admin-token", "x\ty"}, {"--admin-token", "caf\xc3\xa9"}}) {
+           {"--api-key", "a b"}, {"--admin-token", "x\ty"}, {"--admin-token", "caf\xc3\xa9"}}) {
     const auto r = run(args);
     EXPECT_FALSE(r.values) << args[0];
     EXPECT_EQ(r.exit_code, 2);
@@ -82,7 +83,8 @@ TEST(OperationsSettingsTest, TheReferenceNamesEveryFlagOfTheHelp) {
        at = help.find("\n  --", at + 1)) {
     const std::size_t start = at + 3;
     std::size_t end = start;
-    while (end < help.size() && help[end] != ' ' && help[end] != '\n' && help[end] != ',') ++end;
+    while (end < help.size() && help[end] != ' ' && help[end] != '\n' && help[end] != ',')
+      ++end;
     const std::string flag = help.substr(start, end - start);
     if (flag == "--config" || flag == "--version" || flag == "--settings-reference") continue;
     EXPECT_NE(reference.find("| `" + flag + "` |"), std::string::npos) << flag;
@@ -100,15 +102,15 @@ TEST(OperationsSettingsTest, DocsSettingsMdIsWhatTheProgramPrints) {
   ASSERT_TRUE(in) << "missing " << path;
   const std::string committed{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   EXPECT_EQ(committed, settings_reference() + "\n")
-    << "docs/settings.md is stale: regenerate it with\n"
-       "  build/driftd --settings-reference > docs/settings.md";
+      << "docs/settings.md is stale: regenerate it with\n"
+         "  build/driftd --settings-reference > docs/settings.md";
 }
 
 TEST(JsonLogTest, ALineIsOneObjectWithTimeLevelLoggerMessageNodeAndRoom) {
   const auto t = std::chrono::system_clock::time_point{std::chrono::milliseconds{1714564800123}};
   const std::string room = "AbCdEfGhIjKlMnOpQrStUv";
   const auto line =
-    json_log_line(t, "info", "actors", "room " + room + " handed over at seq 3", "node-a");
+      json_log_line(t, "info", "actors", "room " + room + " handed over at seq 3", "node-a");
   EXPECT_EQ(line.find('\n'), std::string::npos);
   const auto doc = nlohmann::json::parse(line);
   EXPECT_EQ(doc.at("time"), "2024-05-01T12:00:00.123Z");
@@ -121,7 +123,7 @@ TEST(JsonLogTest, ALineIsOneObjectWithTimeLevelLoggerMessageNodeAndRoom) {
 
 TEST(JsonLogTest, NoRoomOrNodeWhenTheLineHasNone) {
   const auto doc = nlohmann::json::parse(json_log_line(
-    std::chrono::system_clock::time_point{}, "warn", "net", "room unavailable; chatroom x", ""));
+      std::chrono::system_clock::time_point{}, "warn", "net", "room unavailable; chatroom x", ""));
   EXPECT_FALSE(doc.contains("room"));
   EXPECT_FALSE(doc.contains("node"));
   EXPECT_EQ(doc.at("time"), "1970-01-01T00:00:00.000Z");
@@ -129,7 +131,7 @@ TEST(JsonLogTest, NoRoomOrNodeWhenTheLineHasNone) {
 
 TEST(JsonLogTest, BytesThatAreNotUtf8DoNotBreakTheLine) {
   const auto line =
-    json_log_line(std::chrono::system_clock::time_point{}, "debug", "net", "bad \xff input", "");
+      json_log_line(std::chrono::system_clock::time_point{}, "debug", "net", "bad \xff input", "");
   const auto doc = nlohmann::json::parse(line);
   EXPECT_EQ(doc.at("message"), "bad \xef\xbf\xbd input");
 }

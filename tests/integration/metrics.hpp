@@ -34,7 +34,8 @@ inline std::vector<sample> parse_samples(const std::string& text) {
     if (line.empty() || line[0] == '#') continue;
     sample s;
     std::size_t i = 0;
-    while (i < line.size() && line[i] != '{' && line[i] != ' ') ++i;
+    while (i < line.size() && line[i] != '{' && line[i] != ' ')
+      ++i;
     s.name = line.substr(0, i);
     if (i < line.size() && line[i] == '{') {
       ++i;
@@ -74,7 +75,8 @@ class scrape {
   double value(const std::string& name, const labels& tags = {}) const {
     if (auto v = find(name, tags)) return *v;
     std::string shown;
-    for (const auto& [k, v] : tags) shown += k + "=" + v + " ";
+    for (const auto& [k, v] : tags)
+      shown += k + "=" + v + " ";
     fail("no sample " + name + " {" + shown + "} in\n" + text_);
   }
 
@@ -137,7 +139,8 @@ inline std::pair<int, std::string> promtool_check(const std::string& promtool,
   if (p == nullptr) fail("could not run " + command);
   std::string output;
   char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) output.append(buf, n);
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p))
+    output.append(buf, n);
   const int status = ::pclose(p);
   ::unlink(path);
   return {status, output};

@@ -64,7 +64,8 @@ TEST(MetricsTest, CountsAreExactAfterKnownTraffic) {
   json_client.sync();
   cbor_client.sync();
 
-  for (int i = 0; i < 5; ++i) json_client.send(push_msg("k", i));
+  for (int i = 0; i < 5; ++i)
+    json_client.send(push_msg("k", i));
   json_client.send(push_msg("k", "r", "replace"));
   json_client.send(push_msg("k", "x", "relay"));
   json_client.send(push_msg("k", "y", "relay"));
@@ -105,7 +106,8 @@ TEST(MetricsTest, CountsAreExactAfterKnownTraffic) {
   // A scrape counts as a request in the next one.
   EXPECT_EQ(http_call(port, "GET", "/nope").status, 404u);
   const auto again = scrape_metrics(port);
-  EXPECT_EQ(again.value("driftd_http_requests_total", {{"route", "metrics"}, {"status", "200"}}), 1);
+  EXPECT_EQ(again.value("driftd_http_requests_total", {{"route", "metrics"}, {"status", "200"}}),
+            1);
   EXPECT_EQ(again.value("driftd_http_requests_total", {{"route", "other"}, {"status", "404"}}), 1);
   EXPECT_EQ(again.value("driftd_pushes_total", {{"action", "append"}}), 6) << "nothing new";
 }
@@ -152,7 +154,8 @@ TEST(MetricsTest, StorageFiguresAreThoseOfStats) {
   const auto port = node.port();
   const std::string room = new_room(port);
   const auto before = scrape_metrics(port);
-  for (int i = 0; i < 5; ++i) EXPECT_EQ(http_send(port, room, push_msg("k", i)).status, 200u);
+  for (int i = 0; i < 5; ++i)
+    EXPECT_EQ(http_send(port, room, push_msg("k", i)).status, 200u);
   const auto m = scrape_metrics(port);
   const json st = stats(port).at("storage");
   EXPECT_EQ(m.value("driftd_storage_writes_total") - before.value("driftd_storage_writes_total"), 5)
@@ -182,10 +185,10 @@ TEST(ReadyzTest, ASingleNodeIsReadyOnceItListens) {
 
 TEST(AdminTest, WithoutATokenThereIsNoAdminPage) {
   test_node node;
-  for (const char* target : {"/admin", "/admin/admin.js", "/admin/api/cluster", "/admin/api/node"}) {
+  for (const char* target :
+       {"/admin", "/admin/admin.js", "/admin/api/cluster", "/admin/api/node"}) {
     EXPECT_EQ(http_call(node.port(), "GET", target).status, 404u) << target;
-    EXPECT_EQ(http_call(node.port(), "GET", target, "", bearer("anything")).status, 404u)
-        << target;
+    EXPECT_EQ(http_call(node.port(), "GET", target, "", bearer("anything")).status, 404u) << target;
   }
 }
 
@@ -226,7 +229,9 @@ TEST(AdminTest, TheApiNeedsTheToken) {
                             {{"Authorization", std::string{"bearer "} + admin_token}});
   EXPECT_EQ(ok.status, 200u) << "the scheme is case-insensitive";
   const auto m = scrape_metrics(node.port());
-  EXPECT_EQ(m.value("driftd_http_requests_total", {{"route", "admin_api_cluster"}, {"status", "401"}}), 5);
+  EXPECT_EQ(
+      m.value("driftd_http_requests_total", {{"route", "admin_api_cluster"}, {"status", "401"}}),
+      5);
 }
 
 TEST(AdminTest, TheClusterViewOfASingleNodeHasItsFigures) {
@@ -234,7 +239,8 @@ TEST(AdminTest, TheClusterViewOfASingleNodeHasItsFigures) {
   const std::string room = new_room(node.port());
   ws_client client{node.port(), room, "cbor=true"};
   client.send_cbor(get_msg("k"));
-  for (int i = 0; i < 3; ++i) client.send_cbor(push_msg("k", i));
+  for (int i = 0; i < 3; ++i)
+    client.send_cbor(push_msg("k", i));
   client.sync();
   const auto res = http_call(node.port(), "GET", "/admin/api/cluster", "", bearer(admin_token));
   ASSERT_EQ(res.status, 200u) << res.body;
@@ -258,7 +264,8 @@ TEST(AdminTest, TheClusterViewOfASingleNodeHasItsFigures) {
 TEST(AdminTest, TheRoomInspectorShowsKeysSizesAndLatestEntries) {
   test_node node{admin_settings()};
   const std::string room = new_room(node.port());
-  for (int i = 1; i <= 25; ++i) http_send(node.port(), room, push_msg("chat", {{"n", i}}));
+  for (int i = 1; i <= 25; ++i)
+    http_send(node.port(), room, push_msg("chat", {{"n", i}}));
   http_send(node.port(), room, push_msg("cursor", "here", "replace"));
   ws_client watcher{node.port(), room, "debug=true"};
   watcher.sync();
@@ -283,8 +290,9 @@ TEST(AdminTest, TheRoomInspectorShowsKeysSizesAndLatestEntries) {
   EXPECT_EQ(cursor.at("latest"), (json::array({{{"seq", 26}, {"value", "here"}}})));
   EXPECT_EQ(doc.at("bytes"), chat.at("bytes").get<uint64_t>() + cursor.at("bytes").get<uint64_t>());
 
-  EXPECT_EQ(http_call(node.port(), "GET", "/admin/api/room/not-a-room", "", bearer(admin_token)).status,
-            404u);
+  EXPECT_EQ(
+      http_call(node.port(), "GET", "/admin/api/room/not-a-room", "", bearer(admin_token)).status,
+      404u);
   EXPECT_EQ(http_call(node.port(), "GET", "/admin/api/room/" + room).status, 401u);
 }
 
@@ -295,9 +303,9 @@ TEST(ApiKeyTest, NewRoomsNeedAKeyExistingRoomsOnlyTheirId) {
   s.api_keys = {"first-key-8a1b", "second-key-77c0"};
   test_node node{s};
   const auto port = node.port();
-  for (const header_list& h : {header_list{}, bearer("first-key-8a1"), bearer("first-key-8a1bc"),
-                               header_list{{"Authorization", "Basic first-key-8a1b"}},
-                               bearer("")}) {
+  for (const header_list& h :
+       {header_list{}, bearer("first-key-8a1"), bearer("first-key-8a1bc"),
+        header_list{{"Authorization", "Basic first-key-8a1b"}}, bearer("")}) {
     const auto res = http_call(port, "POST", "/new", "", h);
     EXPECT_EQ(res.status, 401u);
     EXPECT_EQ(res.header("content-type"), "application/json");
@@ -321,10 +329,11 @@ TEST(ApiKeyTest, NewRoomsNeedAKeyExistingRoomsOnlyTheirId) {
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0], server_init("k", {{1, 1}}));
   // A preflight carries no credentials: it is answered as before.
-  EXPECT_EQ(http_call(port, "OPTIONS", "/new", "",
-                      {{"Origin", "https://app.example"}, {"Access-Control-Request-Method", "POST"}})
-                .status,
-            204u);
+  EXPECT_EQ(
+      http_call(port, "OPTIONS", "/new", "",
+                {{"Origin", "https://app.example"}, {"Access-Control-Request-Method", "POST"}})
+          .status,
+      204u);
 }
 
 TEST(ApiKeyTest, WithoutKeysAnyoneMakesRooms) {
