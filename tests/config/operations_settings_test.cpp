@@ -106,6 +106,22 @@ TEST(OperationsSettingsTest, DocsSettingsMdIsWhatTheProgramPrints) {
          "  build/driftd --settings-reference > docs/settings.md";
 }
 
+TEST(OperationsSettingsTest, TheSingleNodeExampleNamesEverySettingOfTheReference) {
+  std::ifstream in(source_dir() / "config" / "driftd.json", std::ios::binary);
+  ASSERT_TRUE(in);
+  const std::string example{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  const auto reference = settings_reference();
+  std::size_t names = 0;
+  for (std::size_t at = reference.find("| `--"); at != std::string::npos;
+       at = reference.find("| `--", at + 1)) {
+    const std::size_t start = at + 5;
+    const std::string name = reference.substr(start, reference.find('`', start) - start);
+    EXPECT_NE(example.find("\"" + name + "\":"), std::string::npos) << name;
+    ++names;
+  }
+  EXPECT_GT(names, 30u);
+}
+
 TEST(JsonLogTest, ALineIsOneObjectWithTimeLevelLoggerMessageNodeAndRoom) {
   const auto t = std::chrono::system_clock::time_point{std::chrono::milliseconds{1714564800123}};
   const std::string room = "AbCdEfGhIjKlMnOpQrStUv";
