@@ -472,7 +472,7 @@ constexpr option options[] = {
    set_list<&S::cors_origins, check_origin>, show_list<&S::cors_origins>},
 
   {"api-key", "access", "LIST",
-   "keys POST /new accepts as Authorization: Bearer KEY (one is needed when set)",
+   "keys POST /new accepts as Authorization: Bearer KEY (one is needed when set); repeatable",
    "none: anyone may make rooms", set_list<&S::api_keys, check_api_key>,
    show_list<&S::api_keys>},
   {"admin-token", "access", "TOKEN",
@@ -814,6 +814,21 @@ load_result load(int argc, const char* const* argv) {
     } else {
       flags.push_back({opt, spelled, std::move(*value)});
     }
+  }
+
+  // --api-key may be given more than once: the keys add up, so that a key being replaced
+  // can be accepted beside its successor.
+  for (auto first = flags.begin(); first != flags.end(); ++first) {
+    if (first->opt->name != "api-key") continue;
+    for (auto later = first + 1; later != flags.end();) {
+      if (later->opt != first->opt) {
+        ++later;
+        continue;
+      }
+      first->value += "," + later->value;
+      later = flags.erase(later);
+    }
+    break;
   }
 
   settings s;

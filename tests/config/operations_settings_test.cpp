@@ -48,6 +48,25 @@ TEST(OperationsSettingsTest, ApiKeysAreAListAndTheAdminTokenOneWord) {
   EXPECT_EQ(r.values->admin_token, "t0ken");
 }
 
+TEST(OperationsSettingsTest, ApiKeyFlagsAddUpAndReplaceTheFilesKeys) {
+  const auto r = run({"--api-key", "k1", "--port", "9000", "--api-key=k2,k3", "--api-key", "k4"});
+  ASSERT_TRUE(r.values) << r.message;
+  EXPECT_EQ(r.values->api_keys, (std::vector<std::string>{"k1", "k2", "k3", "k4"}));
+  const auto file = std::filesystem::temp_directory_path() / "driftd-api-keys-test.json";
+  {
+    std::ofstream out(file);
+    out << R"({"api-key": ["from-file"], "admin-token": "file-token"})";
+  }
+  const auto from_file = run({"--config", file.string()});
+  ASSERT_TRUE(from_file.values) << from_file.message;
+  EXPECT_EQ(from_file.values->api_keys, (std::vector<std::string>{"from-file"}));
+  EXPECT_EQ(from_file.values->admin_token, "file-token");
+  const auto both = run({"--config", file.string(), "--api-key", "a", "--api-key", "b"});
+  ASSERT_TRUE(both.values) << both.message;
+  EXPECT_EQ(both.values->api_keys, (std::vector<std::string>{"a", "b"}));
+  std::filesystem::remove(file);
+}
+
 TEST(OperationsSettingsTest, TokensWithSpacesOrControlCharactersAreRefused) {
   for (const auto& args : std::vector<std::vector<std::string>>{
            {"--api-key", "a b"}, {"--admin-token", "x\ty"}, {"--admin-token", "caf\xc3\xa9"}}) {
