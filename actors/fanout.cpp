@@ -110,10 +110,18 @@ void apply(fanout_actor* self, push_out& m) {
   }
   deliver_all(st.all, m.msg);
   if (m.to_debug) {
+    // Counted before delivery, like the others: a reader that saw the message sees the count.
+    const auto has_it = [&](const auto& t) {
+      const auto& c = st.conns.find(t.conn)->second;
+      return c.flags.all || c.keys.contains(m.key);
+    };
+    if (st.stats) {
+      st.stats->deliveries.fetch_add(
+        std::count_if(st.debug.begin(), st.debug.end(), [&](const auto& t) { return !has_it(t); }),
+        std::memory_order_relaxed);
+    }
     for (const auto& t : st.debug) {
-      auto c = st.conns.find(t.conn);
-      if (c->second.flags.all || c->second.keys.contains(m.key)) continue;  // has it
-      t.out->deliver(m.msg.in(t.format));
+      if (!has_it(t)) t.out->deliver(m.msg.in(t.format));
     }
   }
 }

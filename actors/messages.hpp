@@ -187,6 +187,57 @@ struct http_result {
   std::string body;
 };
 
+// -- the admin page (may cross nodes) -------------------------------------------------
+
+/// To a room: what do you hold? Answered with a room_summary of at most `max_keys` keys (in
+/// key order) and, of each, its `latest` newest entries. Reads only: the room stays as it is.
+struct room_inspect {
+  uint32_t max_keys = 0;
+  uint32_t latest = 0;
+};
+
+/// One retained entry, its value as JSON text.
+struct entry_summary {
+  uint64_t seq = 0;
+  std::string value;
+};
+
+struct key_summary {
+  std::string key;
+  uint64_t size = 0;   ///< entries in the key's stream
+  uint64_t bytes = 0;  ///< what they count against the room's limit
+  std::vector<entry_summary> latest;  ///< in seq order
+};
+
+struct room_summary {
+  uint64_t head = 0;         ///< the room's seq
+  uint64_t connections = 0;  ///< attached connections, all nodes
+  uint64_t keys_total = 0;   ///< keys with a stream (`keys` may hold fewer)
+  uint64_t bytes = 0;        ///< retained bytes of all streams
+  std::vector<key_summary> keys;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, room_inspect& x) {
+  return f(caf::meta::type_name("driftd::room_inspect"), x.max_keys, x.latest);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, entry_summary& x) {
+  return f(caf::meta::type_name("driftd::entry_summary"), x.seq, x.value);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, key_summary& x) {
+  return f(caf::meta::type_name("driftd::key_summary"), x.key, x.size, x.bytes, x.latest);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, room_summary& x) {
+  return f(caf::meta::type_name("driftd::room_summary"), x.head, x.connections, x.keys_total,
+           x.bytes, x.keys);
+}
+
 // -- inspection ------------------------------------------------------------------------
 
 template <class Inspector>

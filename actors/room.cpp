@@ -441,6 +441,7 @@ void handle_push(room_actor* self, const reply_to& to, request& req) {
   if (req.act == action::compact) {
     auto out = st.store.compact(req.key, std::move(req.val), req.seq, req.wire_size, track);
     if (!out.error.empty()) return reply_error(self, to, out.error);
+    st.outbox.note_push(req.act);  // metrics: counted and timed when released
     if (track) record_change(self, req.key, change);
     debug_broadcast(self, req.key);
     return after_change(self, to, req.key, out.stream_size);
@@ -448,6 +449,7 @@ void handle_push(room_actor* self, const reply_to& to, request& req) {
   const bool relay = req.act == action::relay;
   if (!relay) protocol::read_relayed_value(req);  // kept: needs the value itself
   auto out = st.store.push(req.key, req.val, req.act, req.wire_size, track);
+  st.outbox.note_push(req.act);  // metrics: counted and timed when released
   cover_seq(self, out.seq);
   if (track && !relay) record_change(self, req.key, change);
   broadcast(self, out.seq, req.key, *out.val, relay ? &req : nullptr, relay);
@@ -665,6 +667,7 @@ void send_snapshot(room_actor* self, const caf::actor& target, const caf::actor&
         });
         log().info("room {} handed over at seq {} with {} subscriber(s)", st.id,
                    st.store.head(), subscribers);
+        if (st.cfg.stats) st.cfg.stats->rooms_moved.fetch_add(1, std::memory_order_relaxed);
         if (st.cfg.store && !st.cfg.replicated) {
           // Its new node has it: the copy here goes.
           storage::room_write erase;
@@ -718,6 +721,10 @@ caf::behavior forwarding(room_actor* self) {
     [=](http_call& c) -> caf::delegated<http_result> {
       self->state.last_forward = self->clock().now();
       self->delegate(self->state.successor, std::move(c));
+      return {};
+    },
+    [=](room_inspect& q) -> caf::delegated<room_summary> {
+      self->delegate(self->state.successor, std::move(q));
       return {};
     },
     [=](drain_msg& d) -> caf::delegated<caf::actor> {
@@ -1346,8 +1353,43 @@ void resume(room_actor* self, const resume_all& m) {
   }
 }
 
+/// What the room holds, for the admin page. It is answered through the outbox, like every
+/// answer, so that it shows nothing that is not durable yet.
+caf::result<room_summary> inspect_room(room_actor* self, const room_inspect& q) {
+  const auto& st = self->state;
+  room_summary out;
+  out.head = st.store.head();
+  out.connections = st.subs.connections();
+  out.keys_total = st.store.streams().size();
+  out.bytes = st.store.bytes();
+  std::vector<const std::string*> keys;
+  keys.reserve(st.store.streams().size());
+  for (const auto& [key, s] : st.store.streams()) keys.push_back(&key);
+  std::sort(keys.begin(), keys.end(), [](const auto* a, const auto* b) { return *a < *b; });
+  if (keys.size() > q.max_keys) keys.resize(q.max_keys);
+  for (const auto* key : keys) {
+    const stream& s = *st.store.find(*key);
+    key_summary k;
+    k.key = *key;
+    k.size = s.size();
+    for (const auto& e : s) k.bytes += e.size;
+    for (std::size_t i = s.size() > q.latest ? s.size() - q.latest : 0; i < s.size(); ++i) {
+      entry_summary es;
+      es.seq = s[i].seq;
+      protocol::append_json(es.value, s[i].val);
+      k.latest.push_back(std::move(es));
+    }
+    out.keys.push_back(std::move(k));
+  }
+  auto rp = self->make_response_promise<room_summary>();
+  self->state.outbox.add(summary_answer{rp, std::move(out)}, gate(self));
+  release(self);
+  return rp;
+}
+
 caf::behavior serving(room_actor* self) {
   return caf::message_handler{
+    [=](room_inspect& q) { return inspect_room(self, q); },
     [=](attach_msg& m) {
       revive(self);
       attach(self, m);
@@ -1427,6 +1469,7 @@ void start(room_actor* self, std::string id, room_config cfg, uint64_t start_aft
   auto& st = self->state;
   st.id = std::move(id);
   st.cfg = cfg;
+  st.outbox.count_into(cfg.stats ? &cfg.stats->pushes : nullptr);  // metrics
   self->set_down_handler([=](caf::down_msg& dm) {
     auto& st = self->state;
     // A room has one fan-out per node with connections to it: few to look through.

@@ -7,6 +7,7 @@
 // so far is acknowledged. Entries leave in the order they were made; pushes to one fan-out
 // that leave together travel as one push_batch. Used from the room actor only.
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <limits>
@@ -16,6 +17,7 @@
 
 #include "caf/all.hpp"
 
+#include "actors/counters.hpp"
 #include "actors/messages.hpp"
 #include "actors/ownership.hpp"
 
@@ -41,7 +43,13 @@ struct actor_answer {
   caf::actor value;
 };
 
-using room_output = std::variant<to_fanout, http_answer, actor_answer>;
+/// The answer to an admin page's room_inspect.
+struct summary_answer {
+  caf::response_promise promise;
+  room_summary value;
+};
+
+using room_output = std::variant<to_fanout, http_answer, actor_answer, summary_answer>;
 
 /// What made an entry: a push or a get (answered with an error should their write fail), a
 /// request whose answer depends on no stored state (ping, refused input), or the room itself.
@@ -67,7 +75,25 @@ class room_outbox {
     entry_origin origin;
     std::vector<room_output> outputs;
     uint64_t ticket = 0;
+    /// A push the room took (see note_push): when it arrived, and its action.
+    std::chrono::steady_clock::time_point push_arrived{};
+    protocol::action push_action = protocol::action::relay;
+    bool is_push = false;
   };
+
+  /// Where released pushes are counted and timed (null: nowhere). `stats` must outlive the
+  /// outbox.
+  void count_into(push_stats* stats) { stats_ = stats; }
+
+  /// The open entry is a push the room took: counted, with the time from now until the
+  /// entry is released, once it leaves. A push refused, or lost with a failed write, is not.
+  void note_push(protocol::action act) {
+    if (!open_ || stats_ == nullptr) return;
+    auto& e = entries_.back();
+    e.push_arrived = std::chrono::steady_clock::now();
+    e.push_action = act;
+    e.is_push = true;
+  }
 
   /// Starts the entry of one request; what is added until end() belongs to it.
   void begin(entry_origin origin) {
@@ -106,9 +132,16 @@ class room_outbox {
   template <class Self>
   void release(Self* self, uint64_t acked,
                uint64_t confirmed = std::numeric_limits<uint64_t>::max()) {
+    std::chrono::steady_clock::time_point now{};
     while (!entries_.empty() && !(open_ && entries_.size() == 1) &&
            entries_.front().gate <= acked && entries_.front().ticket <= confirmed) {
-      for (auto& out : entries_.front().outputs) send(self, out);
+      auto& e = entries_.front();
+      // Counted before its answers leave: whoever reads an answer sees the push counted.
+      if (e.is_push) {
+        if (now == std::chrono::steady_clock::time_point{}) now = std::chrono::steady_clock::now();
+        stats_->record(e.push_action, now - e.push_arrived);
+      }
+      for (auto& out : e.outputs) send(self, out);
       entries_.pop_front();
     }
     send_held(self);
@@ -139,6 +172,8 @@ class room_outbox {
       h->promise.deliver(std::move(h->result));
     } else if (auto* a = std::get_if<actor_answer>(&out)) {
       a->promise.deliver(std::move(a->value));
+    } else if (auto* r = std::get_if<summary_answer>(&out)) {
+      r->promise.deliver(std::move(r->value));
     }
   }
 
@@ -176,6 +211,7 @@ class room_outbox {
   std::deque<entry> entries_;
   bool open_ = false;
   uint64_t last_ticket_ = 0;
+  push_stats* stats_ = nullptr;
   std::vector<std::pair<caf::actor, std::vector<push_out>>> held_;
 };
 

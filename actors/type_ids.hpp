@@ -78,11 +78,22 @@ CAF_END_TYPE_ID_BLOCK(driftd)
 // Carries a sink (a pointer into this process): never leaves its node.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(driftd::actors::join_msg)
 
+// What the admin page asks rooms; a block of its own, after the cluster's.
+CAF_BEGIN_TYPE_ID_BLOCK(driftd_admin, caf::first_custom_type_id + 200)
+
+  CAF_ADD_TYPE_ID(driftd_admin, (driftd::actors::room_inspect))
+  CAF_ADD_TYPE_ID(driftd_admin, (driftd::actors::entry_summary))
+  CAF_ADD_TYPE_ID(driftd_admin, (driftd::actors::key_summary))
+  CAF_ADD_TYPE_ID(driftd_admin, (driftd::actors::room_summary))
+
+CAF_END_TYPE_ID_BLOCK(driftd_admin)
+
 namespace driftd::actors {
 
 /// Registers every driftd message type with an actor system's config.
 inline void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_types<caf::id_block::driftd>();
+  cfg.add_message_types<caf::id_block::driftd_admin>();
 }
 
 }  // namespace driftd::actors

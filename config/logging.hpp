@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <spdlog/spdlog.h>
 
@@ -15,9 +16,20 @@ namespace driftd::config {
 /// Thread-safe. The returned reference lives as long as the process.
 spdlog::logger& logger(const char* layer);
 
-/// Sets the level of every layer's logger and the line format. Returns false for an
-/// unknown level name. Call from main before serving.
-bool setup_logging(const std::string& level);
+/// Sets the level of every layer's logger and the line format: `text` (a readable line) or
+/// `json` (one object per line: time, level, logger, message, and node and room when known).
+/// Returns false for an unknown level or format name. Call from main before serving.
+bool setup_logging(const std::string& level, const std::string& format = "text");
+
+/// The node name JSON lines carry from now on. Thread-safe.
+void set_log_node(const std::string& name);
+
+/// The JSON form of one line (what `--log-format json` writes, without the newline): the
+/// message's text is kept whole; `room` is the id that follows the word "room " in it, if
+/// any (log lines about a room name it that way). Exposed for tests.
+std::string json_log_line(std::chrono::system_clock::time_point time, std::string_view level,
+                          std::string_view logger, std::string_view message,
+                          std::string_view node);
 
 /// Lets at most `per_second` events through each second and counts the rest, so that
 /// hostile input cannot flood the log. Thread-safe.

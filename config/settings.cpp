@@ -227,6 +227,30 @@ std::string check_log_level(std::string& text) {
   return quote(text) + " is not one of trace, debug, info, warn, error, critical, off";
 }
 
+std::string check_log_format(std::string& text) {
+  if (text == "text" || text == "json") return {};
+  return quote(text) + " is not one of text, json";
+}
+
+/// A key or token is sent in an Authorization header: printable ASCII without spaces.
+std::string check_bearer(const std::string& text) {
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte <= ' ' || byte >= 0x7f) {
+      return "may hold only printable ASCII characters without spaces";
+    }
+  }
+  return {};
+}
+
+std::string check_api_key(const std::string& item) {
+  return check_bearer(item);
+}
+
+std::string check_admin_token(std::string& text) {
+  return check_bearer(text);
+}
+
 std::string check_storage(std::string& text) {
   if (text == "disk" || text == "memory") return {};
   return quote(text) + " is not one of disk, memory";
@@ -447,6 +471,15 @@ constexpr option options[] = {
   {"cors-origins", "listener", "LIST", "comma-separated origins allowed by CORS", "any origin",
    set_list<&S::cors_origins, check_origin>, show_list<&S::cors_origins>},
 
+  {"api-key", "access", "LIST",
+   "keys POST /new accepts as Authorization: Bearer KEY (one is needed when set); repeatable",
+   "none: anyone may make rooms", set_list<&S::api_keys, check_api_key>,
+   show_list<&S::api_keys>},
+  {"admin-token", "access", "TOKEN",
+   "bearer token of /admin and /admin/api; same on every node of a cluster",
+   "none: /admin answers 404", set_text<&S::admin_token, check_admin_token>,
+   show_text<&S::admin_token>},
+
   {"max-frame-bytes", "limits", "SIZE", "largest WebSocket message (closed with 1009 above)", "",
    set_size<&S::max_frame_bytes, 1024>, show_size<&S::max_frame_bytes>},
   {"max-body-bytes", "limits", "SIZE", "largest HTTP request body (413 above)", "",
@@ -522,6 +555,9 @@ constexpr option options[] = {
 
   {"log-level", "logging", "LEVEL", "trace, debug, info, warn, error, critical or off", "",
    set_text<&S::log_level, check_log_level>, show_text<&S::log_level>},
+  {"log-format", "logging", "FORMAT",
+   "text, or json: one object per line with time, level, logger, message, node, room", "",
+   set_text<&S::log_format, check_log_format>, show_text<&S::log_format>},
 
   {"node-name", "cluster", "NAME", "this node's name in the cluster", "node-<port>",
    set_text<&S::node_name, check_node_name>, show_text<&S::node_name>},
@@ -553,8 +589,8 @@ constexpr option options[] = {
 };
 // clang-format on
 
-constexpr std::string_view groups[] = {"listener", "limits",  "timeouts", "storage",
-                                       "threads",  "logging", "cluster"};
+constexpr std::string_view groups[] = {"listener", "access",  "limits",  "timeouts",
+                                       "storage",  "threads", "logging", "cluster"};
 
 const option* find_option(std::string_view name) {
   for (const auto& opt : options) {
@@ -745,9 +781,11 @@ load_result load(int argc, const char* const* argv) {
   std::optional<std::string> config_path;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "-h" || arg == "--help") {
+    if (arg == "-h" || arg == "--help" || arg == "--version" || arg == "--settings-reference") {
       load_result r;
-      r.message = usage();
+      r.message = arg == "--version"              ? std::string{"driftd "} + version()
+                  : arg == "--settings-reference" ? settings_reference()
+                                                  : usage();
       r.exit_code = 0;
       return r;
     }
@@ -760,7 +798,9 @@ load_result load(int argc, const char* const* argv) {
     std::optional<std::string> value;
     if (equals != std::string::npos) value = arg.substr(equals + 1);
 
-    if (name == "help") return fail("--help takes no value");
+    if (name == "help" || name == "version" || name == "settings-reference") {
+      return fail("--" + name + " takes no value");
+    }
     const option* opt = find_option(name);
     if (opt == nullptr && name != "config") {
       return fail("unknown flag " + quote(spelled) + suggestion(name, "--") + " (see --help)");
@@ -779,6 +819,21 @@ load_result load(int argc, const char* const* argv) {
     } else {
       flags.push_back({opt, spelled, std::move(*value)});
     }
+  }
+
+  // --api-key may be given more than once: the keys add up, so that a key being replaced
+  // can be accepted beside its successor.
+  for (auto first = flags.begin(); first != flags.end(); ++first) {
+    if (first->opt->name != "api-key") continue;
+    for (auto later = first + 1; later != flags.end();) {
+      if (later->opt != first->opt) {
+        ++later;
+        continue;
+      }
+      first->value += "," + later->value;
+      later = flags.erase(later);
+    }
+    break;
   }
 
   settings s;
@@ -822,6 +877,8 @@ std::string usage() {
   };
   line("--config FILE", "read settings from a JSON file whose keys are the flag names");
   line("-h, --help", "print this help and exit");
+  line("--version", "print the version and exit");
+  line("--settings-reference", "print every setting as Markdown and exit");
   for (const auto group : groups) {
     out += '\n';
     out += group;
@@ -832,6 +889,52 @@ std::string usage() {
       if (shown_default.empty()) shown_default = opt.if_empty;
       line("--" + std::string(opt.name) + " " + std::string(opt.metavar),
            std::string(opt.help) + " (default: " + shown_default + ")");
+    }
+  }
+  return out;
+}
+
+const char* version() {
+  return DRIFTD_VERSION;
+}
+
+std::string settings_reference() {
+  const settings defaults;
+  // Table cells may not hold a bare '|'.
+  const auto cell = [](std::string_view text) {
+    std::string out;
+    for (const char c : text) {
+      if (c == '|') out += '\\';
+      out += c;
+    }
+    return out;
+  };
+  std::string out =
+      "# driftd settings\n"
+      "\n"
+      "Made by `driftd --settings-reference` from the table that also makes `driftd --help`;\n"
+      "a test checks that this file is what the program prints.\n"
+      "\n"
+      "Every setting is a flag, `--name VALUE` or `--name=VALUE`, and a key of the JSON\n"
+      "config file read with `--config FILE` (an object whose keys are the names below\n"
+      "without the dashes, e.g. `{\"port\": 8080, \"room-ttl\": \"24h\"}`). Flags override\n"
+      "the file. Values: SIZE is bytes, or with `k`, `m`, `g` (powers of 1024); DURATION is\n"
+      "`250ms`, `10s`, `5m`, `24h` or `1d`, and a plain number is seconds; LIST is\n"
+      "comma-separated (a JSON array in the file).\n"
+      "\n"
+      "Besides the settings: `--config FILE`, `--help` (`-h`), `--version` and\n"
+      "`--settings-reference`.\n";
+  for (const auto group : groups) {
+    out += "\n## ";
+    out += group;
+    out += "\n\n| setting | value | default | what it does |\n|---|---|---|---|\n";
+    for (const auto& opt : options) {
+      if (opt.group != group) continue;
+      const std::string shown_default = opt.show(defaults);
+      out += "| `--" + std::string(opt.name) + "` | " + std::string(opt.metavar) + " | ";
+      out += shown_default.empty() ? cell(opt.if_empty.empty() ? "empty" : opt.if_empty)
+                                   : "`" + cell(shown_default) + "`";
+      out += " | " + cell(opt.help) + " |\n";
     }
   }
   return out;

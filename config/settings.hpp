@@ -24,6 +24,13 @@ struct settings {
   /// Allowed CORS origins; empty means any origin ("*").
   std::vector<std::string> cors_origins;
 
+  // -- access --
+  /// Keys of which POST /new needs one as `Authorization: Bearer KEY`; empty: anyone may make
+  /// rooms. Rooms that exist are reached by their id alone, as in DriftDB.
+  std::vector<std::string> api_keys;
+  /// The bearer token of /admin and its API; empty: they answer 404.
+  std::string admin_token;
+
   // -- limits --
   std::size_t max_frame_bytes = 1 << 20;        ///< one WebSocket message (close 1009 above)
   std::size_t max_body_bytes = 1 << 20;         ///< one HTTP request body (413 above)
@@ -64,6 +71,7 @@ struct settings {
 
   // -- logging --
   std::string log_level = "info";  ///< trace, debug, info, warn, error, critical, off
+  std::string log_format = "text";  ///< text, or json: one object per line
 
   // -- cluster --
   std::string node_name;                 ///< empty: "node-<port>"
@@ -85,8 +93,9 @@ struct settings {
 /// The outcome of reading the command line.
 struct load_result {
   std::optional<settings> values;  ///< set when the node should start
-  std::string message;             ///< --help text, or what was wrong
-  int exit_code = 0;               ///< when `values` is empty: 0 after --help, 2 on error
+  /// --help, --version or --settings-reference text, or what was wrong
+  std::string message;
+  int exit_code = 0;               ///< when `values` is empty: 0 after those, 2 on error
 };
 
 /// Reads defaults, then the JSON file named by `--config FILE` (if any), then the other
@@ -107,5 +116,12 @@ std::optional<std::size_t> parse_size(const std::string& text);
 
 /// The --help text.
 std::string usage();
+
+/// driftd's version, e.g. "0.1.0" (the project version CMake was given).
+const char* version();
+
+/// Every setting as a Markdown document (--settings-reference; docs/settings.md), made from
+/// the same table as --help so that the two cannot disagree.
+std::string settings_reference();
 
 }  // namespace driftd::config

@@ -32,6 +32,8 @@ context::context(caf::actor_system& system, caf::actor dir, config::settings s,
       // As many addresses may be remembered for their buckets as may have sockets open.
       clients(settings.max_connections_per_ip, settings.max_new_rooms_per_minute,
               settings.max_connections) {
+  api_keys = bearer_tokens{settings.api_keys};
+  if (!settings.admin_token.empty()) admin_token = bearer_tokens{{settings.admin_token}};
   limits.max_key_bytes = settings.max_key_bytes;
   limits.max_depth = settings.max_depth;
   node_name = settings.node_name.empty() ? "node-" + std::to_string(settings.port)

@@ -2,6 +2,7 @@
 // What every session of a node shares: settings, the actor system, counters, and the set
 // of open WebSocket sessions.
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -18,7 +19,9 @@
 #include "actors/counters.hpp"
 #include "config/logging.hpp"
 #include "config/settings.hpp"
+#include "net/auth.hpp"
 #include "net/clients.hpp"
+#include "net/metrics.hpp"
 #include "protocol/message.hpp"
 #include "protocol/room_id.hpp"
 
@@ -56,6 +59,10 @@ struct counters {
   std::atomic<uint64_t> rooms_refused{0};
   /// WebSockets closed for sending more than --max-messages-per-second.
   std::atomic<uint64_t> rate_limited{0};
+  /// Open WebSockets by wire format (protocol::wire_format as the index).
+  std::array<std::atomic<uint64_t>, 2> websockets_by_format{};
+  /// HTTP responses by route and status (upgrades as 101).
+  http_counts http_responses;
 };
 
 /// The open WebSocket sessions, so that shutdown can close each with 1001. Thread-safe.
@@ -104,6 +111,20 @@ struct context {
   std::atomic<bool> accepting{true};
   /// Numbers the node's WebSocket connections (the `conn` of actor messages).
   std::atomic<uint64_t> next_connection{1};
+  /// --api-key: what POST /new needs (none: nothing).
+  bearer_tokens api_keys;
+  /// --admin-token: what /admin/api needs (none: /admin answers 404).
+  bearer_tokens admin_token;
+  /// The node is stopping: handing its rooms away, then closing (GET /readyz answers 503).
+  std::atomic<bool> draining{false};
+  /// In a cluster: the membership admitted another member, or there is none to join (see
+  /// GET /readyz). Stays true once set.
+  std::atomic<bool> joined{false};
+
+  /// Time since the context was made (the node started).
+  std::chrono::steady_clock::duration uptime() const {
+    return std::chrono::steady_clock::now() - started_;
+  }
 
   /// Counts `n` more bytes of partial input against --max-partial-bytes; false, and nothing
   /// counted, when that would pass it. Any thread.

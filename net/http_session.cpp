@@ -16,7 +16,10 @@
 #include "actors/replication.hpp"
 #include "actors/messages.hpp"
 #include "actors/type_ids.hpp"
+#include "admin/assets.hpp"
+#include "net/admin_api.hpp"
 #include "net/linger.hpp"
+#include "net/metrics.hpp"
 #include "net/ws_session.hpp"
 #include "protocol/message.hpp"
 #include "storage/store.hpp"
@@ -114,6 +117,7 @@ void http_session::run() {
 
 void http_session::do_read() {
   release_partial();
+  route_ = route_kind::not_found;
   parser_.emplace();
   parser_->header_limit(max_header_bytes);
   parser_->body_limit(ctx_->settings.max_body_bytes);
@@ -252,8 +256,12 @@ void http_session::handle() {
   const auto& req = parser_->get();
   const auto r = match_route(req.target());
   const auto method = req.method();
+  const bool admin = r.kind == route_kind::admin_page || r.kind == route_kind::admin_cluster ||
+                     r.kind == route_kind::admin_node || r.kind == route_kind::admin_room;
+  // Without --admin-token the admin page does not exist.
+  if (!admin || ctx_->admin_token.enabled()) route_ = r.kind;
 
-  if (r.kind == route_kind::not_found) return respond_error(http::status::not_found, "no such route");
+  if (route_ == route_kind::not_found) return respond_error(http::status::not_found, "no such route");
 
   if (method == http::verb::options) {
     // CORS preflight.
@@ -298,6 +306,18 @@ void http_session::handle() {
     case route_kind::cluster:
     case route_kind::cluster_room:
       return cluster(r);
+    case route_kind::readyz:
+      return readyz();
+    case route_kind::metrics:
+      return metrics();
+    case route_kind::admin_page:
+      return admin_page(r);
+    case route_kind::admin_cluster:
+      return admin_cluster();
+    case route_kind::admin_node:
+      return admin_node();
+    case route_kind::admin_room:
+      return admin_room(r);
     case route_kind::not_found:
       break;
   }
@@ -305,6 +325,11 @@ void http_session::handle() {
 }
 
 void http_session::new_room() {
+  if (ctx_->api_keys.enabled() &&
+      !ctx_->api_keys.accepts(parser_->get()[http::field::authorization])) {
+    return respond_unauthorized("POST /new needs an API key: Authorization: Bearer KEY",
+                                "driftd");
+  }
   std::chrono::seconds retry_after{};
   if (!ctx_->clients.take_room(slot_, retry_after)) {
     ctx_->stats.rooms_refused.fetch_add(1, std::memory_order_relaxed);
@@ -364,6 +389,7 @@ void http_session::upgrade(const route& r) {
   std::string already_read{static_cast<const char*>(leftover.data()), leftover.size()};
   stream_.expires_never();
   handed_off_ = true;
+  ctx_->stats.http_responses.add(route_, 101);
   auto session = std::make_shared<ws_session>(stream_.release_socket(), shard_, ctx_, r.room,
                                               flags, std::move(slot_));
   session->start(std::move(answer), std::move(already_read));
@@ -563,6 +589,7 @@ void http_session::respond_error(http::status status, const std::string& message
 }
 
 void http_session::respond(response res, bool close) {
+  ctx_->stats.http_responses.add(route_, res.result_int());
   if (close) res.keep_alive(false);
   close = close || !res.keep_alive();
   pending_ = std::make_shared<response>(std::move(res));
@@ -598,6 +625,280 @@ void http_session::fail(error_code ec, const char* what) {
                         ec == http::error::partial_message || peer_went_away(ec);
   if (!ordinary) log().debug("HTTP connection: {} failed: {}", what, ec.message());
   stream_.close();
+}
+
+// -- operating the node -----------------------------------------------------------------------
+
+namespace {
+
+/// How long the admin API waits for another member's figures.
+constexpr auto peer_timeout = std::chrono::milliseconds{1500};
+
+/// What the room inspector shows at most: keys, and entries of each.
+constexpr uint32_t inspect_max_keys = 500;
+constexpr uint32_t inspect_latest = 20;
+
+/// True when the seed list names no member but this node (or none at all): there is nobody
+/// to join, so the node is ready on its own.
+bool alone_in_seeds(const config::settings& s) {
+  const std::string self = s.cluster_host + ":" + std::to_string(s.cluster_port);
+  const std::string self_v6 = "[" + s.cluster_host + "]:" + std::to_string(s.cluster_port);
+  return std::all_of(s.seeds.begin(), s.seeds.end(),
+                     [&](const std::string& seed) { return seed == self || seed == self_v6; });
+}
+
+/// True when a GET /cluster document lists a member other than `self`, in any state: the
+/// membership admitted one.
+bool lists_another_member(const std::string& cluster_json, const std::string& self) {
+  const auto doc = nlohmann::json::parse(cluster_json, nullptr, false);
+  if (doc.is_discarded() || !doc.contains("members") || !doc["members"].is_array()) return false;
+  return std::any_of(doc["members"].begin(), doc["members"].end(), [&](const auto& m) {
+    return m.value("name", std::string{}) != self;
+  });
+}
+
+/// Resolves `room` through the directory (opening it where it lives) and asks it what it
+/// holds; `done` runs on an actor thread.
+template <class Done>
+void inspect_room(caf::actor_system& sys, const caf::actor& directory, std::string room,
+                  Done done) {
+  sys.spawn([directory, room = std::move(room), done](caf::event_based_actor* self) {
+    self->request(directory, room_call_timeout, actors::resolve_room{room})
+      .then(
+        [self, done](caf::actor found) {
+          if (!found) return done(actors::room_summary{}, caf::make_error(caf::sec::invalid_argument));
+          self->request(found, room_call_timeout, actors::room_inspect{inspect_max_keys, inspect_latest})
+            .then([done](actors::room_summary& s) { done(std::move(s), caf::error{}); },
+                  [done](caf::error& err) { done(actors::room_summary{}, std::move(err)); });
+        },
+        [done](caf::error& err) { done(actors::room_summary{}, std::move(err)); });
+  });
+}
+
+}  // namespace
+
+void http_session::readyz() {
+  if (!ctx_->accepting.load() || ctx_->draining.load()) {
+    return respond(make_response(http::status::service_unavailable,
+                                 nlohmann::json{{"status", "draining"}, {"node", ctx_->node_name}}
+                                   .dump()));
+  }
+  if (ctx_->store) {
+    auto failure = ctx_->store->stats().failure;
+    if (!failure.empty()) {
+      return respond(make_response(
+        http::status::service_unavailable,
+        nlohmann::json{{"status", "failing"}, {"node", ctx_->node_name}, {"storage_error", failure}}
+          .dump()));
+    }
+  }
+  auto answer = [self = shared_from_this()](bool ready) {
+    nlohmann::json doc{{"status", ready ? "ready" : "joining"}, {"node", self->ctx_->node_name}};
+    self->respond(self->make_response(ready ? http::status::ok : http::status::service_unavailable,
+                                      doc.dump()));
+  };
+  if (!ctx_->cluster || ctx_->joined.load() || alone_in_seeds(ctx_->settings)) {
+    return answer(true);
+  }
+  ask<std::string>(ctx_->sys, ctx_->cluster, actors::cluster_query{},
+                   [self = shared_from_this(), answer](std::string doc, caf::error err) {
+                     asio::post(self->stream_.get_executor(),
+                                [self, answer, doc = std::move(doc), err = std::move(err)] {
+                                  if (!err && lists_another_member(doc, self->ctx_->node_name)) {
+                                    self->ctx_->joined.store(true);
+                                  }
+                                  answer(self->ctx_->joined.load());
+                                });
+                   });
+}
+
+void http_session::metrics() {
+  ask<actors::directory_stats>(
+    ctx_->sys, ctx_->directory, actors::stats_atom_v,
+    [self = shared_from_this()](actors::directory_stats dir, caf::error err) {
+      auto render = [self, dir, err](std::map<std::string, uint64_t> members) {
+        asio::post(self->stream_.get_executor(), [self, dir, err, members = std::move(members)] {
+          if (err) return self->respond_error(http::status::service_unavailable, "no answer");
+          scrape_input in;
+          in.rooms = dir.rooms;
+          in.fanouts = dir.fanouts;
+          in.members = members;
+          self->respond(self->make_response(http::status::ok, render_metrics(*self->ctx_, in),
+                                            metrics_content_type));
+        });
+      };
+      if (!self->ctx_->cluster) {
+        return render(std::map<std::string, uint64_t>{{"up", 1}, {"leaving", 0}, {"down", 0}});
+      }
+      ask<std::string>(self->ctx_->sys, self->ctx_->cluster, actors::cluster_query{},
+                       [render](std::string doc, caf::error) { render(members_by_state(doc)); });
+    });
+}
+
+void http_session::admin_page(const route& r) {
+  // The page is /admin itself: its relative links would not work from /admin/index.html.
+  const auto* file = r.room == "index.html" ? nullptr : admin::find_asset(r.room);
+  if (file == nullptr) return respond_error(http::status::not_found, "no such route");
+  auto res = make_response(http::status::ok, std::string{file->body}, "");
+  res.set(http::field::content_type, file->content_type);
+  res.erase(http::field::access_control_allow_origin);
+  res.erase(http::field::vary);
+  // The page talks to this node only; nothing else may run in it or frame it.
+  res.set("Content-Security-Policy",
+          "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+          "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+  res.set("X-Content-Type-Options", "nosniff");
+  res.set("Referrer-Policy", "no-referrer");
+  res.set(http::field::cache_control, "no-cache");
+  res.prepare_payload();
+  respond(std::move(res));
+}
+
+bool http_session::admin_authorized() {
+  if (ctx_->admin_token.accepts(parser_->get()[http::field::authorization])) return true;
+  respond_unauthorized("missing or wrong admin token (Authorization: Bearer TOKEN)",
+                       "driftd admin");
+  return false;
+}
+
+void http_session::respond_unauthorized(const std::string& message, const char* realm) {
+  auto res = make_response(http::status::unauthorized, error_json(message));
+  res.set(http::field::www_authenticate, std::string{"Bearer realm=\""} + realm + "\"");
+  if (route_ != route_kind::new_room) {
+    res.erase(http::field::access_control_allow_origin);
+    res.erase(http::field::vary);
+    res.set(http::field::cache_control, "no-store");
+  }
+  respond(std::move(res));
+}
+
+void http_session::respond_admin(http::status status, std::string body) {
+  auto res = make_response(status, std::move(body));
+  res.erase(http::field::access_control_allow_origin);
+  res.erase(http::field::vary);
+  res.set(http::field::cache_control, "no-store");
+  res.set("X-Content-Type-Options", "nosniff");
+  respond(std::move(res));
+}
+
+void http_session::admin_node() {
+  if (!admin_authorized()) return;
+  ask<actors::directory_stats>(
+    ctx_->sys, ctx_->directory, actors::stats_atom_v,
+    [self = shared_from_this()](actors::directory_stats dir, caf::error err) {
+      asio::post(self->stream_.get_executor(), [self, dir, err] {
+        if (err) return self->respond_admin(http::status::service_unavailable,
+                                            error_json("the node's directory did not answer"));
+        self->respond_admin(http::status::ok, node_figures(*self->ctx_, dir).dump());
+      });
+    });
+}
+
+void http_session::admin_cluster() {
+  if (!admin_authorized()) return;
+  const std::string authorization{parser_->get()[http::field::authorization]};
+  // This node's figures and its member table; then every other live member's figures,
+  // gathered here from its own GET /admin/api/node (with the same token).
+  ask<actors::directory_stats>(
+    ctx_->sys, ctx_->directory, actors::stats_atom_v,
+    [self = shared_from_this(), authorization](actors::directory_stats dir, caf::error err) {
+      auto gather = [self, dir, err, authorization](std::string view) {
+        asio::post(self->stream_.get_executor(), [self, dir, err, authorization,
+                                                  view = std::move(view)] {
+          if (err) return self->respond_admin(http::status::service_unavailable,
+                                              error_json("the node's directory did not answer"));
+          auto doc = nlohmann::json::parse(view, nullptr, false);
+          if (doc.is_discarded() || !doc.contains("members")) {
+            return self->respond_admin(http::status::service_unavailable,
+                                       error_json("cluster view unavailable"));
+          }
+          struct gathering {
+            nlohmann::json doc;
+            std::size_t pending = 0;
+          };
+          auto g = std::make_shared<gathering>();
+          g->doc = std::move(doc);
+          auto& members = g->doc["members"];
+          auto finish = [self, g] {
+            if (--g->pending == 0) self->respond_admin(http::status::ok, g->doc.dump());
+          };
+          g->pending = 1;  // held until every fetch has started
+          for (std::size_t i = 0; i < members.size(); ++i) {
+            auto& m = members[i];
+            const auto name = m.value("name", std::string{});
+            m["self"] = name == self->ctx_->node_name;
+            m["figures"] = nullptr;
+            if (name == self->ctx_->node_name) {
+              m["figures"] = node_figures(*self->ctx_, dir);
+              continue;
+            }
+            const auto http_addr = m.value("http", std::string{});
+            if (m.value("state", std::string{}) == "down" || http_addr.empty()) {
+              m["error"] = "down";
+              continue;
+            }
+            ++g->pending;
+            fetch_from_peer(self->stream_.get_executor(), http_addr, "/admin/api/node",
+                            authorization, peer_timeout,
+                            [g, i, finish](unsigned status, std::string body) {
+                              auto& m = g->doc["members"][i];
+                              auto figures = nlohmann::json::parse(body, nullptr, false);
+                              if (status == 200 && !figures.is_discarded()) {
+                                m["figures"] = std::move(figures);
+                              } else {
+                                m["error"] = status == 0 ? body
+                                                         : "answered " + std::to_string(status);
+                              }
+                              finish();
+                            });
+          }
+          finish();
+        });
+      };
+      if (!self->ctx_->cluster) {
+        const std::string http_addr =
+          self->ctx_->settings.host + ":" + std::to_string(self->ctx_->settings.port);
+        nlohmann::json member{{"name", self->ctx_->node_name},
+                              {"cluster", ""},
+                              {"http", http_addr},
+                              {"state", "up"}};
+        return gather(nlohmann::json{{"node", self->ctx_->node_name},
+                                     {"members", nlohmann::json::array({member})}}
+                        .dump());
+      }
+      ask<std::string>(self->ctx_->sys, self->ctx_->cluster, actors::cluster_query{},
+                       [gather](std::string view, caf::error) { gather(std::move(view)); });
+    });
+}
+
+void http_session::admin_room(const route& r) {
+  if (!admin_authorized()) return;
+  if (!ctx_->ids.valid(r.room)) return respond_admin(http::status::not_found, error_json("no such room"));
+  auto inspect = [self = shared_from_this(), room = r.room](nlohmann::json placement) {
+    inspect_room(self->ctx_->sys, self->ctx_->directory, room,
+                 [self, room, placement](actors::room_summary summary, caf::error err) {
+                   asio::post(self->stream_.get_executor(), [self, room, placement, err,
+                                                             summary = std::move(summary)] {
+                     if (err) {
+                       return self->respond_admin(http::status::service_unavailable,
+                                                  error_json("the room did not answer: " +
+                                                             self->ctx_->sys.render(err)));
+                     }
+                     self->respond_admin(http::status::ok,
+                                         room_figures(room, placement, summary).dump());
+                   });
+                 });
+  };
+  if (!ctx_->cluster) {
+    return inspect(nlohmann::json{
+      {"owner", ctx_->node_name},
+      {"http", ctx_->settings.host + ":" + std::to_string(ctx_->settings.port)}});
+  }
+  ask<std::string>(ctx_->sys, ctx_->cluster, actors::cluster_query{r.room},
+                   [inspect](std::string doc, caf::error) {
+                     auto placement = nlohmann::json::parse(doc, nullptr, false);
+                     inspect(placement.is_discarded() ? nlohmann::json::object() : placement);
+                   });
 }
 
 }  // namespace driftd::net

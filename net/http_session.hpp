@@ -56,6 +56,21 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void stats();
   void cluster(const route& r);
 
+  // -- operating the node: /readyz, /metrics, /admin --
+  void readyz();
+  void metrics();
+  /// /admin and its files (no token needed: they hold no data).
+  void admin_page(const route& r);
+  /// True when the request carries the admin token; otherwise answers 401 and returns false.
+  bool admin_authorized();
+  void admin_cluster();
+  void admin_node();
+  void admin_room(const route& r);
+  /// An answer of the admin API: JSON, never cached, same origin only (no CORS headers).
+  void respond_admin(boost::beast::http::status status, std::string body);
+  /// 401 with a JSON error and a WWW-Authenticate challenge.
+  void respond_unauthorized(const std::string& message, const char* realm);
+
   response make_response(boost::beast::http::status status, std::string body,
                          const char* content_type = "application/json") const;
   void respond(response res, bool close = false);
@@ -85,6 +100,8 @@ class http_session : public std::enable_shared_from_this<http_session> {
   bool body_has_message_deadline_ = false;
   bool first_request_ = true;
   bool handed_off_ = false;
+  /// The route of the request being answered, for the response counts.
+  route_kind route_ = route_kind::not_found;
 };
 
 }  // namespace driftd::net

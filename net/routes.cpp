@@ -41,6 +41,18 @@ route match_route(std::string_view target) {
   if (n == 3 && parts[0] == "cluster" && parts[1] == "room") {
     return {route_kind::cluster_room, std::string{parts[2]}};
   }
+  if (n == 1 && parts[0] == "readyz") return {route_kind::readyz, {}};
+  if (n == 1 && parts[0] == "metrics") return {route_kind::metrics, {}};
+  if (parts[0] == "admin") {
+    if (n == 1) return {route_kind::admin_page, {}};
+    if (n == 2 && parts[1] != "api") return {route_kind::admin_page, std::string{parts[1]}};
+    if (n == 3 && parts[1] == "api" && parts[2] == "cluster") return {route_kind::admin_cluster, {}};
+    if (n == 3 && parts[1] == "api" && parts[2] == "node") return {route_kind::admin_node, {}};
+    if (n == 4 && parts[1] == "api" && parts[2] == "room") {
+      return {route_kind::admin_room, std::string{parts[3]}};
+    }
+    return {};
+  }
   if (parts[0] != "room" || n < 2 || n > 3) return {};
   std::string id{parts[1]};
   if (n == 2) return {route_kind::room_info, std::move(id)};
@@ -80,6 +92,42 @@ connect_query parse_connect_query(std::string_view query) {
     }
   }
   return out;
+}
+
+const char* route_name(route_kind kind) {
+  switch (kind) {
+    case route_kind::new_room:
+      return "new";
+    case route_kind::room_info:
+      return "room";
+    case route_kind::room_connect:
+      return "connect";
+    case route_kind::room_send:
+      return "send";
+    case route_kind::healthz:
+      return "healthz";
+    case route_kind::cluster:
+      return "cluster";
+    case route_kind::cluster_room:
+      return "cluster_room";
+    case route_kind::stats:
+      return "stats";
+    case route_kind::readyz:
+      return "readyz";
+    case route_kind::metrics:
+      return "metrics";
+    case route_kind::admin_page:
+      return "admin";
+    case route_kind::admin_cluster:
+      return "admin_api_cluster";
+    case route_kind::admin_node:
+      return "admin_api_node";
+    case route_kind::admin_room:
+      return "admin_api_room";
+    case route_kind::not_found:
+      break;
+  }
+  return "other";
 }
 
 const char* allowed_methods(route_kind kind) {

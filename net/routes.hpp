@@ -1,6 +1,7 @@
 #pragma once
 // Which HTTP route a request target names. Pure logic.
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -15,12 +16,25 @@ enum class route_kind {
   cluster,       ///< /cluster
   cluster_room,  ///< /cluster/room/{id}
   stats,         ///< /stats
-  not_found,
+  readyz,        ///< /readyz
+  metrics,       ///< /metrics
+  admin_page,    ///< /admin, /admin/{file}
+  admin_cluster, ///< /admin/api/cluster
+  admin_node,    ///< /admin/api/node
+  admin_room,    ///< /admin/api/room/{id}
+  not_found,     ///< last: route_kinds counts up to it
 };
+
+/// How many route kinds there are (not_found included).
+constexpr std::size_t route_kinds = static_cast<std::size_t>(route_kind::not_found) + 1;
+
+/// A short name of the route, for metrics labels ("new", "connect", "admin_api_room", ...).
+const char* route_name(route_kind kind);
 
 struct route {
   route_kind kind = route_kind::not_found;
-  /// The {id} segment, exactly as sent (not yet checked, not decoded).
+  /// The {id} segment, exactly as sent (not yet checked, not decoded); for admin_page, the
+  /// file name (empty for /admin itself).
   std::string room;
 };
 

@@ -85,6 +85,8 @@ ws_session::~ws_session() = default;
 void ws_session::start(std::string handshake_response, std::string already_read) {
   ctx_->stats.websockets_open.fetch_add(1, std::memory_order_relaxed);
   ctx_->stats.websockets_total.fetch_add(1, std::memory_order_relaxed);
+  ctx_->stats.websockets_by_format[static_cast<std::size_t>(flags_.format)].fetch_add(
+    1, std::memory_order_relaxed);
   ctx_->sessions.add(shared_from_this());
   heard_from_peer_ = true;  // the upgrade request: silence is counted from now
   error_code ec;
@@ -664,6 +666,8 @@ void ws_session::finish(bool now) {
   leave_room(now);
   ctx_->sessions.remove(this);
   ctx_->stats.websockets_open.fetch_sub(1, std::memory_order_relaxed);
+  ctx_->stats.websockets_by_format[static_cast<std::size_t>(flags_.format)].fetch_sub(
+    1, std::memory_order_relaxed);
   ctx_->stats.sockets_open.fetch_sub(1, std::memory_order_relaxed);
   slot_.reset();
 }

@@ -24,10 +24,13 @@ int main(int argc, char** argv) {
     return loaded.exit_code;
   }
   const auto& settings = *loaded.values;
-  if (!config::setup_logging(settings.log_level)) {
-    std::fprintf(stderr, "unknown log level `%s`\n", settings.log_level.c_str());
+  if (!config::setup_logging(settings.log_level, settings.log_format)) {
+    std::fprintf(stderr, "unknown log level `%s` or format `%s`\n", settings.log_level.c_str(),
+                 settings.log_format.c_str());
     return 2;
   }
+  // A node named by its port ("node-<port>") is named in its lines once the port is open.
+  if (!settings.node_name.empty()) config::set_log_node(settings.node_name);
   auto& log = config::logger("node");
 
   // Writes to a socket the peer closed must fail with an error, not end the process.

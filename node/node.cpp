@@ -243,6 +243,7 @@ std::string node::open_listener() {
   port_ = listener_->port();
   ctx_->settings.port = port_;
   if (settings_.node_name.empty()) ctx_->node_name = "node-" + std::to_string(port_);
+  config::set_log_node(ctx_->node_name);
   return {};
 }
 
@@ -303,6 +304,7 @@ void node::stop() {
   if (!started_ || stopped_) return;
   stopped_ = true;
   release_caf_logger release_on_return;
+  if (ctx_) ctx_->draining.store(true);  // GET /readyz: 503 from now on
   if (router_ && membership_) leave_cluster();
   log().info("stopping: closing {} websocket(s)", ctx_ ? ctx_->sessions.size() : 0);
 

@@ -7,8 +7,9 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config curl
   libcaf-dev libboost-dev nlohmann-json3-dev libspdlog-dev libgtest-dev libssl-dev
-  librocksdb-dev
+  librocksdb-dev prometheus-cpp-dev
   nodejs npm
+  prometheus chromium
 )
 case "${1:-}" in
   "") ;;

@@ -159,6 +159,8 @@ def routes_seeds():
         "/cluster/room/abc", "/room/../new", "/room/%2e%2e/send", "//new", "/room//connect",
         "/room/a/connect/", "?cbor", "/room/a/connect?cbor=maybe&debug&subscribe",
         "/room/a/connect?subscribe=all&cbor=1&cbor=0&&=&debug=false", "",
+        "/readyz", "/metrics", "/admin", "/admin/admin.js", "/admin/api/cluster",
+        "/admin/api/node", "/admin/api/room/abc", "/admin/api/room",
     ]
     return {f"{i:02}": t.encode() for i, t in enumerate(targets)}
 

@@ -45,6 +45,18 @@ std::string path_of(const route& r) {
       return "/cluster/room/" + r.room;
     case route_kind::stats:
       return "/stats";
+    case route_kind::readyz:
+      return "/readyz";
+    case route_kind::metrics:
+      return "/metrics";
+    case route_kind::admin_page:
+      return r.room.empty() ? "/admin" : "/admin/" + r.room;
+    case route_kind::admin_cluster:
+      return "/admin/api/cluster";
+    case route_kind::admin_node:
+      return "/admin/api/node";
+    case route_kind::admin_room:
+      return "/admin/api/room/" + r.room;
     case route_kind::not_found:
       break;
   }
@@ -53,7 +65,8 @@ std::string path_of(const route& r) {
 
 bool has_room(route_kind k) {
   return k == route_kind::room_info || k == route_kind::room_connect ||
-         k == route_kind::room_send || k == route_kind::cluster_room;
+         k == route_kind::room_send || k == route_kind::cluster_room ||
+         k == route_kind::admin_room;
 }
 
 void check_query(std::string_view query) {
@@ -108,14 +121,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     check(r.room.empty());
   } else {
     check(path_of(r) == path);
-    check(has_room(r.kind) == !r.room.empty());
+    // The admin page's segment is a file name, and /admin itself has none.
+    if (r.kind != route_kind::admin_page) check(has_room(r.kind) == !r.room.empty());
     check(r.room.find('/') == std::string::npos && r.room.find('?') == std::string::npos);
   }
 
   // The input as a room id, where it could be one segment.
   if (!target.empty() && target.find_first_of("/?") == std::string_view::npos) {
     for (const route_kind k : {route_kind::room_info, route_kind::room_connect,
-                               route_kind::room_send, route_kind::cluster_room}) {
+                               route_kind::room_send, route_kind::cluster_room,
+                               route_kind::admin_room}) {
       const route want{k, std::string{target}};
       const route got = match_route(path_of(want) + "?x");
       check(got.kind == k && got.room == want.room);
