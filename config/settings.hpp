@@ -76,9 +76,9 @@ struct settings {
   std::string secret;
   milliseconds heartbeat_interval{250};
   milliseconds failure_timeout{2000};    ///< silence after which a member counts as down
-  std::string tls_cert;                  ///< PEM files; all three set: mutual TLS between nodes
-  std::string tls_key;
-  std::string tls_ca;
+  std::string cluster_tls_cert;          ///< PEM files; all three set: mutual TLS between nodes
+  std::string cluster_tls_key;
+  std::string cluster_tls_ca;
 };
 
 /// The outcome of reading the command line.

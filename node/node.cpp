@@ -162,11 +162,11 @@ std::string node::start_actor_system() {
   if (clustered) {
     cluster::register_types(cfg_);
     cfg_.load<caf::io::middleman>();
-    if (!settings_.tls_cert.empty()) {
+    if (!settings_.cluster_tls_cert.empty()) {
       cfg_.load<caf::openssl::manager>();
-      cfg_.openssl_certificate = settings_.tls_cert;
-      cfg_.openssl_key = settings_.tls_key;
-      cfg_.openssl_cafile = settings_.tls_ca;
+      cfg_.openssl_certificate = settings_.cluster_tls_cert;
+      cfg_.openssl_key = settings_.cluster_tls_key;
+      cfg_.openssl_cafile = settings_.cluster_tls_ca;
     }
     // CAF 0.17 ships with heartbeats off: without them a frozen peer is noticed only when
     // TCP gives up, minutes later.
@@ -237,7 +237,7 @@ std::string node::open_listener() {
 }
 
 std::string node::join_cluster(const std::string& secret) {
-  const bool tls = !settings_.tls_cert.empty();
+  const bool tls = !settings_.cluster_tls_cert.empty();
   cluster::router_config rc;
   rc.self = ctx_->node_name;
   rc.reservation_ttl = settings_.room_ttl;
