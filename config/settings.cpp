@@ -446,6 +446,11 @@ constexpr option options[] = {
    show_text<&S::public_url>},
   {"cors-origins", "listener", "LIST", "comma-separated origins allowed by CORS", "any origin",
    set_list<&S::cors_origins, check_origin>, show_list<&S::cors_origins>},
+  {"tls-cert", "listener", "FILE",
+   "PEM certificate chain; with --tls-key the port serves HTTPS and WSS (SIGHUP rereads both)",
+   "none: plain HTTP", set_text<&S::tls_cert, check_any>, show_text<&S::tls_cert>},
+  {"tls-key", "listener", "FILE", "PEM private key of --tls-cert (not encrypted)", "none",
+   set_text<&S::tls_key, check_any>, show_text<&S::tls_key>},
 
   {"max-frame-bytes", "limits", "SIZE", "largest WebSocket message (closed with 1009 above)", "",
    set_size<&S::max_frame_bytes, 1024>, show_size<&S::max_frame_bytes>},
@@ -576,8 +581,6 @@ std::string suggestion(std::string_view name, std::string_view prefix) {
 /// refused with what to write instead.
 std::string renamed_note(std::string_view name, std::string_view prefix) {
   static constexpr std::pair<std::string_view, std::string_view> renamed[] = {
-    {"tls-cert", "cluster-tls-cert"},
-    {"tls-key", "cluster-tls-key"},
     {"tls-ca", "cluster-tls-ca"},
   };
   for (const auto& [old_name, new_name] : renamed) {
@@ -591,6 +594,10 @@ std::string renamed_note(std::string_view name, std::string_view prefix) {
 
 /// Checks that involve more than one setting; run once every source has been applied.
 std::string validate(const settings& s) {
+  if (s.tls_cert.empty() != s.tls_key.empty()) {
+    return s.tls_cert.empty() ? "tls-key is set without tls-cert"
+                              : "tls-cert is set without tls-key";
+  }
   const bool cert = !s.cluster_tls_cert.empty();
   const bool key = !s.cluster_tls_key.empty();
   const bool ca = !s.cluster_tls_ca.empty();

@@ -23,6 +23,9 @@ struct settings {
   std::string public_url;
   /// Allowed CORS origins; empty means any origin ("*").
   std::vector<std::string> cors_origins;
+  /// PEM certificate chain and key; both set: the client port speaks HTTPS and WSS only.
+  std::string tls_cert;
+  std::string tls_key;
 
   // -- limits --
   std::size_t max_frame_bytes = 1 << 20;        ///< one WebSocket message (close 1009 above)

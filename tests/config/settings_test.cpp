@@ -19,7 +19,7 @@ using namespace std::chrono_literals;
 /// Every setting's flag name; the config keys are the same names.
 // clang-format off
 const std::vector<std::string> setting_names = {
-    "host", "port", "public-url", "cors-origins",
+    "host", "port", "public-url", "cors-origins", "tls-cert", "tls-key",
     "max-frame-bytes", "max-body-bytes", "max-key-bytes", "max-depth", "max-queue-bytes",
     "max-room-bytes", "max-keys", "max-subscriptions", "max-subscription-bytes",
     "max-connections", "max-partial-bytes", "max-connections-per-ip", "max-new-rooms-per-minute",
@@ -94,6 +94,8 @@ void expect_same(const settings& a, const settings& b) {
   EXPECT_EQ(a.cluster_tls_cert, b.cluster_tls_cert);
   EXPECT_EQ(a.cluster_tls_key, b.cluster_tls_key);
   EXPECT_EQ(a.cluster_tls_ca, b.cluster_tls_ca);
+  EXPECT_EQ(a.tls_cert, b.tls_cert);
+  EXPECT_EQ(a.tls_key, b.tls_key);
 }
 
 /// A file under the test temp dir, named after the running test, removed at scope exit.
@@ -536,6 +538,15 @@ TEST(settings_validation, cluster_tls_files_come_all_three_or_none) {
   expect_error({"--cluster-tls-cert", "c.pem"}, {"cluster-tls-key", "cluster-tls-ca"});
   expect_error({"--cluster-tls-cert", "c.pem", "--cluster-tls-key", "k.pem"}, {"cluster-tls-ca"});
   expect_error({"--cluster-tls-ca", "ca.pem"}, {"cluster-tls-cert", "cluster-tls-key"});
+}
+
+TEST(settings_validation, client_tls_files_come_both_or_neither) {
+  expect_error({"--tls-cert", "c.pem"}, {"tls-cert is set without tls-key"});
+  expect_error({"--tls-key", "k.pem"}, {"tls-key is set without tls-cert"});
+  const settings s = loaded({"--tls-cert", "c.pem", "--tls-key", "k.pem"});
+  EXPECT_EQ(s.tls_cert, "c.pem");
+  EXPECT_EQ(s.tls_key, "k.pem");
+  EXPECT_EQ(settings{}.tls_cert, "");
 }
 
 TEST(settings_validation, the_old_cluster_tls_names_point_to_the_new_ones) {
