@@ -28,6 +28,7 @@ class store;
 
 namespace driftd::net {
 
+class tls_context;
 class ws_session;
 
 /// Node-wide counters; relaxed atomics, read for /stats and logs.
@@ -56,6 +57,8 @@ struct counters {
   std::atomic<uint64_t> rooms_refused{0};
   /// WebSockets closed for sending more than --max-messages-per-second.
   std::atomic<uint64_t> rate_limited{0};
+  /// TLS handshakes that failed or timed out, plain-text requests to a TLS port among them.
+  std::atomic<uint64_t> tls_handshake_failures{0};
 };
 
 /// The open WebSocket sessions, so that shutdown can close each with 1001. Thread-safe.
@@ -95,6 +98,8 @@ struct context {
   const actors::counters* actor_stats = nullptr;
   /// Where rooms are kept (owned by the node); null: memory only.
   storage::store* store = nullptr;
+  /// The client port's certificate; null: plain HTTP and WebSocket.
+  std::shared_ptr<tls_context> tls;
   session_registry sessions;
   /// Sockets and new rooms per client address.
   client_table clients;
