@@ -25,6 +25,7 @@
 #include "net/context.hpp"
 #include "net/io_shard.hpp"
 #include "net/listener.hpp"
+#include "net/tls.hpp"
 #include "net/ws_session.hpp"
 #include "protocol/close_code.hpp"
 #include "protocol/room_id.hpp"
@@ -113,6 +114,13 @@ std::string node::start() {
   ctx_ = std::make_shared<net::context>(*sys_, directory_, settings_, secret);
   ctx_->actor_stats = &actor_stats_;
   ctx_->store = store_.get();
+  if (!settings_.tls_cert.empty()) {
+    std::string tls_error;
+    tls_ = net::tls_context::open(settings_.tls_cert, settings_.tls_key, tls_error);
+    if (!tls_) return "TLS: " + tls_error;
+    ctx_->tls = tls_;
+    log().info("TLS: clients get {}", tls_->describe());
+  }
   if (auto error = open_listener(); !error.empty()) return error;
   if (settings_.cluster_port != 0) {
     if (auto error = join_cluster(secret); !error.empty()) return error;
@@ -123,8 +131,19 @@ std::string node::start() {
     work_.push_back(boost::asio::make_work_guard(ioc));
     io_threads_.emplace_back([&ioc] { ioc.run(); });
   }
-  log().info("driftd node {} listening on http://{}:{} ({} I/O thread(s), {} actor thread(s))",
-             ctx_->node_name, settings_.host, port_, shards_.size(), actor_threads());
+  log().info("driftd node {} listening on {}://{}:{} ({} I/O thread(s), {} actor thread(s))",
+             ctx_->node_name, tls_ ? "https" : "http", settings_.host, port_, shards_.size(),
+             actor_threads());
+  return {};
+}
+
+std::string node::reload_tls() {
+  if (!tls_) return "no --tls-cert configured";
+  if (auto error = tls_->reload(); !error.empty()) {
+    log().error("TLS certificate not reloaded, still serving the one before: {}", error);
+    return error;
+  }
+  log().info("TLS certificate reloaded: new connections get {}", tls_->describe());
   return {};
 }
 
