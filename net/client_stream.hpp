@@ -52,30 +52,30 @@ class client_stream {
   /// tls_errc::not_tls when the client's first bytes are not a TLS handshake record.
   template <class Handler>
   void async_handshake(Handler&& handler) {
-    boost::asio::async_compose<Handler, void(boost::system::error_code)>(
-      handshake_op{*this}, handler, tcp_);
+    boost::asio::async_compose<Handler, void(boost::system::error_code)>(handshake_op{*this},
+                                                                         handler, tcp_);
   }
 
   /// Sends close_notify; `handler(error_code)`.
   template <class Handler>
   void async_shutdown(Handler&& handler) {
     tls_->shutdown();
-    boost::asio::async_compose<Handler, void(boost::system::error_code)>(flush_op{*this},
-                                                                        handler, tcp_);
+    boost::asio::async_compose<Handler, void(boost::system::error_code)>(flush_op{*this}, handler,
+                                                                         tcp_);
   }
 
   template <class MutableBuffers, class Handler>
   void async_read_some(const MutableBuffers& buffers, Handler&& handler) {
     if (!tls_) return tcp_.async_read_some(buffers, std::forward<Handler>(handler));
     boost::asio::async_compose<Handler, void(boost::system::error_code, std::size_t)>(
-      read_op<MutableBuffers>{*this, buffers}, handler, tcp_);
+        read_op<MutableBuffers>{*this, buffers}, handler, tcp_);
   }
 
   template <class ConstBuffers, class Handler>
   void async_write_some(const ConstBuffers& buffers, Handler&& handler) {
     if (!tls_) return tcp_.async_write_some(buffers, std::forward<Handler>(handler));
     boost::asio::async_compose<Handler, void(boost::system::error_code, std::size_t)>(
-      write_op<ConstBuffers>{*this, buffers}, handler, tcp_);
+        write_op<ConstBuffers>{*this, buffers}, handler, tcp_);
   }
 
  private:
@@ -191,7 +191,8 @@ class client_stream {
       }
       auto it = boost::asio::buffer_sequence_begin(buffers);
       const auto end = boost::asio::buffer_sequence_end(buffers);
-      while (it != end && boost::asio::mutable_buffer(*it).size() == 0) ++it;
+      while (it != end && boost::asio::mutable_buffer(*it).size() == 0)
+        ++it;
       if (it == end) return finish(self, first, {}, 0);
       const boost::asio::mutable_buffer into{*it};
       std::size_t got = 0;

@@ -18,9 +18,9 @@ namespace {
 
 /// TLS 1.2 suites: forward secrecy and AEAD only (TLS 1.3 has nothing else anyway).
 constexpr const char* tls12_ciphers =
-  "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-  "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-  "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 
 /// Buffers that grew past this while a connection was busy are given back once empty, so
 /// that an idle connection holds none.
@@ -52,7 +52,9 @@ std::string openssl_errors() {
 
 /// An encrypted key would make OpenSSL ask for its pass phrase on the terminal: refuse
 /// instead, so that a start or a reload fails with a message rather than waiting.
-int no_pass_phrase(char*, int, int, void*) { return 0; }
+int no_pass_phrase(char*, int, int, void*) {
+  return 0;
+}
 
 /// WebSocket upgrades need HTTP/1.1; a client that offers it (browsers offer h2 first) gets
 /// it, one that offers something else carries on without ALPN.
@@ -84,7 +86,7 @@ std::string describe_certificate(SSL_CTX* ctx) {
   out += bio_text(bio.get());
   (void)BIO_reset(bio.get());
   std::unique_ptr<BIGNUM, decltype(&BN_free)> serial{
-    ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr), BN_free};
+      ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr), BN_free};
   if (serial) {
     if (char* hex = BN_bn2hex(serial.get())) {
       out += ", serial ";
@@ -126,7 +128,7 @@ std::shared_ptr<SSL_CTX> load(const std::string& cert_file, const std::string& k
   if (SSL_CTX_use_PrivateKey_file(c, key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
     const bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH;
     error = (mismatch ? "the private key " + key_file + " does not belong to the certificate " +
-                          cert_file
+                            cert_file
                       : "cannot read the private key " + key_file) +
             ": " + openssl_errors();
     return nullptr;
@@ -256,7 +258,9 @@ tls_connection::tls_connection(SSL* ssl) : ssl_(ssl) {
   SSL_set_accept_state(ssl_);
 }
 
-tls_connection::~tls_connection() { SSL_free(ssl_); }
+tls_connection::~tls_connection() {
+  SSL_free(ssl_);
+}
 
 tls_connection::result tls_connection::fail(int ssl_error) {
   failed_ = true;
@@ -282,7 +286,9 @@ tls_connection::result tls_connection::handshake() {
   return fail(e);
 }
 
-bool tls_connection::handshake_done() const { return SSL_is_init_finished(ssl_) == 1; }
+bool tls_connection::handshake_done() const {
+  return SSL_is_init_finished(ssl_) == 1;
+}
 
 void tls_connection::lend_input(const char* data, std::size_t size) {
   lent_ = data;
@@ -319,7 +325,9 @@ char* tls_connection::prepare_input(std::size_t n) {
   return in_.data() + in_prepared_at_;
 }
 
-void tls_connection::commit_input(std::size_t n) { in_.resize(in_prepared_at_ + n); }
+void tls_connection::commit_input(std::size_t n) {
+  in_.resize(in_prepared_at_ + n);
+}
 
 bool tls_connection::input_pending() const {
   return in_pos_ < in_.size() || lent_size_ > 0 || SSL_pending(ssl_) > 0;

@@ -17,9 +17,9 @@
 #include <memory>
 #include <string>
 
+#include <gtest/gtest.h>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/websocket/ssl.hpp>
-#include <gtest/gtest.h>
 
 #include "tests/integration/client.hpp"
 
@@ -40,8 +40,10 @@ class test_pki {
     std::string pattern = ::testing::TempDir() + "driftd-tls-XXXXXX";
     if (::mkdtemp(pattern.data()) == nullptr) fail("mkdtemp failed");
     dir_ = pattern;
-    run_command("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
-                "-subj /CN=driftd-test-ca -keyout " + dir_ + "/ca.key -out " + ca());
+    run_command(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+        "-subj /CN=driftd-test-ca -keyout " +
+        dir_ + "/ca.key -out " + ca());
   }
   ~test_pki() {
     std::error_code ec;
@@ -207,7 +209,8 @@ class tls_socket {
     std::string out;
     while (out.size() < n) {
       std::string chunk = recv_some_until(deadline);
-      if (chunk.empty()) fail("recv: connection closed after " + std::to_string(out.size()) + " bytes");
+      if (chunk.empty())
+        fail("recv: connection closed after " + std::to_string(out.size()) + " bytes");
       out += chunk;
     }
     ahead_ = out.substr(n) + ahead_;
@@ -401,7 +404,8 @@ class wss_client {
     for (;;) {
       const auto left = std::chrono::duration_cast<milliseconds>(deadline - steady::now());
       json m = recv(std::max(left, milliseconds{1}));
-      if (m.value("type", "") == "pong" && m.contains("nonce") && m["nonce"] == nonce) return before;
+      if (m.value("type", "") == "pong" && m.contains("nonce") && m["nonce"] == nonce)
+        return before;
       before.push_back(std::move(m));
     }
   }
@@ -418,7 +422,9 @@ class wss_client {
     return pump_until([this] { return closed_; }, timeout);
   }
   uint16_t close_code() const { return static_cast<uint16_t>(reason_.code); }
-  std::string close_reason() const { return std::string{reason_.reason.data(), reason_.reason.size()}; }
+  std::string close_reason() const {
+    return std::string{reason_.reason.data(), reason_.reason.size()};
+  }
   std::size_t queued() const { return inbox_.size(); }
 
  private:

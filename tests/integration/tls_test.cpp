@@ -75,9 +75,9 @@ TEST_F(TlsTest, HttpRoutesAnswerOverTls12AndTls13OnAKeptAliveConnection) {
     const auto health = read_http_reply(s);
     EXPECT_EQ(health.status, 200u);
     EXPECT_TRUE(health.keep_alive);
-    ASSERT_TRUE(s.send(http_text(port(), "POST", "/room/" + room + "/send",
-                                 push_msg("k", version).dump(),
-                                 {{"Content-Type", "application/json"}})));
+    ASSERT_TRUE(
+        s.send(http_text(port(), "POST", "/room/" + room + "/send", push_msg("k", version).dump(),
+                         {{"Content-Type", "application/json"}})));
     EXPECT_EQ(read_http_reply(s).status, 200u);
     ASSERT_TRUE(s.send(http_text(port(), "GET", "/stats")));
     const auto st = read_http_reply(s);
@@ -149,7 +149,8 @@ TEST_F(TlsTest, PushesReachJsonAndCborSubscribersOverWss) {
   ASSERT_EQ(cbor_sub.sync(), std::vector<json>{server_init("k")});
 
   constexpr int pushes = 50;
-  for (int i = 1; i <= pushes; ++i) writer.send(push_msg("k", {{"n", i}}, "append"));
+  for (int i = 1; i <= pushes; ++i)
+    writer.send(push_msg("k", {{"n", i}}, "append"));
   for (int i = 1; i <= pushes; ++i) {
     EXPECT_EQ(json_sub.recv(), server_push("k", {{"n", i}}, static_cast<uint64_t>(i)));
     const auto m = cbor_sub.recv_message();
@@ -207,7 +208,8 @@ TEST_F(TlsTest, ManyFramesGoOutPerSocketWrite) {
 
   wss_client writer{port(), ca(), room};
   for (int i = 0; i < pushes; i += per_frame_batch) {
-    for (int j = i; j < i + per_frame_batch; ++j) writer.send(push_msg("k", j, "relay"));
+    for (int j = i; j < i + per_frame_batch; ++j)
+      writer.send(push_msg("k", j, "relay"));
   }
   ASSERT_TRUE(writer.sync().empty());
   for (int i = 0; i < pushes; ++i) {
@@ -216,10 +218,9 @@ TEST_F(TlsTest, ManyFramesGoOutPerSocketWrite) {
     ASSERT_EQ(json::parse(f.payload)["seq"], i + 1);
   }
   const auto after = https_stats();
-  const auto messages = after["messages_written"].get<double>() -
-                        before["messages_written"].get<double>();
-  const auto writes =
-    after["socket_writes"].get<double>() - before["socket_writes"].get<double>();
+  const auto messages =
+      after["messages_written"].get<double>() - before["messages_written"].get<double>();
+  const auto writes = after["socket_writes"].get<double>() - before["socket_writes"].get<double>();
   EXPECT_GE(messages, pushes);
   EXPECT_GE(messages / writes, 8.0) << messages << " messages in " << writes << " writes";
 }
@@ -293,7 +294,8 @@ class TlsClosingTest : public TlsTest {
 
   static std::string ping_burst() {
     std::string out;
-    for (int i = 0; i < pings; ++i) out += client_frame(opcode::ping, pong_payload(i));
+    for (int i = 0; i < pings; ++i)
+      out += client_frame(opcode::ping, pong_payload(i));
     return out;
   }
 
