@@ -117,6 +117,21 @@ TEST_F(TlsTest, APlainTextRequestIsAnsweredInPlainTextAndClosed) {
   EXPECT_EQ(https_stats()["tls_handshake_failures"], 2);
 }
 
+TEST_F(TlsTest, AMalformedClientHelloIsAnsweredWithAnAlertAndTheNodeGoesOn) {
+  raw_socket bad{port()};
+  // A handshake record holding a ClientHello of one byte, which no parser can accept.
+  ASSERT_TRUE(bad.send(std::string("\x16\x03\x01\x00\x05\x01\x00\x00\x01\xff", 10)));
+  const auto end = bad.read_to_end();
+  EXPECT_FALSE(end.reset) << "the connection was reset, not closed";
+  ASSERT_GE(end.bytes.size(), 7u);
+  EXPECT_EQ(end.bytes[0], '\x15') << "an alert record";
+  EXPECT_EQ(end.bytes[5], '\x02') << "a fatal alert";
+
+  const auto res = https_call(port(), ca(), "GET", "/healthz");
+  EXPECT_EQ(res.status, 200u);
+  EXPECT_EQ(https_stats()["tls_handshake_failures"], 1);
+}
+
 TEST_F(TlsTest, AHandshakeThatDoesNotFinishInTimeIsClosed) {
   auto s = tls_settings(pki_);
   s.handshake_timeout = 300ms;
