@@ -45,6 +45,8 @@ struct counters {
   /// Socket writes of WebSocket sessions, and the messages they carried.
   std::atomic<uint64_t> socket_writes{0};
   std::atomic<uint64_t> messages_written{0};
+  /// Blocks of WebSocket frames encrypted by sessions over TLS, one SSL_write each.
+  std::atomic<uint64_t> tls_writes{0};
   /// Bytes of partly received WebSocket messages and HTTP bodies held now.
   std::atomic<uint64_t> partial_bytes{0};
   /// Connections refused because partial input would pass --max-partial-bytes.

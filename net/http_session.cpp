@@ -484,6 +484,7 @@ void http_session::stats() {
           {"protocol_errors", s.protocol_errors.load()},
           {"idle_closed", s.idle_closed.load()},
           {"socket_writes", s.socket_writes.load()},
+          {"tls_writes", s.tls_writes.load()},
           {"messages_written", s.messages_written.load()},
           {"partial_bytes", s.partial_bytes.load()},
           {"partial_refused", s.partial_refused.load()},

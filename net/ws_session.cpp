@@ -740,6 +740,7 @@ error_code ws_session::send_batch_tls(const std::vector<out_item>& batch, std::s
         offset = 0;
       }
     }
+    ctx_->stats.tls_writes.fetch_add(1, std::memory_order_relaxed);
     if (tls_->write(block.get(), used, ciphertext) != tls_connection::result::ok) {
       ciphertext.clear();
       return tls_->error();
