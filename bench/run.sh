@@ -183,13 +183,16 @@ run_once() {
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
   esac
   if [ "${scenario#cluster}" = "$scenario" ] && [ "$scenario" != idle ]; then
-    # How many WebSocket frames the node's socket writes carried on average (over TLS: per
-    # SSL_write and send), from its own counters.
-    local s mw sw
+    # How many WebSocket frames the node's socket writes (and, over TLS, its SSL_writes)
+    # carried on average, from its own counters.
+    local s mw sw tw
     s=$(curl -sk "$(scheme)://$servers/stats")
     mw=$(echo "$s" | field messages_written); sw=$(echo "$s" | field socket_writes)
+    tw=$(echo "$s" | field tls_writes)
     [ -n "$mw" ] && [ -n "$sw" ] && [ "$sw" != 0 ] &&
       out="${out%\}},\"frames_per_write\":$(awk -v m="$mw" -v w="$sw" 'BEGIN { printf "%.1f", m / w }')}"
+    [ -n "$mw" ] && [ -n "$tw" ] && [ "$tw" != 0 ] &&
+      out="${out%\}},\"frames_per_ssl_write\":$(awk -v m="$mw" -v w="$tw" 'BEGIN { printf "%.1f", m / w }')}"
   fi
   if [ "${scenario#cluster}" != "$scenario" ]; then
     # Each node's fan-outs count the broadcasts they got: one per push per node, whatever
@@ -239,7 +242,7 @@ report() {
   elif [ "$scenario" = send-floor ]; then
     fields="round_p50_ms round_max_ms send_us"
   else
-    fields="deliveries_per_s pushes_per_s p50_us p99_us p999_us max_us pushes_per_write frames_per_write lost duplicated reordered closed"
+    fields="deliveries_per_s pushes_per_s p50_us p99_us p999_us max_us pushes_per_write frames_per_write frames_per_ssl_write lost duplicated reordered closed"
   fi
   echo "scenario $scenario, storage ${2%/*}, ${2#*/}: median of $runs run(s) (raw: $logdir/results.jsonl)"
   for f in $fields; do
