@@ -6,6 +6,9 @@
 // is measured from that time (a late send counts against the server, not in its favour).
 // Subscribers check every delivery: a gap in the seq is a loss, a repeat a duplicate, a step
 // back a reordering. A result counts only when all three are zero.
+//
+// With --tls every connection (and the POST /new) speaks TLS through OpenSSL on the same
+// non-blocking sockets; the server's certificate is not checked (only loopback is measured).
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -16,6 +19,9 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -69,7 +75,20 @@ struct options {
   int connect_window = 256;   // handshakes in flight at once
   bool busy_poll = false;     // never sleep in epoll_wait
   bool write_each = false;    // every push in its own send, however far behind
+  bool tls = false;           // wss:// and https:// instead of ws:// and http://
 };
+
+/// The client context of --tls; null without it.
+SSL_CTX* tls_ctx = nullptr;
+
+void open_tls_context() {
+  tls_ctx = SSL_CTX_new(TLS_client_method());
+  if (tls_ctx == nullptr) die("SSL_CTX_new failed");
+  SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION);
+  SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, nullptr);
+  // A send that the socket takes in part is completed later from the same growing buffer.
+  SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+}
 
 void usage() {
   std::puts(
@@ -90,6 +109,7 @@ void usage() {
     "  --source-ips N       spread connections over 127.0.0.1 .. 127.0.0.N\n"
     "  --write-each         send every push in its own write; by default a writer that fell\n"
     "                       behind sends what is due in one write\n"
+    "  --tls                connect with TLS (the server's certificate is not checked)\n"
     "  --busy-poll          never sleep in epoll_wait: the server no longer pays to wake the\n"
     "                       generator up, but a spinning core can slow a sibling hyperthread\n"
     "Prints one JSON line with the result.");
@@ -143,6 +163,8 @@ options parse_options(int argc, char** argv) {
       o.server_pid = std::stoi(need(i));
     } else if (a == "--write-each") {
       o.write_each = true;
+    } else if (a == "--tls") {
+      o.tls = true;
     } else if (a == "--busy-poll") {
       o.busy_poll = true;
     } else if (a == "--source-ips") {
@@ -168,11 +190,23 @@ std::string http_post(const std::string& host, uint16_t port, const std::string&
   }
   std::string req = "POST " + path + " HTTP/1.1\r\nHost: " + host + ":" + std::to_string(port) +
                     "\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-  if (::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) die("write");
   std::string resp;
   char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) resp.append(buf, static_cast<std::size_t>(n));
+  if (tls_ctx != nullptr) {
+    SSL* ssl = SSL_new(tls_ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_connect(ssl) != 1) die("TLS handshake for POST " + path + " failed");
+    if (SSL_write(ssl, req.data(), static_cast<int>(req.size())) != static_cast<int>(req.size())) {
+      die("TLS write");
+    }
+    int n;
+    while ((n = SSL_read(ssl, buf, sizeof buf)) > 0) resp.append(buf, static_cast<std::size_t>(n));
+    SSL_free(ssl);
+  } else {
+    if (::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) die("write");
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0) resp.append(buf, static_cast<std::size_t>(n));
+  }
   ::close(fd);
   auto body = resp.find("\r\n\r\n");
   return body == std::string::npos ? std::string{} : resp.substr(body + 4);
@@ -273,10 +307,11 @@ bool cbor_uint(std::string_view s, std::string_view key_bytes, uint64_t& out) {
 }
 
 enum class role : uint8_t { writer, subscriber, idle };
-enum class phase : uint8_t { connecting, handshake, open, closed };
+enum class phase : uint8_t { connecting, tls_handshake, handshake, open, closed };
 
 struct connection {
   int fd = -1;
+  SSL* ssl = nullptr;  // with --tls
   role kind = role::idle;
   phase state = phase::connecting;
   int room = 0;
@@ -311,6 +346,10 @@ class generator {
   void want_write(connection& c, bool on);
   void on_event(connection& c, uint32_t events);
   void on_connected(connection& c);
+  void continue_tls_handshake(connection& c);
+  void send_upgrade(connection& c);
+  /// Reads what the socket has into c.in; false when the connection ended.
+  bool read_input(connection& c);
   void on_readable(connection& c);
   void on_frames(connection& c);
   void on_text(connection& c, std::string_view payload, bool binary);
@@ -394,6 +433,30 @@ void generator::on_connected(connection& c) {
   socklen_t len = sizeof err;
   ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
   if (err != 0) die(std::string{"connect failed: "} + std::strerror(err));
+  if (tls_ctx != nullptr) {
+    c.ssl = SSL_new(tls_ctx);
+    if (c.ssl == nullptr) die("SSL_new failed");
+    SSL_set_fd(c.ssl, c.fd);
+    SSL_set_connect_state(c.ssl);
+    c.state = phase::tls_handshake;
+    continue_tls_handshake(c);
+    return;
+  }
+  send_upgrade(c);
+}
+
+void generator::continue_tls_handshake(connection& c) {
+  const int r = SSL_do_handshake(c.ssl);
+  if (r == 1) return send_upgrade(c);
+  const int e = SSL_get_error(c.ssl, r);
+  if (e == SSL_ERROR_WANT_READ) return want_write(c, false);
+  if (e == SSL_ERROR_WANT_WRITE) return want_write(c, true);
+  char why[256];
+  ERR_error_string_n(ERR_get_error(), why, sizeof why);
+  die(std::string{"TLS handshake failed: "} + why);
+}
+
+void generator::send_upgrade(connection& c) {
   c.state = phase::handshake;
   const auto& [host, port] = o_.servers[c.server];
   std::string path = c.kind == role::subscriber ? room_path(c.room)
@@ -405,6 +468,18 @@ void generator::on_connected(connection& c) {
 }
 
 void generator::flush(connection& c) {
+  while (c.ssl != nullptr && !c.out.empty()) {
+    const int n = SSL_write(c.ssl, c.out.data(), static_cast<int>(std::min<std::size_t>(c.out.size(), 1 << 30)));
+    if (n <= 0) {
+      const int e = SSL_get_error(c.ssl, n);
+      if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
+        want_write(c, true);
+        return;
+      }
+      die("TLS write failed");
+    }
+    c.out.erase(0, static_cast<std::size_t>(n));
+  }
   while (!c.out.empty()) {
     ssize_t n = ::send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
     if (n < 0) {
@@ -425,28 +500,52 @@ void generator::on_event(connection& c, uint32_t events) {
     on_connected(c);
     return;
   }
+  if (c.state == phase::tls_handshake) return continue_tls_handshake(c);
   if (events & EPOLLOUT) flush(c);
   if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(c);
 }
 
-void generator::on_readable(connection& c) {
+bool generator::read_input(connection& c) {
   char buf[65536];
+  if (c.ssl != nullptr) {
+    // Until OpenSSL wants more from the socket: nothing decrypted may stay behind, since
+    // epoll would not report it.
+    for (;;) {
+      const int n = SSL_read(c.ssl, buf, sizeof buf);
+      if (n > 0) {
+        c.in.append(buf, static_cast<std::size_t>(n));
+        continue;
+      }
+      const int e = SSL_get_error(c.ssl, n);
+      if (e == SSL_ERROR_WANT_READ) return true;
+      if (e == SSL_ERROR_WANT_WRITE) {
+        want_write(c, true);
+        return true;
+      }
+      ERR_clear_error();
+      return false;  // close_notify, a reset or a TLS error: an end
+    }
+  }
   for (;;) {
     ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
     if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return true;
       n = 0;  // reset: treat like an end
     }
-    if (n == 0) {
-      if (c.state != phase::closed) {
-        c.state = phase::closed;
-        --open_count_;
-      }
-      ::epoll_ctl(epfd_, EPOLL_CTL_DEL, c.fd, nullptr);
-      return;
-    }
+    if (n == 0) return false;
     c.in.append(buf, static_cast<std::size_t>(n));
-    if (static_cast<std::size_t>(n) < sizeof buf) break;
+    if (static_cast<std::size_t>(n) < sizeof buf) return true;
+  }
+}
+
+void generator::on_readable(connection& c) {
+  if (!read_input(c)) {
+    if (c.state != phase::closed) {
+      c.state = phase::closed;
+      --open_count_;
+    }
+    ::epoll_ctl(epfd_, EPOLL_CTL_DEL, c.fd, nullptr);
+    return;
   }
   read_at_ = now_ns();  // deliveries are timed by when their bytes were read
   if (c.state == phase::handshake) {
@@ -764,6 +863,7 @@ int generator::run() {
 
 int main(int argc, char** argv) {
   auto opts = driftd::bench::parse_options(argc, argv);
+  if (opts.tls) driftd::bench::open_tls_context();
   driftd::bench::generator g{std::move(opts)};
   return g.run();
 }

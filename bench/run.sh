@@ -25,6 +25,11 @@
 # relay. STORAGE=both runs every repetition twice, memory first, then disk, and reports the
 # medians of each: the two are measured in the same run, side by side.
 #
+# TLS=1 serves the client port over TLS (a throwaway self-signed certificate made with
+# openssl for each invocation) and has the generator connect with wss:// (single-node
+# scenarios). TLS=both runs every repetition plain, then over TLS, and reports the medians
+# of each, side by side, like STORAGE=both.
+#
 # Environment: RATE, DURATION (s, default 10), SUBSCRIBERS, ROOMS, WRITERS, CONNECTIONS,
 # SERVER_CPUS (default 0), CLIENT_CPUS (default 1), SERVER_ARGS (extra driftd flags),
 # BENCH_ARGS (extra driftbench flags, e.g. --write-each), BUILD_DIR (default build),
@@ -61,6 +66,19 @@ free_port() {
 
 pids=()
 logdir=$(mktemp -d /tmp/driftd-bench.XXXXXX)
+case "${TLS:-0}" in
+  both) transports=(plain tls) ;;
+  1|tls) transports=(tls) ;;
+  *) transports=(plain) ;;
+esac
+if [ "${transports[-1]}" = tls ]; then
+  case "$scenario" in
+    cluster*|send-floor|cold-start) echo "TLS is measured on single-node scenarios only" >&2; exit 2 ;;
+  esac
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+    -subj /CN=driftd-bench -addext subjectAltName=IP:127.0.0.1,DNS:localhost \
+    -keyout "$logdir/tls.key" -out "$logdir/tls.pem" 2>/dev/null
+fi
 cleanup() {
   [ ${#pids[@]} -gt 0 ] && kill -TERM "${pids[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
@@ -70,11 +88,19 @@ trap cleanup EXIT
 wait_healthy() {
   local port=$1
   for _ in $(seq 1 200); do
-    curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+    curl -sfk "$(scheme)://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
     sleep 0.05
   done
   echo "driftd on port $port did not come up; see $logdir" >&2
   return 1
+}
+
+scheme() { [ "${run_transport:-plain}" = tls ] && echo https || echo http; }
+
+# The client-port flags of this repetition.
+transport_args() {
+  [ "${run_transport:-plain}" = tls ] && echo "--tls-cert $logdir/tls.pem --tls-key $logdir/tls.key"
+  return 0
 }
 
 # The storage of the nodes of this repetition: memory, or disk on a fresh folder.
@@ -91,7 +117,7 @@ storage_args() {
 start_node() {
   local port=$1; shift
   ${SERVER_WRAP:-} taskset -c "$server_cpus" "$server_bin" --port "$port" --io-threads 1 --actor-threads 1 \
-    --log-level warn --max-connections 200000 $(storage_args "$port") ${SERVER_ARGS:-} "$@" \
+    --log-level warn --max-connections 200000 $(storage_args "$port") $(transport_args) ${SERVER_ARGS:-} "$@" \
     >"$logdir/node-$port.log" 2>&1 &
   pids+=($!)
   wait_healthy "$port"
@@ -138,6 +164,7 @@ run_once() {
   esac
   local gen=(taskset -c "$client_cpus" "$bench_bin" --server "$servers" --scenario "$scenario"
              --duration "$duration" --action "${ACTION:-relay}" ${BENCH_ARGS:-})
+  [ "${run_transport:-plain}" = tls ] && gen+=(--tls)
   case "$scenario" in
     fanout|cluster)
       out=$("${gen[@]}" --subscribers "${SUBSCRIBERS:-1000}" --rate "${RATE:-1500}") || true ;;
@@ -158,6 +185,18 @@ run_once() {
             --server-pid "$pid" --source-ips 4) || true ;;
     *) echo "unknown scenario $scenario" >&2; exit 2 ;;
   esac
+  if [ "${scenario#cluster}" = "$scenario" ] && [ "$scenario" != idle ]; then
+    # How many WebSocket frames the node's socket writes (and, over TLS, its SSL_writes)
+    # carried on average, from its own counters.
+    local s mw sw tw
+    s=$(curl -sk "$(scheme)://$servers/stats")
+    mw=$(echo "$s" | field messages_written); sw=$(echo "$s" | field socket_writes)
+    tw=$(echo "$s" | field tls_writes)
+    [ -n "$mw" ] && [ -n "$sw" ] && [ "$sw" != 0 ] &&
+      out="${out%\}},\"frames_per_write\":$(awk -v m="$mw" -v w="$sw" 'BEGIN { printf "%.1f", m / w }')}"
+    [ -n "$mw" ] && [ -n "$tw" ] && [ "$tw" != 0 ] &&
+      out="${out%\}},\"frames_per_ssl_write\":$(awk -v m="$mw" -v w="$tw" 'BEGIN { printf "%.1f", m / w }')}"
+  fi
   if [ "${scenario#cluster}" != "$scenario" ]; then
     # Each node's fan-outs count the broadcasts they got: one per push per node, whatever
     # the number of its subscribers.
@@ -180,12 +219,18 @@ case "${STORAGE:-memory}" in
   disk) storages=(disk) ;;
   *) storages=(memory) ;;
 esac
-declare -A by_storage
+declare -A by_variant
+variants=()
+for run_storage in "${storages[@]}"; do
+  for run_transport in "${transports[@]}"; do variants+=("$run_storage/$run_transport"); done
+done
 for i in $(seq 1 "$runs"); do
-  for run_storage in "${storages[@]}"; do
+  for variant in "${variants[@]}"; do
+    run_storage=${variant%/*}
+    run_transport=${variant#*/}
     r=$(run_once)
-    echo "run $i ($run_storage): $r" >&2
-    by_storage[$run_storage]+="$r"$'\n'
+    echo "run $i ($variant): $r" >&2
+    by_variant[$variant]+="$r"$'\n'
   done
 done
 
@@ -200,9 +245,9 @@ report() {
   elif [ "$scenario" = send-floor ]; then
     fields="round_p50_ms round_max_ms send_us"
   else
-    fields="deliveries_per_s pushes_per_s p50_us p99_us p999_us max_us pushes_per_write lost duplicated reordered closed"
+    fields="deliveries_per_s pushes_per_s p50_us p99_us p999_us max_us pushes_per_write frames_per_write frames_per_ssl_write lost duplicated reordered closed"
   fi
-  echo "scenario $scenario, storage $2: median of $runs run(s) (raw: $logdir/results.jsonl)"
+  echo "scenario $scenario, storage ${2%/*}, ${2#*/}: median of $runs run(s) (raw: $logdir/results.jsonl)"
   for f in $fields; do
     printf '  %-20s %s\n' "$f" "$(printf '%s\n' "${results[@]}" | field "$f" | median)"
   done
@@ -216,6 +261,6 @@ report() {
   fi
 }
 
-for run_storage in "${storages[@]}"; do
-  report "${by_storage[$run_storage]}" "$run_storage"
+for variant in "${variants[@]}"; do
+  report "${by_variant[$variant]}" "$variant"
 done

@@ -470,6 +470,11 @@ constexpr option options[] = {
    show_text<&S::public_url>},
   {"cors-origins", "listener", "LIST", "comma-separated origins allowed by CORS", "any origin",
    set_list<&S::cors_origins, check_origin>, show_list<&S::cors_origins>},
+  {"tls-cert", "listener", "FILE",
+   "PEM certificate chain; with --tls-key the port serves HTTPS and WSS (SIGHUP rereads both)",
+   "none: plain HTTP", set_text<&S::tls_cert, check_any>, show_text<&S::tls_cert>},
+  {"tls-key", "listener", "FILE", "PEM private key of --tls-cert (not encrypted)", "none",
+   set_text<&S::tls_key, check_any>, show_text<&S::tls_key>},
 
   {"api-key", "access", "LIST",
    "keys POST /new accepts as Authorization: Bearer KEY (one is needed when set); repeatable",
@@ -580,12 +585,13 @@ constexpr option options[] = {
    "copies of each room, on the first voting members (--seeds) ranked for it; a push is "
    "acknowledged once a majority of them hold it", "",
    set_count<&S::replicas, 1, 15>, show_number<&S::replicas>},
-  {"tls-cert", "cluster", "FILE", "PEM certificate; with --tls-key, --tls-ca: mutual TLS",
-   "none", set_text<&S::tls_cert, check_any>, show_text<&S::tls_cert>},
-  {"tls-key", "cluster", "FILE", "PEM private key of --tls-cert", "none",
-   set_text<&S::tls_key, check_any>, show_text<&S::tls_key>},
-  {"tls-ca", "cluster", "FILE", "PEM authority that signed every node's certificate", "none",
-   set_text<&S::tls_ca, check_any>, show_text<&S::tls_ca>},
+  {"cluster-tls-cert", "cluster", "FILE",
+   "PEM certificate; with --cluster-tls-key, --cluster-tls-ca: mutual TLS between nodes", "none",
+   set_text<&S::cluster_tls_cert, check_any>, show_text<&S::cluster_tls_cert>},
+  {"cluster-tls-key", "cluster", "FILE", "PEM private key of --cluster-tls-cert", "none",
+   set_text<&S::cluster_tls_key, check_any>, show_text<&S::cluster_tls_key>},
+  {"cluster-tls-ca", "cluster", "FILE", "PEM authority that signed every node's certificate",
+   "none", set_text<&S::cluster_tls_ca, check_any>, show_text<&S::cluster_tls_ca>},
 };
 // clang-format on
 
@@ -611,20 +617,39 @@ std::string suggestion(std::string_view name, std::string_view prefix) {
   return {};
 }
 
+/// For a setting that was renamed, where it went: an old command line or config file is
+/// refused with what to write instead.
+std::string renamed_note(std::string_view name, std::string_view prefix) {
+  static constexpr std::pair<std::string_view, std::string_view> renamed[] = {
+    {"tls-ca", "cluster-tls-ca"},
+  };
+  for (const auto& [old_name, new_name] : renamed) {
+    if (name == old_name) {
+      return " (the cluster's TLS settings were renamed: this one is now " +
+             std::string(prefix) + std::string(new_name) + ")";
+    }
+  }
+  return {};
+}
+
 /// Checks that involve more than one setting; run once every source has been applied.
 std::string validate(const settings& s) {
-  const bool cert = !s.tls_cert.empty();
-  const bool key = !s.tls_key.empty();
-  const bool ca = !s.tls_ca.empty();
+  if (s.tls_cert.empty() != s.tls_key.empty()) {
+    return s.tls_cert.empty() ? "tls-key is set without tls-cert"
+                              : "tls-cert is set without tls-key";
+  }
+  const bool cert = !s.cluster_tls_cert.empty();
+  const bool key = !s.cluster_tls_key.empty();
+  const bool ca = !s.cluster_tls_ca.empty();
   if ((cert || key || ca) && !(cert && key && ca)) {
     std::string missing;
     const auto note = [&missing](bool set, const char* name) {
       if (!set) missing += std::string(missing.empty() ? "" : ", ") + name;
     };
-    note(cert, "tls-cert");
-    note(key, "tls-key");
-    note(ca, "tls-ca");
-    return "tls-cert, tls-key and tls-ca go together; missing " + missing;
+    note(cert, "cluster-tls-cert");
+    note(key, "cluster-tls-key");
+    note(ca, "cluster-tls-ca");
+    return "cluster-tls-cert, cluster-tls-key and cluster-tls-ca go together; missing " + missing;
   }
   if (!s.seeds.empty() && s.cluster_port == 0) {
     return "seeds are set but cluster-port is 0: a node without a cluster listener cannot join";
@@ -760,7 +785,9 @@ std::string apply_json(settings& s, const std::string& json_text) {
   settings updated = s;
   for (const auto& [key, value] : doc.items()) {
     const option* opt = find_option(key);
-    if (opt == nullptr) return "unknown config key " + quote(key) + suggestion(key, "");
+    if (opt == nullptr) {
+      return "unknown config key " + quote(key) + suggestion(key, "") + renamed_note(key, "");
+    }
     try {
       if (auto problem = opt->set(updated, value); !problem.empty()) {
         return "config key " + quote(key) + ": " + problem;
@@ -803,7 +830,8 @@ load_result load(int argc, const char* const* argv) {
     }
     const option* opt = find_option(name);
     if (opt == nullptr && name != "config") {
-      return fail("unknown flag " + quote(spelled) + suggestion(name, "--") + " (see --help)");
+      return fail("unknown flag " + quote(spelled) + suggestion(name, "--") +
+                  renamed_note(name, "--") + " (see --help)");
     }
     if (!value) {
       // "--port --host x" is a forgotten value, not a port named "--host".

@@ -23,6 +23,9 @@ struct settings {
   std::string public_url;
   /// Allowed CORS origins; empty means any origin ("*").
   std::vector<std::string> cors_origins;
+  /// PEM certificate chain and key; both set: the client port speaks HTTPS and WSS only.
+  std::string tls_cert;
+  std::string tls_key;
 
   // -- access --
   /// Keys of which POST /new needs one as `Authorization: Bearer KEY`; empty: anyone may make
@@ -85,9 +88,9 @@ struct settings {
   milliseconds heartbeat_interval{250};
   milliseconds failure_timeout{2000};    ///< silence after which a member counts as down
   std::size_t replicas = 3;              ///< copies of each room (capped by the seeds)
-  std::string tls_cert;                  ///< PEM files; all three set: mutual TLS between nodes
-  std::string tls_key;
-  std::string tls_ca;
+  std::string cluster_tls_cert;          ///< PEM files; all three set: mutual TLS between nodes
+  std::string cluster_tls_key;
+  std::string cluster_tls_ca;
 };
 
 /// The outcome of reading the command line.

@@ -31,6 +31,7 @@ class store;
 
 namespace driftd::net {
 
+class tls_context;
 class ws_session;
 
 /// Node-wide counters; relaxed atomics, read for /stats and logs.
@@ -47,6 +48,8 @@ struct counters {
   /// Socket writes of WebSocket sessions, and the messages they carried.
   std::atomic<uint64_t> socket_writes{0};
   std::atomic<uint64_t> messages_written{0};
+  /// Blocks of WebSocket frames encrypted by sessions over TLS, one SSL_write each.
+  std::atomic<uint64_t> tls_writes{0};
   /// Bytes of partly received WebSocket messages and HTTP bodies held now.
   std::atomic<uint64_t> partial_bytes{0};
   /// Connections refused because partial input would pass --max-partial-bytes.
@@ -63,6 +66,8 @@ struct counters {
   std::array<std::atomic<uint64_t>, 2> websockets_by_format{};
   /// HTTP responses by route and status (upgrades as 101).
   http_counts http_responses;
+  /// TLS handshakes that failed or timed out, plain-text requests to a TLS port among them.
+  std::atomic<uint64_t> tls_handshake_failures{0};
 };
 
 /// The open WebSocket sessions, so that shutdown can close each with 1001. Thread-safe.
@@ -102,6 +107,8 @@ struct context {
   const actors::counters* actor_stats = nullptr;
   /// Where rooms are kept (owned by the node); null: memory only.
   storage::store* store = nullptr;
+  /// The client port's certificate; null: plain HTTP and WebSocket.
+  std::shared_ptr<tls_context> tls;
   session_registry sessions;
   /// Sockets and new rooms per client address.
   client_table clients;

@@ -1,5 +1,7 @@
 #include "net/http_session.hpp"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <cctype>
 #include <chrono>
@@ -20,6 +22,7 @@
 #include "net/admin_api.hpp"
 #include "net/linger.hpp"
 #include "net/metrics.hpp"
+#include "net/tls.hpp"
 #include "net/ws_session.hpp"
 #include "protocol/message.hpp"
 #include "storage/store.hpp"
@@ -104,7 +107,10 @@ void ask(caf::actor_system& sys, const caf::actor& dest, Message msg, Done done)
 
 http_session::http_session(asio::ip::tcp::socket socket, io_shard& shard,
                            std::shared_ptr<context> ctx, client_table::slot slot)
-    : stream_(std::move(socket)), shard_(shard), ctx_(std::move(ctx)), slot_(std::move(slot)) {}
+    : stream_(std::move(socket), ctx->tls ? ctx->tls->accept() : nullptr),
+      shard_(shard),
+      ctx_(std::move(ctx)),
+      slot_(std::move(slot)) {}
 
 http_session::~http_session() {
   release_partial();
@@ -112,7 +118,45 @@ http_session::~http_session() {
 }
 
 void http_session::run() {
-  asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+  asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+    if (self->ctx_->tls) return self->do_handshake();
+    self->do_read();
+  });
+}
+
+void http_session::do_handshake() {
+  if (!stream_.secure()) {
+    log().warn("cannot start TLS on a new connection: out of memory");
+    return stream_.close();
+  }
+  stream_.expires_at(accepted_ + ctx_->settings.handshake_timeout);
+  stream_.async_handshake([self = shared_from_this()](error_code ec) { self->on_handshake(ec); });
+}
+
+void http_session::on_handshake(error_code ec) {
+  if (!ec) return do_read();
+  ctx_->stats.tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
+  if (ec == tls_errc::not_tls) {
+    log().debug("TLS port: refusing a connection that did not begin with a TLS handshake");
+    return refuse_plain_text();
+  }
+  if (ec == beast::error::timeout || peer_went_away(ec)) return fail(ec, "TLS handshake");
+  log().debug("TLS handshake failed: {}", ec.message());
+  // The alert that says why is on its way: no reset to overtake it.
+  linger_socket();
+}
+
+void http_session::refuse_plain_text() {
+  static const std::string answer = [] {
+    const std::string body = error_json("this port speaks TLS: use https:// or wss://");
+    return "HTTP/1.1 400 Bad Request\r\nServer: driftd\r\nContent-Type: application/json\r\n"
+           "Connection: close\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+  }();
+  // It fits the empty buffer of a new socket: written without waiting.
+  (void)::send(stream_.socket().native_handle(), answer.data(), answer.size(),
+               MSG_NOSIGNAL | MSG_DONTWAIT);
+  linger_socket();
 }
 
 void http_session::do_read() {
@@ -121,11 +165,12 @@ void http_session::do_read() {
   parser_.emplace();
   parser_->header_limit(max_header_bytes);
   parser_->body_limit(ctx_->settings.max_body_bytes);
-  // The first request must arrive whole within the handshake timeout (slow senders cannot
-  // hold a socket); later ones on a kept-alive connection within the HTTP timeout.
-  request_deadline_ = std::chrono::steady_clock::now() +
-                      (first_request_ ? ctx_->settings.handshake_timeout
-                                      : ctx_->settings.http_timeout);
+  // The first request must arrive whole within the handshake timeout of the accept (slow
+  // senders cannot hold a socket; a TLS handshake counts against it too); later ones on a
+  // kept-alive connection within the HTTP timeout.
+  request_deadline_ = first_request_
+                        ? accepted_ + ctx_->settings.handshake_timeout
+                        : std::chrono::steady_clock::now() + ctx_->settings.http_timeout;
   stream_.expires_at(request_deadline_);
   http::async_read_header(stream_, buffer_, *parser_,
                           [self = shared_from_this()](error_code ec, std::size_t) {
@@ -391,7 +436,7 @@ void http_session::upgrade(const route& r) {
   handed_off_ = true;
   ctx_->stats.http_responses.add(route_, 101);
   auto session = std::make_shared<ws_session>(stream_.release_socket(), shard_, ctx_, r.room,
-                                              flags, std::move(slot_));
+                                              flags, std::move(slot_), stream_.release_tls());
   session->start(std::move(answer), std::move(already_read));
 }
 
@@ -471,6 +516,7 @@ void http_session::stats() {
           {"protocol_errors", s.protocol_errors.load()},
           {"idle_closed", s.idle_closed.load()},
           {"socket_writes", s.socket_writes.load()},
+          {"tls_writes", s.tls_writes.load()},
           {"messages_written", s.messages_written.load()},
           {"partial_bytes", s.partial_bytes.load()},
           {"partial_refused", s.partial_refused.load()},
@@ -478,6 +524,7 @@ void http_session::stats() {
           {"connections_refused", s.connections_refused.load()},
           {"rooms_refused", s.rooms_refused.load()},
           {"rate_limited", s.rate_limited.load()},
+          {"tls_handshake_failures", s.tls_handshake_failures.load()},
           {"client_addresses", self->ctx_->clients.size()},
           {"broadcasts_in", a ? a->broadcasts_in.load() : 0},
           {"deliveries", a ? a->deliveries.load() : 0},
@@ -553,8 +600,9 @@ std::string http_session::room_document(const std::string& room) const {
     if (!plausible_host(host)) {
       host = ctx_->settings.host + ":" + std::to_string(ctx_->settings.port);
     }
-    http_base = "http://" + host;
-    ws_base = "ws://" + host;
+    const bool secure = ctx_->tls != nullptr;
+    http_base = (secure ? "https://" : "http://") + host;
+    ws_base = (secure ? "wss://" : "ws://") + host;
   }
   return nlohmann::json{{"room", room},
                         {"socket_url", ws_base + "/room/" + room + "/connect"},
@@ -608,11 +656,22 @@ void http_session::on_written(bool close, error_code ec) {
 }
 
 void http_session::linger() {
-  // The socket stays counted until it is really closed.
-  handed_off_ = true;
   release_partial();
   parser_.reset();
   buffer_ = beast::flat_buffer{};
+  if (stream_.secure() && !stream_.tls()->failed()) {
+    stream_.expires_after(ctx_->settings.close_timeout);
+    return stream_.async_shutdown([self = shared_from_this()](error_code ec) {
+      if (ec) return self->fail(ec, "send close_notify");
+      self->linger_socket();
+    });
+  }
+  linger_socket();
+}
+
+void http_session::linger_socket() {
+  // The socket stays counted until it is really closed.
+  handed_off_ = true;
   linger_close(
     stream_.release_socket(), ctx_->settings.close_timeout,
     [ctx = ctx_] { ctx->stats.sockets_open.fetch_sub(1, std::memory_order_relaxed); },

@@ -8,15 +8,17 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "net/client_stream.hpp"
 #include "net/context.hpp"
 #include "net/io_shard.hpp"
 #include "net/routes.hpp"
 
 namespace driftd::net {
 
-/// One client TCP connection while it speaks HTTP/1.1: reads requests (with limits and
-/// timeouts), answers the HTTP routes, and hands the socket to a ws_session when a
-/// WebSocket upgrade to a known room is accepted.
+/// One client TCP connection while it speaks HTTP/1.1: on a TLS port first does the
+/// handshake, then reads requests (with limits and timeouts), answers the HTTP routes, and
+/// hands the socket (and its TLS state) to a ws_session when a WebSocket upgrade to a known
+/// room is accepted.
 ///
 /// Threads: runs on its shard's thread. Lifetime: owned by shared_ptr; pending handlers
 /// keep it alive.
@@ -38,6 +40,11 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void run();
 
  private:
+  /// The TLS handshake, within the handshake timeout (which also bounds the first request).
+  void do_handshake();
+  void on_handshake(boost::beast::error_code ec);
+  /// Answers a client that spoke plain text to a TLS port, in plain text, and closes.
+  void refuse_plain_text();
   void do_read();
   void on_header(boost::beast::error_code ec);
   /// The body is read a part at a time, so that what it holds is counted as it grows.
@@ -77,8 +84,11 @@ class http_session : public std::enable_shared_from_this<http_session> {
   void respond_error(boost::beast::http::status status, const std::string& message,
                      bool close = false);
   void on_written(bool close, boost::beast::error_code ec);
-  /// Ends the connection after a response that said so, without a reset (see linger_close).
+  /// Ends the connection after a response that said so, without a reset (see linger_close);
+  /// over TLS after close_notify.
   void linger();
+  /// Hands the socket to linger_close.
+  void linger_socket();
   /// Ends the connection after a failed read or write; logs what is not an ordinary end.
   void fail(boost::beast::error_code ec, const char* what);
 
@@ -86,13 +96,14 @@ class http_session : public std::enable_shared_from_this<http_session> {
   /// request's Host header.
   std::string room_document(const std::string& room) const;
 
-  boost::beast::tcp_stream stream_;
+  client_stream stream_;
   io_shard& shard_;
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   std::shared_ptr<context> ctx_;
   client_table::slot slot_;
   std::shared_ptr<response> pending_;
+  const std::chrono::steady_clock::time_point accepted_ = std::chrono::steady_clock::now();
   /// When the request being read must be complete.
   std::chrono::steady_clock::time_point request_deadline_;
   /// What of the request is counted in the node's partial_bytes.

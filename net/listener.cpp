@@ -132,7 +132,9 @@ void listener::refuse(tcp::socket socket, const std::string& response) {
     // without reading the request, so that refusing costs next to nothing.
     error_code ec;
     socket.non_blocking(true, ec);
-    if (!ec) {
+    // A TLS client could not read a plain-text answer, and a handshake to send it is the
+    // cost refusing avoids: on a TLS port the socket is just closed.
+    if (!ec && !self->ctx_->tls) {
       (void)::send(socket.native_handle(), response.data(), response.size(),
                    MSG_NOSIGNAL | MSG_DONTWAIT);
     }

@@ -60,7 +60,7 @@ std::vector<protocol::request>& parsed_requests() {
 
 ws_session::ws_session(asio::ip::tcp::socket socket, io_shard& shard,
                        std::shared_ptr<context> ctx, std::string room, actors::conn_flags flags,
-                       client_table::slot slot)
+                       client_table::slot slot, std::unique_ptr<tls_connection> tls)
     : socket_(std::move(socket)),
       shard_(shard),
       ctx_(std::move(ctx)),
@@ -77,6 +77,7 @@ ws_session::ws_session(asio::ip::tcp::socket socket, io_shard& shard,
       left_(false),
       parser_(ctx_->settings.max_frame_bytes),
       slot_(std::move(slot)),
+      tls_(std::move(tls)),
       tokens_(static_cast<uint32_t>(ctx_->settings.max_messages_per_second)),
       refilled_at_(ctx_->now_ms()) {}
 
@@ -115,6 +116,12 @@ void ws_session::start(std::string handshake_response, std::string already_read)
 // -- reading ------------------------------------------------------------------------------
 
 void ws_session::do_read() {
+  if (tls_ && phase_ == phase::open && tls_->input_pending()) {
+    // TLS holds input already (kept while reading was paused, or sent with the upgrade
+    // request): the socket may have nothing new to wake the session for.
+    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->on_readable({}); });
+    return;
+  }
   socket_.async_wait(asio::ip::tcp::socket::wait_read,
                      [self = shared_from_this()](const error_code& ec) { self->on_readable(ec); });
 }
@@ -122,6 +129,7 @@ void ws_session::do_read() {
 void ws_session::on_readable(const error_code& ec) {
   if (phase_ == phase::closed) return;
   if (ec) return fail(ec, "wait for input");
+  if (tls_) return on_readable_tls();
   thread_local std::array<char, read_chunk> buffer;
   for (int i = 0; i < reads_per_wakeup; ++i) {
     error_code rec;
@@ -419,6 +427,7 @@ void ws_session::queue_raw(std::string bytes) {
 // shared buffers. What a full socket does not take stays queued, by reference, until it can.
 void ws_session::flush() {
   if (waiting_writable_ || phase_ == phase::closed) return;
+  if (tls_) return flush_tls();
   // Scratch shared by the sessions of one thread: an idle connection owns no write buffers.
   thread_local std::vector<out_item> batch;
   for (;;) {
@@ -543,7 +552,7 @@ error_code ws_session::send_batch(const std::vector<out_item>& batch, std::size_
 
 void ws_session::keep_unsent(std::vector<out_item>& batch, std::size_t first,
                              std::size_t offset) {
-  std::size_t bytes = 0;
+  std::size_t bytes = tls_ ? tls_->output().size() : 0;
   for (std::size_t i = first; i < batch.size(); ++i) bytes += batch[i].bytes.size();
   unsent_ = std::make_unique<unsent_output>();
   unsent_->items.assign(
@@ -570,12 +579,19 @@ void ws_session::drop_unsent() {
     unsent_.reset();
   }
   std::lock_guard<spin_lock> guard{mutex_};
-  inflight_bytes_ = in_progress ? unsent_->items.front().bytes.size() : 0;
+  inflight_bytes_ = (in_progress ? unsent_->items.front().bytes.size() : 0) +
+                    (tls_ ? tls_->output().size() : 0);
 }
 
 void ws_session::drained() {
   // The close frame is always the last thing queued: once it is out, nothing more is.
-  if (phase_ == phase::closing) linger();
+  if (phase_ != phase::closing) return;
+  if (tls_ && !tls_->shutdown_sent()) {
+    // close_notify follows the close frame: the client can tell that nothing was cut off.
+    tls_->shutdown();
+    if (!tls_->output().empty()) return flush_tls();
+  }
+  linger();
 }
 
 void ws_session::on_writable(const error_code& ec) {
@@ -583,6 +599,170 @@ void ws_session::on_writable(const error_code& ec) {
   if (phase_ == phase::closed) return;
   if (ec) return fail(ec, "wait to write");
   flush();
+}
+
+// -- TLS ----------------------------------------------------------------------------------
+
+void ws_session::on_readable_tls() {
+  thread_local std::array<char, read_chunk> buffer;
+  if (phase_ == phase::open && tls_->input_pending() && !decrypt_input()) return;
+  for (int i = 0; i < reads_per_wakeup; ++i) {
+    error_code rec;
+    std::size_t n = socket_.read_some(asio::buffer(buffer), rec);
+    if (rec == asio::error::would_block || rec == asio::error::try_again) break;
+    if (rec == asio::error::eof) return on_end_of_input();
+    if (rec) return fail(rec, "read");
+    // Once closing, what the peer sends is dropped without being decrypted.
+    if (phase_ == phase::open) {
+      tls_->lend_input(buffer.data(), n);
+      if (!decrypt_input()) return;
+    }
+    if (phase_ == phase::closed) return;
+    if (n < buffer.size()) break;
+  }
+  do_read();
+}
+
+bool ws_session::decrypt_input() {
+  thread_local std::array<char, read_chunk> plain;
+  std::size_t used = 0;
+  for (;;) {
+    std::size_t n = 0;
+    const auto r = tls_->read(plain.data() + used, plain.size() - used, n);
+    used += n;
+    if (r == tls_connection::result::ok && used < plain.size()) continue;
+    if (used > 0) {
+      // What one read brought is parsed at once (one actor message), as on a plain socket.
+      feed(plain.data(), used);
+      used = 0;
+      if (phase_ == phase::closed) return false;
+      if (phase_ != phase::open) {
+        tls_->drop_input();
+        return true;
+      }
+      if (held_ && held_->bytes > ctx_->settings.max_queue_bytes) {
+        // As in on_readable: TLS keeps the rest until the fan-out is known.
+        read_paused_ = true;
+        tls_->keep_input();
+        return false;
+      }
+    }
+    switch (r) {
+      case tls_connection::result::ok:
+        continue;  // the buffer was full
+      case tls_connection::result::want_input:
+        tls_->keep_input();
+        // Reading can make TLS say something (an answer to the peer's key update).
+        if (!tls_->output().empty()) flush();
+        return true;
+      case tls_connection::result::closed:
+        tls_->drop_input();
+        on_end_of_input();
+        return false;
+      case tls_connection::result::failed:
+        fail(tls_->error(), "decrypt");
+        return false;
+    }
+  }
+}
+
+void ws_session::flush_tls() {
+  thread_local std::vector<out_item> batch;
+  for (;;) {
+    std::size_t offset = take_pending(batch);
+    if (batch.empty() && tls_->output().empty()) break;
+    std::size_t sent = 0;
+    if (const auto ec = send_batch_tls(batch, sent, offset)) {
+      batch.clear();
+      return fail(ec, "write");
+    }
+    ctx_->stats.messages_written.fetch_add(sent, std::memory_order_relaxed);
+    if (sent < batch.size() || !tls_->output().empty()) return keep_unsent(batch, sent, offset);
+    batch.clear();
+  }
+  {
+    std::lock_guard<spin_lock> guard{mutex_};
+    inflight_bytes_ = 0;
+  }
+  drained();
+}
+
+bool ws_session::send_tls_output(error_code& ec) {
+  const std::string& out = tls_->output();
+  if (out.empty()) return true;
+  const ssize_t n =
+    ::send(socket_.native_handle(), out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  ctx_->stats.socket_writes.fetch_add(1, std::memory_order_relaxed);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      ec = error_code{errno, boost::system::system_category()};
+    }
+    return false;
+  }
+  tls_->consume_output(static_cast<std::size_t>(n));
+  return tls_->output().empty();
+}
+
+error_code ws_session::send_batch_tls(const std::vector<out_item>& batch, std::size_t& sent,
+                                      std::size_t& offset) {
+  // The frames of a round, headers and all, in one block: one encryption, one system call.
+  thread_local std::unique_ptr<char[]> block{new char[packed_capacity]};
+  thread_local std::string ciphertext;
+  const auto op =
+    flags_.format == protocol::wire_format::json ? ws_opcode::text : ws_opcode::binary;
+  sent = 0;
+  for (;;) {
+    error_code ec;
+    if (!send_tls_output(ec)) return ec;
+    if (sent == batch.size()) return {};
+    std::size_t used = 0;
+    while (sent < batch.size() && used < packed_capacity) {
+      const auto& item = batch[sent];
+      unsigned char header[max_frame_header];
+      const std::size_t header_len =
+        item.raw ? 0 : write_frame_header(header, op, item.bytes.size());
+      const std::size_t wire = header_len + item.bytes.size();
+      // A message larger than what is left of the block goes in pieces, over rounds.
+      const std::size_t take = std::min(wire - offset, packed_capacity - used);
+      char* to = block.get() + used;
+      std::size_t at = offset;
+      if (at < header_len) {
+        const std::size_t n = std::min(header_len - at, take);
+        std::memcpy(to, header + at, n);
+        to += n;
+        at += n;
+      }
+      if (offset + take > at) {
+        std::memcpy(to, item.bytes->data() + (at - header_len), offset + take - at);
+      }
+      used += take;
+      offset += take;
+      if (offset == wire) {
+        ++sent;
+        offset = 0;
+      }
+    }
+    ctx_->stats.tls_writes.fetch_add(1, std::memory_order_relaxed);
+    if (tls_->write(block.get(), used, ciphertext) != tls_connection::result::ok) {
+      ciphertext.clear();
+      return tls_->error();
+    }
+    const ssize_t n = ::send(socket_.native_handle(), ciphertext.data(), ciphertext.size(),
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+    ctx_->stats.socket_writes.fetch_add(1, std::memory_order_relaxed);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      ciphertext.clear();
+      return error_code{errno, boost::system::system_category()};
+    }
+    const auto taken = static_cast<std::size_t>(std::max<ssize_t>(n, 0));
+    if (taken < ciphertext.size()) {
+      // Encrypted is as good as written: the rest goes when the socket can take it.
+      tls_->keep_output(ciphertext.data() + taken, ciphertext.size() - taken);
+      ciphertext.clear();
+      return {};
+    }
+    ciphertext.clear();
+  }
 }
 
 // -- lifecycle ----------------------------------------------------------------------------

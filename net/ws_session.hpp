@@ -18,6 +18,7 @@
 #include "net/context.hpp"
 #include "net/io_shard.hpp"
 #include "net/spin_lock.hpp"
+#include "net/tls.hpp"
 #include "net/ws_frame.hpp"
 
 namespace driftd::net {
@@ -25,7 +26,8 @@ namespace driftd::net {
 /// One WebSocket connection after its upgrade request was accepted. Reads frames with our
 /// own parser; writes by framing queued messages itself and sending many of them in one
 /// socket write. Control frames (pong, close, ping) go through the same queue, so nothing
-/// interleaves.
+/// interleaves. Over TLS the queued frames are packed into one block, encrypted at once and
+/// sent in one write as well; reading decrypts what one read brought before parsing it.
 ///
 /// Threads: every member except the `sink` interface and sweep runs on the thread of
 /// the session's shard. `deliver`, `close` and `format` may be called from any thread (actors).
@@ -36,9 +38,11 @@ class ws_session final : public actors::sink,
                          private frame_handler {
  public:
   /// `socket` belongs to `shard`'s io_context, which must outlive the session; `slot` is
-  /// its place among its address's sockets, held until it is closed.
+  /// its place among its address's sockets, held until it is closed. With `tls` (its
+  /// handshake done) the connection speaks TLS, otherwise plain TCP.
   ws_session(boost::asio::ip::tcp::socket socket, io_shard& shard, std::shared_ptr<context> ctx,
-             std::string room, actors::conn_flags flags, client_table::slot slot);
+             std::string room, actors::conn_flags flags, client_table::slot slot,
+             std::unique_ptr<tls_connection> tls = nullptr);
   ~ws_session() override;
 
   ws_session(const ws_session&) = delete;
@@ -143,6 +147,23 @@ class ws_session final : public actors::sink,
   void drained();
   void on_writable(const boost::system::error_code& ec);
 
+  // -- TLS (only with tls_) --
+  /// Decrypts and parses what the socket has; like the plain part of on_readable.
+  void on_readable_tls();
+  /// Decrypts what the TLS connection holds and parses it. False when the session is to
+  /// stop reading now: it closed, the peer ended, or reading is paused.
+  bool decrypt_input();
+  /// flush() over TLS.
+  void flush_tls();
+  /// send_batch() over TLS: what TLS holds goes first, then the items from `sent` (`offset`
+  /// bytes of it encrypted already) are framed into one block, encrypted, and sent, block
+  /// after block. Items count as sent once encrypted; the ciphertext the socket does not
+  /// take stays in the TLS connection.
+  boost::system::error_code send_batch_tls(const std::vector<out_item>& batch, std::size_t& sent,
+                                           std::size_t& offset);
+  /// Sends what the TLS connection holds; false when the socket did not take all of it.
+  bool send_tls_output(boost::system::error_code& ec);
+
   // -- lifecycle --
   /// Starts the closing handshake: the fan-out is told the connection left (no more
   /// deliveries), a close frame goes after what is queued, input is dropped from now on. `drop_queued` discards unsent messages but the rest of the
@@ -223,6 +244,8 @@ class ws_session final : public actors::sink,
   std::unique_ptr<held_input> held_;
   /// Only while the socket is full.
   std::unique_ptr<unsent_output> unsent_;
+  /// Only on a TLS connection.
+  std::unique_ptr<tls_connection> tls_;
   uint32_t message_started_ = 0;
   /// What the parser holds, as counted in the node's partial_bytes.
   uint32_t partial_charged_ = 0;

@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <cstdio>
@@ -36,17 +37,32 @@ int main(int argc, char** argv) {
   // Writes to a socket the peer closed must fail with an error, not end the process.
   std::signal(SIGPIPE, SIG_IGN);
   // Catch the stop signals before anything starts, so that none can kill a half-built node.
+  // SIGHUP rereads the client certificate (it no longer ends the process).
   boost::asio::io_context signals_ioc;
-  boost::asio::signal_set signals{signals_ioc, SIGINT, SIGTERM};
+  boost::asio::signal_set signals{signals_ioc, SIGINT, SIGTERM, SIGHUP};
 
   node::node n{settings};
   if (auto error = n.start(); !error.empty()) {
     log.critical("cannot start: {}", error);
     return 1;
   }
-  signals.async_wait([&](const boost::system::error_code&, int signo) {
-    log.info("received {}, shutting down", signo == SIGINT ? "SIGINT" : "SIGTERM");
-  });
+  std::function<void()> wait_for_signal = [&] {
+    signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+      if (ec) return;
+      if (signo == SIGHUP) {
+        // On this thread, which serves no connection: reading the files blocks nobody.
+        if (settings.tls_cert.empty()) {
+          log.info("received SIGHUP; no --tls-cert to reload");
+        } else {
+          log.info("received SIGHUP, reloading the TLS certificate");
+          n.reload_tls();
+        }
+        return wait_for_signal();
+      }
+      log.info("received {}, shutting down", signo == SIGINT ? "SIGINT" : "SIGTERM");
+    });
+  };
+  wait_for_signal();
   signals_ioc.run();
 
   // Stopping is bounded by the close and hand-off timeouts. Should it hang anyway (an actor

@@ -26,6 +26,7 @@
 #include "net/context.hpp"
 #include "net/io_shard.hpp"
 #include "net/listener.hpp"
+#include "net/tls.hpp"
 #include "net/ws_session.hpp"
 #include "protocol/close_code.hpp"
 #include "protocol/room_id.hpp"
@@ -115,6 +116,13 @@ std::string node::start() {
   ctx_ = std::make_shared<net::context>(*sys_, directory_, settings_, secret);
   ctx_->actor_stats = &actor_stats_;
   ctx_->store = store_.get();
+  if (!settings_.tls_cert.empty()) {
+    std::string tls_error;
+    tls_ = net::tls_context::open(settings_.tls_cert, settings_.tls_key, tls_error);
+    if (!tls_) return "TLS: " + tls_error;
+    ctx_->tls = tls_;
+    log().info("TLS: clients get {}", tls_->describe());
+  }
   if (auto error = open_listener(); !error.empty()) return error;
   if (settings_.cluster_port != 0) {
     if (auto error = join_cluster(secret); !error.empty()) return error;
@@ -125,8 +133,19 @@ std::string node::start() {
     work_.push_back(boost::asio::make_work_guard(ioc));
     io_threads_.emplace_back([&ioc] { ioc.run(); });
   }
-  log().info("driftd node {} listening on http://{}:{} ({} I/O thread(s), {} actor thread(s))",
-             ctx_->node_name, settings_.host, port_, shards_.size(), actor_threads());
+  log().info("driftd node {} listening on {}://{}:{} ({} I/O thread(s), {} actor thread(s))",
+             ctx_->node_name, tls_ ? "https" : "http", settings_.host, port_, shards_.size(),
+             actor_threads());
+  return {};
+}
+
+std::string node::reload_tls() {
+  if (!tls_) return "no --tls-cert configured";
+  if (auto error = tls_->reload(); !error.empty()) {
+    log().error("TLS certificate not reloaded, still serving the one before: {}", error);
+    return error;
+  }
+  log().info("TLS certificate reloaded: new connections get {}", tls_->describe());
   return {};
 }
 
@@ -166,11 +185,11 @@ std::string node::start_actor_system() {
   if (clustered) {
     cluster::register_types(cfg_);
     cfg_.load<caf::io::middleman>();
-    if (!settings_.tls_cert.empty()) {
+    if (!settings_.cluster_tls_cert.empty()) {
       cfg_.load<caf::openssl::manager>();
-      cfg_.openssl_certificate = settings_.tls_cert;
-      cfg_.openssl_key = settings_.tls_key;
-      cfg_.openssl_cafile = settings_.tls_ca;
+      cfg_.openssl_certificate = settings_.cluster_tls_cert;
+      cfg_.openssl_key = settings_.cluster_tls_key;
+      cfg_.openssl_cafile = settings_.cluster_tls_ca;
     }
     // CAF 0.17 ships with heartbeats off: without them a frozen peer is noticed only when
     // TCP gives up, minutes later.
@@ -248,7 +267,7 @@ std::string node::open_listener() {
 }
 
 std::string node::join_cluster(const std::string& secret) {
-  const bool tls = !settings_.tls_cert.empty();
+  const bool tls = !settings_.cluster_tls_cert.empty();
   replica_ = cluster::spawn_replica(*sys_, ctx_->node_name, store_.get());
   cluster::router_config rc;
   rc.self = ctx_->node_name;

@@ -20,6 +20,7 @@
 namespace driftd::net {
 class io_shard;
 class listener;
+class tls_context;
 struct context;
 }  // namespace driftd::net
 
@@ -51,6 +52,12 @@ class node {
   void stop();
 
   const config::settings& settings() const { return settings_; }
+
+  /// Reads --tls-cert and --tls-key again: connections accepted from now on present what was
+  /// read, open ones are not touched. On failure (or without TLS) the node goes on with what
+  /// it has, and the reason is returned (and logged); empty on success. Any thread but the
+  /// node's I/O threads (it reads files), after a successful start.
+  std::string reload_tls();
 
  private:
   // The steps of start(), in order.
@@ -89,6 +96,8 @@ class node {
   /// This node's lease (steady-clock ns until which it holds; docs/replication.md).
   std::atomic<int64_t> lease_until_{0};
   std::shared_ptr<net::context> ctx_;
+  /// The client port's certificate; null without TLS.
+  std::shared_ptr<net::tls_context> tls_;
   std::shared_ptr<net::listener> listener_;
   uint16_t port_ = 0;
   std::mutex stop_mutex_;

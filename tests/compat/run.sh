@@ -17,7 +17,7 @@ if [[ ! -x "$DRIFTD_BIN" ]]; then
   echo "run.sh: DRIFTD_BIN=$DRIFTD_BIN is not an executable file" >&2
   exit 1
 fi
-for tool in node npm; do
+for tool in node npm openssl; do
   command -v "$tool" >/dev/null || { echo "run.sh: $tool not found" >&2; exit 1; }
 done
 
@@ -46,6 +46,17 @@ if [[ ! -d "$work/node_modules/driftdb" || "$have_stamp" != "$want_stamp" ]]; th
   fi
   echo "$want_stamp" >"$stamp_file"
 fi
+
+# A fresh test certificate authority for the TLS tests, made now and never kept in the
+# repository. Node trusts it through NODE_EXTRA_CA_CERTS, read once at its start, so it
+# must exist before the test processes do; lib/pki.js issues server certificates under it.
+pki="$work/pki"
+rm -rf "$pki"
+mkdir -p "$pki"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+  -subj "/CN=driftd compat test CA" -keyout "$pki/ca.key" -out "$pki/ca.pem" 2>/dev/null
+export DRIFTD_TEST_PKI="$pki"
+export NODE_EXTRA_CA_CERTS="$pki/ca.pem"
 
 export NODE_PATH="$work/node_modules"
 cd "$work"

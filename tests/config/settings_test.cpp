@@ -19,7 +19,7 @@ using namespace std::chrono_literals;
 /// Every setting's flag name; the config keys are the same names.
 // clang-format off
 const std::vector<std::string> setting_names = {
-    "host", "port", "public-url", "cors-origins",
+    "host", "port", "public-url", "cors-origins", "tls-cert", "tls-key",
     "max-frame-bytes", "max-body-bytes", "max-key-bytes", "max-depth", "max-queue-bytes",
     "max-room-bytes", "max-keys", "max-subscriptions", "max-subscription-bytes",
     "max-connections", "max-partial-bytes", "max-connections-per-ip", "max-new-rooms-per-minute",
@@ -30,7 +30,8 @@ const std::vector<std::string> setting_names = {
     "io-threads", "actor-threads",
     "log-level",
     "node-name", "cluster-host", "cluster-port", "seeds", "cluster-name", "secret",
-    "heartbeat-interval", "failure-timeout", "tls-cert", "tls-key", "tls-ca"};
+    "heartbeat-interval", "failure-timeout", "cluster-tls-cert", "cluster-tls-key",
+    "cluster-tls-ca"};
 // clang-format on
 
 load_result load_args(std::vector<std::string> args) {
@@ -90,9 +91,11 @@ void expect_same(const settings& a, const settings& b) {
   EXPECT_EQ(a.secret, b.secret);
   EXPECT_EQ(a.heartbeat_interval, b.heartbeat_interval);
   EXPECT_EQ(a.failure_timeout, b.failure_timeout);
+  EXPECT_EQ(a.cluster_tls_cert, b.cluster_tls_cert);
+  EXPECT_EQ(a.cluster_tls_key, b.cluster_tls_key);
+  EXPECT_EQ(a.cluster_tls_ca, b.cluster_tls_ca);
   EXPECT_EQ(a.tls_cert, b.tls_cert);
   EXPECT_EQ(a.tls_key, b.tls_key);
-  EXPECT_EQ(a.tls_ca, b.tls_ca);
 }
 
 /// A file under the test temp dir, named after the running test, removed at scope exit.
@@ -173,9 +176,9 @@ TEST(settings_load, no_arguments_gives_the_defaults) {
   EXPECT_EQ(s.secret, "");
   EXPECT_EQ(s.heartbeat_interval, 250ms);
   EXPECT_EQ(s.failure_timeout, 2s);
-  EXPECT_EQ(s.tls_cert, "");
-  EXPECT_EQ(s.tls_key, "");
-  EXPECT_EQ(s.tls_ca, "");
+  EXPECT_EQ(s.cluster_tls_cert, "");
+  EXPECT_EQ(s.cluster_tls_key, "");
+  EXPECT_EQ(s.cluster_tls_ca, "");
 }
 
 // -- flags --
@@ -209,9 +212,9 @@ TEST(settings_load, every_flag_sets_its_setting) {
       "--secret", "s3cret",
       "--heartbeat-interval", "100ms",
       "--failure-timeout", "1.5",
-      "--tls-cert", "cert.pem",
-      "--tls-key", "key.pem",
-      "--tls-ca", "ca.pem"});
+      "--cluster-tls-cert", "cert.pem",
+      "--cluster-tls-key", "key.pem",
+      "--cluster-tls-ca", "ca.pem"});
   // clang-format on
   EXPECT_EQ(s.host, "0.0.0.0");
   EXPECT_EQ(s.port, 9000);
@@ -239,9 +242,9 @@ TEST(settings_load, every_flag_sets_its_setting) {
   EXPECT_EQ(s.secret, "s3cret");
   EXPECT_EQ(s.heartbeat_interval, 100ms);
   EXPECT_EQ(s.failure_timeout, 1500ms);
-  EXPECT_EQ(s.tls_cert, "cert.pem");
-  EXPECT_EQ(s.tls_key, "key.pem");
-  EXPECT_EQ(s.tls_ca, "ca.pem");
+  EXPECT_EQ(s.cluster_tls_cert, "cert.pem");
+  EXPECT_EQ(s.cluster_tls_key, "key.pem");
+  EXPECT_EQ(s.cluster_tls_ca, "ca.pem");
 }
 
 TEST(settings_load, flag_equals_value_form) {
@@ -302,11 +305,11 @@ TEST(settings_load, flags_override_the_file_whichever_comes_first) {
 }
 
 TEST(settings_load, cross_checks_see_the_file_and_the_flags_together) {
-  const temp_file file(R"({"tls-cert": "c.pem", "tls-key": "k.pem"})");
-  expect_error({"--config", file.path()}, {"tls-ca"});
-  const settings s = loaded({"--tls-ca", "ca.pem", "--config", file.path()});
-  EXPECT_EQ(s.tls_cert, "c.pem");
-  EXPECT_EQ(s.tls_ca, "ca.pem");
+  const temp_file file(R"({"cluster-tls-cert": "c.pem", "cluster-tls-key": "k.pem"})");
+  expect_error({"--config", file.path()}, {"cluster-tls-ca"});
+  const settings s = loaded({"--cluster-tls-ca", "ca.pem", "--config", file.path()});
+  EXPECT_EQ(s.cluster_tls_cert, "c.pem");
+  EXPECT_EQ(s.cluster_tls_ca, "ca.pem");
 }
 
 TEST(settings_load, config_given_twice_is_an_error) {
@@ -531,10 +534,26 @@ TEST(settings_validation, seeds_need_a_cluster_port) {
   expect_error({"--seeds", "127.0.0.1:7001"}, {"seeds", "cluster-port"});
 }
 
-TEST(settings_validation, tls_files_come_all_three_or_none) {
-  expect_error({"--tls-cert", "c.pem"}, {"tls-key", "tls-ca"});
-  expect_error({"--tls-cert", "c.pem", "--tls-key", "k.pem"}, {"tls-ca"});
-  expect_error({"--tls-ca", "ca.pem"}, {"tls-cert", "tls-key"});
+TEST(settings_validation, cluster_tls_files_come_all_three_or_none) {
+  expect_error({"--cluster-tls-cert", "c.pem"}, {"cluster-tls-key", "cluster-tls-ca"});
+  expect_error({"--cluster-tls-cert", "c.pem", "--cluster-tls-key", "k.pem"}, {"cluster-tls-ca"});
+  expect_error({"--cluster-tls-ca", "ca.pem"}, {"cluster-tls-cert", "cluster-tls-key"});
+}
+
+TEST(settings_validation, client_tls_files_come_both_or_neither) {
+  expect_error({"--tls-cert", "c.pem"}, {"tls-cert is set without tls-key"});
+  expect_error({"--tls-key", "k.pem"}, {"tls-key is set without tls-cert"});
+  const settings s = loaded({"--tls-cert", "c.pem", "--tls-key", "k.pem"});
+  EXPECT_EQ(s.tls_cert, "c.pem");
+  EXPECT_EQ(s.tls_key, "k.pem");
+  EXPECT_EQ(settings{}.tls_cert, "");
+}
+
+TEST(settings_validation, the_old_cluster_tls_names_point_to_the_new_ones) {
+  expect_error({"--tls-ca", "ca.pem"}, {"--tls-ca", "--cluster-tls-ca"});
+  settings s;
+  const auto problem = apply_json(s, R"({"tls-ca": "ca.pem"})");
+  EXPECT_NE(problem.find("cluster-tls-ca"), std::string::npos) << problem;
 }
 
 TEST(settings_validation, limits) {

@@ -316,8 +316,10 @@ struct http_reply {
   }
 };
 
-/// Reads one HTTP response from `s`; bytes after it stay in `s` for the next read.
-inline http_reply read_http_reply(raw_socket& s, milliseconds timeout = default_timeout) {
+/// Reads one HTTP response from `s` (a raw_socket, or anything that reads like one); bytes
+/// after it stay in `s` for the next read.
+template <class Socket>
+http_reply read_http_reply(Socket& s, milliseconds timeout = default_timeout) {
   namespace http = boost::beast::http;
   const auto deadline = steady::now() + timeout;
   http::response_parser<http::string_body> parser;
@@ -810,7 +812,8 @@ inline raw_socket raw_websocket(uint16_t port, const std::string& room,
 }
 
 /// The next frame the server sent; throws on timeout or end of stream.
-inline ws_frame read_frame(raw_socket& s, milliseconds timeout = default_timeout) {
+template <class Socket>
+ws_frame read_frame(Socket& s, milliseconds timeout = default_timeout) {
   const auto deadline = steady::now() + timeout;
   const std::string head = s.recv_exact(2, deadline);
   ws_frame f;
@@ -869,7 +872,8 @@ inline frame_list split_frames(const std::string& bytes) {
 }
 
 /// Skips frames until one of opcode `op`; throws if none comes.
-inline ws_frame read_frame_of(raw_socket& s, uint8_t op, milliseconds timeout = default_timeout) {
+template <class Socket>
+ws_frame read_frame_of(Socket& s, uint8_t op, milliseconds timeout = default_timeout) {
   const auto deadline = steady::now() + timeout;
   for (;;) {
     auto left = std::chrono::duration_cast<milliseconds>(deadline - steady::now());

@@ -158,9 +158,9 @@ TEST(ClusterFormationTest, MutualTlsNodesFormAClusterThatPlainNodesCannotJoin) {
   test_cluster c{{"a", "b"}};
   make_certificates(c.dir(), {"a", "b"});
   auto tls = [&](const std::string& n) {
-    return std::vector<std::string>{"--tls-cert", c.dir() + "/" + n + ".pem",
-                                    "--tls-key",  c.dir() + "/" + n + ".key",
-                                    "--tls-ca",   c.dir() + "/ca.pem"};
+    return std::vector<std::string>{"--cluster-tls-cert", c.dir() + "/" + n + ".pem",
+                                    "--cluster-tls-key",  c.dir() + "/" + n + ".key",
+                                    "--cluster-tls-ca",   c.dir() + "/ca.pem"};
   };
   c.start("a", tls("a"));
   c.start("b", tls("b"));

@@ -2,7 +2,7 @@
 // Starts one driftd process for a test file and stops it again.
 //
 //   const srv = await startServer(['--max-frame-bytes', '64k']);
-//   srv.port, srv.base ('http://127.0.0.1:PORT'), srv.stderr()
+//   srv.port, srv.base ('http://127.0.0.1:PORT', https with --tls-cert), srv.stderr()
 //   const { code, signal } = await srv.stop();   // SIGTERM, waits for the exit
 //
 // `useServer()` wires that into node:test `before`/`after` hooks and checks
@@ -12,7 +12,7 @@ const { spawn } = require('node:child_process');
 const assert = require('node:assert/strict');
 const { before, after } = require('node:test');
 
-const LISTEN_RE = /listening on http:\/\/127\.0\.0\.1:(\d+)/;
+const LISTEN_RE = /listening on (https?):\/\/127\.0\.0\.1:(\d+)/;
 const START_TIMEOUT_MS = 10000;
 const STOP_TIMEOUT_MS = 5000;
 
@@ -92,8 +92,8 @@ function startServer(extraArgs = []) {
       if (m) {
         settled = true;
         clearTimeout(timer);
-        srv.port = Number(m[1]);
-        srv.base = `http://127.0.0.1:${srv.port}`;
+        srv.port = Number(m[2]);
+        srv.base = `${m[1]}://127.0.0.1:${srv.port}`;
         resolve(srv);
       }
     });
