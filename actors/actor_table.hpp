@@ -14,7 +14,9 @@
 namespace driftd::actors {
 
 /// The handle of a table entry: the entry itself, or its `handle` member.
-inline const caf::actor& handle_of(const caf::actor& a) { return a; }
+inline const caf::actor& handle_of(const caf::actor& a) {
+  return a;
+}
 template <class Entry>
 const caf::actor& handle_of(const Entry& e) {
   return e.handle;

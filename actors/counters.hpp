@@ -22,9 +22,10 @@ class push_stats {
  public:
   /// Upper bounds of the histogram's buckets, in nanoseconds (a last bucket holds the rest).
   static constexpr std::array<uint64_t, 19> bounds_ns = {
-      10'000,      25'000,      50'000,      100'000,       250'000,      500'000,    1'000'000,
-      2'500'000,   5'000'000,   10'000'000,  25'000'000,    50'000'000,   100'000'000,
-      250'000'000, 500'000'000, 1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000};
+      10'000,        25'000,        50'000,        100'000,       250'000,
+      500'000,       1'000'000,     2'500'000,     5'000'000,     10'000'000,
+      25'000'000,    50'000'000,    100'000'000,   250'000'000,   500'000'000,
+      1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000};
   static constexpr std::size_t buckets = bounds_ns.size() + 1;
   static constexpr std::size_t actions = 4;  ///< relay, append, replace, compact
 
@@ -43,7 +44,8 @@ class push_stats {
     if (a < actions) c.by_action[a].fetch_add(1, std::memory_order_relaxed);
     const uint64_t ns = latency.count() > 0 ? static_cast<uint64_t>(latency.count()) : 0;
     std::size_t b = 0;
-    while (b < bounds_ns.size() && ns > bounds_ns[b]) ++b;
+    while (b < bounds_ns.size() && ns > bounds_ns[b])
+      ++b;
     c.bucket[b].fetch_add(1, std::memory_order_relaxed);
     c.sum_ns.fetch_add(ns, std::memory_order_relaxed);
   }
@@ -59,7 +61,8 @@ class push_stats {
       }
       s.sum_ns += c.sum_ns.load(std::memory_order_relaxed);
     }
-    for (const auto n : s.bucket) s.count += n;
+    for (const auto n : s.bucket)
+      s.count += n;
     return s;
   }
 
@@ -75,8 +78,7 @@ class push_stats {
   /// Threads take cells in turn, once each.
   static std::size_t cell_index() {
     static std::atomic<std::size_t> next{0};
-    thread_local const std::size_t mine =
-        next.fetch_add(1, std::memory_order_relaxed) % cell_count;
+    thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed) % cell_count;
     return mine;
   }
 

@@ -75,7 +75,9 @@ struct fanout_state {
 
 using fanout_actor = caf::stateful_actor<fanout_state>;
 
-spdlog::logger& log() { return config::logger("actors"); }
+spdlog::logger& log() {
+  return config::logger("actors");
+}
 
 void erase_target(std::vector<target>& v, uint64_t conn) {
   auto i = std::find_if(v.begin(), v.end(), [&](const target& t) { return t.conn == conn; });
@@ -85,11 +87,13 @@ void erase_target(std::vector<target>& v, uint64_t conn) {
 }
 
 void deliver_all(const std::vector<target>& targets, const frames& msg) {
-  for (const auto& t : targets) t.out->deliver(msg.in(t.format));
+  for (const auto& t : targets)
+    t.out->deliver(msg.in(t.format));
 }
 
 void close_all(fanout_actor* self, uint16_t code, const std::string& reason) {
-  for (auto& [conn, c] : self->state.conns) c.out->close(code, reason);
+  for (auto& [conn, c] : self->state.conns)
+    c.out->close(code, reason);
 }
 
 // -- what rooms send ------------------------------------------------------------------------
@@ -116,9 +120,9 @@ void apply(fanout_actor* self, push_out& m) {
       return c.flags.all || c.keys.contains(m.key);
     };
     if (st.stats) {
-      st.stats->deliveries.fetch_add(
-        std::count_if(st.debug.begin(), st.debug.end(), [&](const auto& t) { return !has_it(t); }),
-        std::memory_order_relaxed);
+      st.stats->deliveries.fetch_add(std::count_if(st.debug.begin(), st.debug.end(),
+                                                   [&](const auto& t) { return !has_it(t); }),
+                                     std::memory_order_relaxed);
     }
     for (const auto& t : st.debug) {
       if (!has_it(t)) t.out->deliver(m.msg.in(t.format));
@@ -126,7 +130,9 @@ void apply(fanout_actor* self, push_out& m) {
   }
 }
 
-void apply(fanout_actor* self, debug_out& m) { deliver_all(self->state.debug, m.msg); }
+void apply(fanout_actor* self, debug_out& m) {
+  deliver_all(self->state.debug, m.msg);
+}
 
 void apply(fanout_actor* self, reply_out& m) {
   auto i = self->state.conns.find(m.conn);
@@ -218,22 +224,23 @@ void attach_all(fanout_actor* self) {
   if (!all.attaches.empty()) self->send(st.room, std::move(all));
 }
 
-void start_resolving(fanout_actor* self, std::chrono::milliseconds delay = std::chrono::milliseconds{0}) {
+void start_resolving(fanout_actor* self,
+                     std::chrono::milliseconds delay = std::chrono::milliseconds{0}) {
   auto& st = self->state;
   if (st.room) self->demonitor(st.room);
   st.room = caf::actor{};
   if (!st.resolving) {
     st.resolving = true;
     self->set_default_handler(caf::skip);
-    self->become(caf::keep_behavior,
-                 caf::behavior{
-                   [=](retry_atom, int attempt) { resolve(self, attempt); },
-                   [=](join_msg& m) { admit(self, m); },
-                   [=](stop_atom) {
-                     close_all(self, protocol::close_code::going_away, "server shutting down");
-                     self->quit();
-                   },
-                 });
+    self->become(caf::keep_behavior, caf::behavior{
+                                         [=](retry_atom, int attempt) { resolve(self, attempt); },
+                                         [=](join_msg& m) { admit(self, m); },
+                                         [=](stop_atom) {
+                                           close_all(self, protocol::close_code::going_away,
+                                                     "server shutting down");
+                                           self->quit();
+                                         },
+                                     });
   }
   if (delay.count() > 0) {
     self->delayed_send(self, delay, retry_atom_v, 0);
@@ -247,22 +254,22 @@ void resolve(fanout_actor* self, int attempt) {
   // finds rooms for its connections at once.
   self->request<caf::message_priority::high>(self->state.directory, resolve_timeout,
                                              resolve_room{self->state.room_id})
-    .then(
-      [=](caf::actor room) {
-        auto& st = self->state;
-        if (!st.resolving) return;
-        if (!room) {
-          // Named by a node that vanished before its answer could be read.
-          return retry_or_give_up(self, attempt,
-                                  caf::make_error(caf::sec::runtime_error, "owner unreachable"));
-        }
-        st.resolving = false;
-        self->set_default_handler(caf::print_and_drop);
-        self->unbecome();
-        switch_to(self, room);
-        attach_all(self);
-      },
-      [=](caf::error& err) { retry_or_give_up(self, attempt, err); });
+      .then(
+          [=](caf::actor room) {
+            auto& st = self->state;
+            if (!st.resolving) return;
+            if (!room) {
+              // Named by a node that vanished before its answer could be read.
+              return retry_or_give_up(
+                  self, attempt, caf::make_error(caf::sec::runtime_error, "owner unreachable"));
+            }
+            st.resolving = false;
+            self->set_default_handler(caf::print_and_drop);
+            self->unbecome();
+            switch_to(self, room);
+            attach_all(self);
+          },
+          [=](caf::error& err) { retry_or_give_up(self, attempt, err); });
 }
 
 void retry_or_give_up(fanout_actor* self, int attempt, const caf::error& err) {
@@ -292,17 +299,17 @@ void follow(fanout_actor* self, const caf::actor& next) {
   auto& st = self->state;
   const caf::actor old = st.room;
   self->request(old, drain_timeout, drain_msg{caf::actor_cast<caf::actor>(self)})
-    .await(
-      [=](caf::actor room) {
-        if (!room) return start_resolving(self);  // its node vanished meanwhile
-        log().debug("room {}: following the room to its new node", self->state.room_id);
-        switch_to(self, room);
-      },
-      [=](caf::error& err) {
-        log().info("room {}: could not follow the room ({}); finding it again",
-                   self->state.room_id, self->system().render(err));
-        start_resolving(self);
-      });
+      .await(
+          [=](caf::actor room) {
+            if (!room) return start_resolving(self);  // its node vanished meanwhile
+            log().debug("room {}: following the room to its new node", self->state.room_id);
+            switch_to(self, room);
+          },
+          [=](caf::error& err) {
+            log().info("room {}: could not follow the room ({}); finding it again",
+                       self->state.room_id, self->system().render(err));
+            start_resolving(self);
+          });
 }
 
 void fanout(fanout_actor* self, std::string room_id, caf::actor directory, counters* stats) {
@@ -326,63 +333,66 @@ void fanout(fanout_actor* self, std::string room_id, caf::actor directory, count
                self->system().render(dm.reason), st.conns.size());
     // A claim that did not win waits a little before the next: another node may be taking
     // the room, or this node is losing its majority.
-    start_resolving(self, dm.reason == errc::not_owner ? claim_backoff : std::chrono::milliseconds{0});
+    start_resolving(self,
+                    dm.reason == errc::not_owner ? claim_backoff : std::chrono::milliseconds{0});
   });
 
   caf::behavior attached{
-    [=](join_msg& m) { admit(self, m); },
-    [=](client_msg& m) {
-      self->send(self->state.room,
-                 room_msg{caf::actor_cast<caf::actor>(self), m.conn, std::move(m.req)});
-    },
-    [=](client_batch& m) {
-      self->send(self->state.room,
-                 room_batch{caf::actor_cast<caf::actor>(self), m.conn, std::move(m.reqs)});
-    },
-    [=](leave_msg& m) {
-      auto& st = self->state;
-      auto i = st.conns.find(m.conn);
-      if (i == st.conns.end()) return;
-      for (const auto& key : i->second.keys) {
-        auto k = st.by_key.find(key);
-        if (k == st.by_key.end()) continue;
-        erase_target(k->second, m.conn);
-        if (k->second.empty()) {
-          st.by_key.erase(k);
-          st.last_seq.erase(key);
+      [=](join_msg& m) { admit(self, m); },
+      [=](client_msg& m) {
+        self->send(self->state.room,
+                   room_msg{caf::actor_cast<caf::actor>(self), m.conn, std::move(m.req)});
+      },
+      [=](client_batch& m) {
+        self->send(self->state.room,
+                   room_batch{caf::actor_cast<caf::actor>(self), m.conn, std::move(m.reqs)});
+      },
+      [=](leave_msg& m) {
+        auto& st = self->state;
+        auto i = st.conns.find(m.conn);
+        if (i == st.conns.end()) return;
+        for (const auto& key : i->second.keys) {
+          auto k = st.by_key.find(key);
+          if (k == st.by_key.end()) continue;
+          erase_target(k->second, m.conn);
+          if (k->second.empty()) {
+            st.by_key.erase(k);
+            st.last_seq.erase(key);
+          }
         }
-      }
-      erase_target(st.all, m.conn);
-      erase_target(st.debug, m.conn);
-      st.conns.erase(i);
-      caf::actor me = caf::actor_cast<caf::actor>(self);
-      self->send(st.room, detach_msg{me, m.conn});
-      if (st.conns.empty()) {
-        self->send(st.directory, fanout_idle{st.room_id, me, st.joins});
-      }
-    },
-    [=](push_out& m) { from_room(self, m); },
-    [=](push_batch& b) {
-      for (auto& m : b.pushes) from_room(self, m);
-    },
-    [=](debug_out& m) { from_room(self, m); },
-    [=](reply_out& m) { from_room(self, m); },
-    [=](subscribed_out& m) { from_room(self, m); },
-    [=](room_moved& m) {
-      // Only the room we talk to can say it moved.
-      if (caf::actor_cast<caf::actor_addr>(self->current_sender()) != self->state.room.address()) {
-        return;
-      }
-      follow(self, m.room);
-    },
-    [=](retry_atom, int) {},  // a retry that lost the race with an answer
-    [=](stop_atom) {
-      auto& st = self->state;
-      if (!st.conns.empty()) {
-        close_all(self, protocol::close_code::going_away, "server shutting down");
-      }
-      self->quit();
-    },
+        erase_target(st.all, m.conn);
+        erase_target(st.debug, m.conn);
+        st.conns.erase(i);
+        caf::actor me = caf::actor_cast<caf::actor>(self);
+        self->send(st.room, detach_msg{me, m.conn});
+        if (st.conns.empty()) {
+          self->send(st.directory, fanout_idle{st.room_id, me, st.joins});
+        }
+      },
+      [=](push_out& m) { from_room(self, m); },
+      [=](push_batch& b) {
+        for (auto& m : b.pushes)
+          from_room(self, m);
+      },
+      [=](debug_out& m) { from_room(self, m); },
+      [=](reply_out& m) { from_room(self, m); },
+      [=](subscribed_out& m) { from_room(self, m); },
+      [=](room_moved& m) {
+        // Only the room we talk to can say it moved.
+        if (caf::actor_cast<caf::actor_addr>(self->current_sender()) !=
+            self->state.room.address()) {
+          return;
+        }
+        follow(self, m.room);
+      },
+      [=](retry_atom, int) {},  // a retry that lost the race with an answer
+      [=](stop_atom) {
+        auto& st = self->state;
+        if (!st.conns.empty()) {
+          close_all(self, protocol::close_code::going_away, "server shutting down");
+        }
+        self->quit();
+      },
   };
   self->become(std::move(attached));
   start_resolving(self);

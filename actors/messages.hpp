@@ -204,8 +204,8 @@ struct entry_summary {
 
 struct key_summary {
   std::string key;
-  uint64_t size = 0;   ///< entries in the key's stream
-  uint64_t bytes = 0;  ///< what they count against the room's limit
+  uint64_t size = 0;                  ///< entries in the key's stream
+  uint64_t bytes = 0;                 ///< what they count against the room's limit
   std::vector<entry_summary> latest;  ///< in seq order
 };
 
@@ -314,8 +314,7 @@ typename Inspector::result_type inspect(Inspector& f, resume_all& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, reattach_msg& x) {
-  return f(caf::meta::type_name("driftd::reattach_msg"), x.fanout, x.attaches, x.resumes,
-           x.gets);
+  return f(caf::meta::type_name("driftd::reattach_msg"), x.fanout, x.attaches, x.resumes, x.gets);
 }
 
 template <class Inspector>

@@ -126,14 +126,13 @@ typename Inspector::result_type inspect(Inspector& f, stream_snapshot& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, subscriber_snapshot& x) {
-  return f(caf::meta::type_name("driftd::subscriber_snapshot"), x.fanout, x.conn, x.flags,
-           x.keys);
+  return f(caf::meta::type_name("driftd::subscriber_snapshot"), x.fanout, x.conn, x.flags, x.keys);
 }
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, room_snapshot& x) {
-  return f(caf::meta::type_name("driftd::room_snapshot"), x.room, x.head, x.streams,
-           x.subscribers, x.high_water, x.last_active_ms);
+  return f(caf::meta::type_name("driftd::room_snapshot"), x.room, x.head, x.streams, x.subscribers,
+           x.high_water, x.last_active_ms);
 }
 
 template <class Inspector>

@@ -188,8 +188,8 @@ typename Inspector::result_type inspect(Inspector& f, keyed_seq& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, replicate_msg& x) {
   return f(caf::meta::type_name("driftd::replicate_msg"), x.room, x.epoch, x.owner, x.n,
-           x.base_epoch, x.base_n, x.to, x.whole, x.erases, x.puts, x.high_water,
-           x.last_active_ms, x.release);
+           x.base_epoch, x.base_n, x.to, x.whole, x.erases, x.puts, x.high_water, x.last_active_ms,
+           x.release);
 }
 
 template <class Inspector>

@@ -78,9 +78,9 @@ struct room_state {
   storage::room_write next_write;
   bool next_write_dirty = false;
   /// Writes are numbered from 1; at most one is with the store at a time.
-  uint64_t written = 0;      ///< the number of the last write sent
-  uint64_t acked = 0;        ///< the last one acknowledged
-  uint64_t latest = 0;       ///< the newest write holding a change made so far
+  uint64_t written = 0;  ///< the number of the last write sent
+  uint64_t acked = 0;    ///< the last one acknowledged
+  uint64_t latest = 0;   ///< the newest write holding a change made so far
   bool write_in_flight = false;
   /// A flush_atom is on its way: the next write goes once the mailbox's burst is served.
   bool flush_armed = false;
@@ -135,7 +135,9 @@ struct room_state {
 
 using room_actor = caf::stateful_actor<room_state>;
 
-spdlog::logger& log() { return config::logger("actors"); }
+spdlog::logger& log() {
+  return config::logger("actors");
+}
 
 /// Storage failures are logged at most this often per second, node-wide.
 config::log_limiter storage_warnings{5};
@@ -173,16 +175,16 @@ constexpr uint64_t floor_seqs_per_ms = 1000;
 
 int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
-std::string encode_init(wire_format f, const std::string& key, const stream* s,
-                        uint64_t after) {
+std::string encode_init(wire_format f, const std::string& key, const stream* s, uint64_t after) {
   std::size_t first = s ? stream_store::first_after(*s, after) : 0;
   std::size_t count = s ? s->size() - first : 0;
   protocol::init_encoder enc{f, key, count};
-  for (std::size_t i = first; i < first + count; ++i) enc.add((*s)[i].seq, (*s)[i].val);
+  for (std::size_t i = first; i < first + count; ++i)
+    enc.add((*s)[i].seq, (*s)[i].val);
   return std::move(enc).finish();
 }
 
@@ -194,7 +196,9 @@ std::string no_reply(wire_format f) {
 // -- what the room says ---------------------------------------------------------------------
 
 /// The write a change made now would be part of.
-uint64_t gate(room_actor* self) { return self->state.latest; }
+uint64_t gate(room_actor* self) {
+  return self->state.latest;
+}
 
 void emit(room_actor* self, const caf::actor& fanout, fanout_message msg) {
   self->state.outbox.add(to_fanout{fanout, std::move(msg)}, gate(self));
@@ -213,8 +217,8 @@ bool leased(room_actor* self) {
   const auto* until = self->state.cfg.lease_until;
   if (!until) return true;
   const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                        std::chrono::steady_clock::now().time_since_epoch())
-                        .count();
+                          std::chrono::steady_clock::now().time_since_epoch())
+                          .count();
   return now < until->load(std::memory_order_acquire);
 }
 
@@ -388,7 +392,8 @@ void cover_seq(room_actor* self, uint64_t seq) {
 void record_change(room_actor* self, const std::string& key, const stream_change& change) {
   auto& st = self->state;
   if (!st.cfg.store) return;
-  for (uint64_t seq : change.erased) st.next_write.erases.emplace_back(key, seq);
+  for (uint64_t seq : change.erased)
+    st.next_write.erases.emplace_back(key, seq);
   if (change.added) {
     storage::stored_entry e;
     e.seq = change.added->seq;
@@ -426,15 +431,15 @@ void handle_push(room_actor* self, const reply_to& to, request& req) {
     // Refuse what would grow the room past its limit; what shrinks it always passes.
     return reply_error(self, to,
                        "room is full: it retains " + std::to_string(st.store.bytes()) +
-                         " bytes and may retain " + std::to_string(st.cfg.max_bytes) +
-                         "; replace or compact streams to make room");
+                           " bytes and may retain " + std::to_string(st.cfg.max_bytes) +
+                           "; replace or compact streams to make room");
   }
   if (req.act != action::relay && st.store.streams().size() >= st.cfg.max_keys &&
       !st.store.find(req.key)) {
     return reply_error(self, to,
                        "room is full: it retains streams of " +
-                         std::to_string(st.store.streams().size()) + " keys, the limit is " +
-                         std::to_string(st.cfg.max_keys));
+                           std::to_string(st.store.streams().size()) + " keys, the limit is " +
+                           std::to_string(st.cfg.max_keys));
   }
   stream_change change;
   stream_change* track = st.cfg.store ? &change : nullptr;
@@ -470,15 +475,16 @@ void handle_get(room_actor* self, const reply_to& to, request& req) {
       if (sub->keys.size() >= st.cfg.max_subscriptions) {
         return reply_error(self, to,
                            "too many subscriptions: this connection follows " +
-                             std::to_string(sub->keys.size()) + " keys, the limit is " +
-                             std::to_string(st.cfg.max_subscriptions));
+                               std::to_string(sub->keys.size()) + " keys, the limit is " +
+                               std::to_string(st.cfg.max_subscriptions));
       }
       if (sub->key_bytes + req.key.size() > st.cfg.max_subscription_bytes) {
         return reply_error(self, to,
                            "too many subscriptions: the keys this connection follows would "
-                           "take " + std::to_string(sub->key_bytes + req.key.size()) +
-                             " bytes, the limit is " +
-                             std::to_string(st.cfg.max_subscription_bytes));
+                           "take " +
+                               std::to_string(sub->key_bytes + req.key.size()) +
+                               " bytes, the limit is " +
+                               std::to_string(st.cfg.max_subscription_bytes));
       }
     }
   }
@@ -577,8 +583,7 @@ room_snapshot snapshot_of(room_actor* self) {
   }
   for (const auto& [fanout, view] : st.subs.fanouts()) {
     for (const auto& [conn, sub] : view.conns) {
-      snap.subscribers.push_back(subscriber_snapshot{
-        fanout, conn, sub.flags, sub.keys.sorted()});
+      snap.subscribers.push_back(subscriber_snapshot{fanout, conn, sub.flags, sub.keys.sorted()});
     }
   }
   return snap;
@@ -621,8 +626,8 @@ void add_subscribers(room_actor* self, room_snapshot& snap) {
 void merge(room_actor* self, room_snapshot& snap) {
   auto& st = self->state;
   if (st.store.head() > 0 || !st.store.streams().empty()) {
-    log().warn("room {}: merging a second copy (seq {} here, {} arriving)", st.id,
-               st.store.head(), snap.head);
+    log().warn("room {}: merging a second copy (seq {} here, {} arriving)", st.id, st.store.head(),
+               snap.head);
   }
   st.store.advance_head(snap.head);
   for (auto& [key, incoming] : streams_of(snap)) {
@@ -643,52 +648,54 @@ void send_snapshot(room_actor* self, const caf::actor& target, const caf::actor&
   auto snap = snapshot_of(self);
   const auto subscribers = snap.subscribers.size();
   self->request(target, handoff_timeout, adopt_room{std::move(snap)})
-    .await(
-      [=](caf::actor next) {
-        auto& st = self->state;
-        st.successor = next;
-        st.last_forward = self->clock().now();
-        // What this room still had to say goes first: the new one numbers after it. (Its new
-        // node holds it durably; a replicated room's writes were all acknowledged.)
-        st.outbox.release(self, std::numeric_limits<uint64_t>::max(),
-                          st.cfg.replicated ? st.confirmed : std::numeric_limits<uint64_t>::max());
-        // The last thing each fan-out hears from this actor: where the room is now. They
-        // stay watched: one that ends before it switched (its last connection left) is
-        // not waited for.
-        for (const auto& [fanout, view] : st.subs.fanouts()) {
-          self->send(fanout, room_moved{next});
-          st.undrained.push_back(fanout);
-        }
-        self->set_down_handler([=](caf::down_msg& dm) {
-          auto& un = self->state.undrained;
-          un.erase(std::remove_if(un.begin(), un.end(),
-                                  [&](const caf::actor& f) { return f.address() == dm.source; }),
-                   un.end());
-        });
-        log().info("room {} handed over at seq {} with {} subscriber(s)", st.id,
-                   st.store.head(), subscribers);
-        if (st.cfg.stats) st.cfg.stats->rooms_moved.fetch_add(1, std::memory_order_relaxed);
-        if (st.cfg.store && !st.cfg.replicated) {
-          // Its new node has it: the copy here goes.
-          storage::room_write erase;
-          erase.room = st.id;
-          erase.erase_room = true;
-          st.cfg.store->write(std::move(erase), [](std::string) {});
-          st.cfg.store->set_loaded(st.id, false);
-        }
-        if (router) self->send(router, handed_off{st.id, true});
-        self->set_default_handler(caf::print_and_drop);
-        self->become(forwarding(self));
-        self->delayed_send(self, forward_linger_drained, expire_atom_v);
-      },
-      [=](caf::error& err) {
-        auto& st = self->state;
-        log().warn("room {}: hand-off failed: {}", st.id, self->system().render(err));
-        if (router) self->send(router, handed_off{st.id, false});
-        // A replicated room let its replicas go before it moved: it cannot write here any
-        // more; its next actor claims it again.
-        if (st.cfg.replicated) end_room(self, caf::make_error(errc::not_owner));
-      });
+      .await(
+          [=](caf::actor next) {
+            auto& st = self->state;
+            st.successor = next;
+            st.last_forward = self->clock().now();
+            // What this room still had to say goes first: the new one numbers after it. (Its new
+            // node holds it durably; a replicated room's writes were all acknowledged.)
+            st.outbox.release(
+                self, std::numeric_limits<uint64_t>::max(),
+                st.cfg.replicated ? st.confirmed : std::numeric_limits<uint64_t>::max());
+            // The last thing each fan-out hears from this actor: where the room is now. They
+            // stay watched: one that ends before it switched (its last connection left) is
+            // not waited for.
+            for (const auto& [fanout, view] : st.subs.fanouts()) {
+              self->send(fanout, room_moved{next});
+              st.undrained.push_back(fanout);
+            }
+            self->set_down_handler([=](caf::down_msg& dm) {
+              auto& un = self->state.undrained;
+              un.erase(
+                  std::remove_if(un.begin(), un.end(),
+                                 [&](const caf::actor& f) { return f.address() == dm.source; }),
+                  un.end());
+            });
+            log().info("room {} handed over at seq {} with {} subscriber(s)", st.id,
+                       st.store.head(), subscribers);
+            if (st.cfg.stats) st.cfg.stats->rooms_moved.fetch_add(1, std::memory_order_relaxed);
+            if (st.cfg.store && !st.cfg.replicated) {
+              // Its new node has it: the copy here goes.
+              storage::room_write erase;
+              erase.room = st.id;
+              erase.erase_room = true;
+              st.cfg.store->write(std::move(erase), [](std::string) {});
+              st.cfg.store->set_loaded(st.id, false);
+            }
+            if (router) self->send(router, handed_off{st.id, true});
+            self->set_default_handler(caf::print_and_drop);
+            self->become(forwarding(self));
+            self->delayed_send(self, forward_linger_drained, expire_atom_v);
+          },
+          [=](caf::error& err) {
+            auto& st = self->state;
+            log().warn("room {}: hand-off failed: {}", st.id, self->system().render(err));
+            if (router) self->send(router, handed_off{st.id, false});
+            // A replicated room let its replicas go before it moved: it cannot write here any
+            // more; its next actor claims it again.
+            if (st.cfg.replicated) end_room(self, caf::make_error(errc::not_owner));
+          });
 }
 
 void start_leaving(room_actor* self);
@@ -713,41 +720,41 @@ caf::behavior forwarding(room_actor* self) {
     self->send(self->state.successor, std::move(msg));
   };
   return {
-    [=](attach_msg& m) { forward(m); },
-    [=](detach_msg& m) { forward(m); },
-    [=](room_msg& m) { forward(m); },
-    [=](room_batch& m) { forward(m); },
-    [=](reattach_msg& m) { forward(m); },
-    [=](http_call& c) -> caf::delegated<http_result> {
-      self->state.last_forward = self->clock().now();
-      self->delegate(self->state.successor, std::move(c));
-      return {};
-    },
-    [=](room_inspect& q) -> caf::delegated<room_summary> {
-      self->delegate(self->state.successor, std::move(q));
-      return {};
-    },
-    [=](drain_msg& d) -> caf::delegated<caf::actor> {
-      auto& st = self->state;
-      st.last_forward = self->clock().now();
-      st.undrained.erase(std::remove(st.undrained.begin(), st.undrained.end(), d.fanout),
-                         st.undrained.end());
-      self->delegate(st.successor, std::move(d));
-      return {};
-    },
-    [](handoff_to&) {},
-    [](replicas_are&) {},
-    [](flush_atom) {},
-    [](write_done&) {},
-    [=](stop_atom) { self->quit(); },
-    [=](expire_atom) {
-      auto& st = self->state;
-      auto quiet = self->clock().now() - st.last_forward;
-      auto linger = st.undrained.empty() ? forward_linger_drained : forward_linger;
-      if (quiet >= linger) return self->quit();
-      self->delayed_send(self, std::min<caf::timespan>(linger - quiet, forward_linger_drained),
-                         expire_atom_v);
-    },
+      [=](attach_msg& m) { forward(m); },
+      [=](detach_msg& m) { forward(m); },
+      [=](room_msg& m) { forward(m); },
+      [=](room_batch& m) { forward(m); },
+      [=](reattach_msg& m) { forward(m); },
+      [=](http_call& c) -> caf::delegated<http_result> {
+        self->state.last_forward = self->clock().now();
+        self->delegate(self->state.successor, std::move(c));
+        return {};
+      },
+      [=](room_inspect& q) -> caf::delegated<room_summary> {
+        self->delegate(self->state.successor, std::move(q));
+        return {};
+      },
+      [=](drain_msg& d) -> caf::delegated<caf::actor> {
+        auto& st = self->state;
+        st.last_forward = self->clock().now();
+        st.undrained.erase(std::remove(st.undrained.begin(), st.undrained.end(), d.fanout),
+                           st.undrained.end());
+        self->delegate(st.successor, std::move(d));
+        return {};
+      },
+      [](handoff_to&) {},
+      [](replicas_are&) {},
+      [](flush_atom) {},
+      [](write_done&) {},
+      [=](stop_atom) { self->quit(); },
+      [=](expire_atom) {
+        auto& st = self->state;
+        auto quiet = self->clock().now() - st.last_forward;
+        auto linger = st.undrained.empty() ? forward_linger_drained : forward_linger;
+        if (quiet >= linger) return self->quit();
+        self->delayed_send(self, std::min<caf::timespan>(linger - quiet, forward_linger_drained),
+                           expire_atom_v);
+      },
   };
 }
 
@@ -774,8 +781,7 @@ void take_copy(room_actor* self, bool exists, room_snapshot& copy, uint64_t star
   if (exists) {
     head = std::max(head, copy.head);
     st.high_water = std::max(st.high_water, copy.high_water);
-    const int64_t ttl =
-      std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.ttl).count();
+    const int64_t ttl = std::chrono::duration_cast<std::chrono::milliseconds>(st.cfg.ttl).count();
     if (copy.last_active_ms + ttl <= wall_ms()) {
       log().info("room {} had expired; its streams are gone", st.id);
       st.next_write.erase_room = true;
@@ -816,7 +822,8 @@ void loaded(room_actor* self, loaded_msg& m, uint64_t start_after, bool adopting
     stream_snapshot ss;
     ss.key = key;
     ss.entries.reserve(entries.size());
-    for (auto& e : entries) ss.entries.push_back(entry_snapshot{e.seq, std::move(e.value), e.size});
+    for (auto& e : entries)
+      ss.entries.push_back(entry_snapshot{e.seq, std::move(e.value), e.size});
     copy.streams.push_back(std::move(ss));
   }
   take_copy(self, rec.exists, copy, start_after, adopting);
@@ -840,7 +847,8 @@ void write_failed(room_actor* self, uint64_t index, const std::string& error) {
     if (o.kind == origin_kind::room) continue;  // said nothing a client asked for
     if (o.kind == origin_kind::stateless) {
       // A pong or an error reveals nothing that was not stored: it goes as it is.
-      for (auto& out : e.outputs) st.outbox.add(std::move(out), 0);
+      for (auto& out : e.outputs)
+        st.outbox.add(std::move(out), 0);
       continue;
     }
     const std::string what = (o.kind == origin_kind::push ? "push " : "get ") + text;
@@ -854,7 +862,8 @@ void write_failed(room_actor* self, uint64_t index, const std::string& error) {
     }
     if (!answered && o.fanout) {
       st.outbox.add(
-        to_fanout{o.fanout, reply_out{o.conn, payload{protocol::encode_error(o.format, what)}}}, 0);
+          to_fanout{o.fanout, reply_out{o.conn, payload{protocol::encode_error(o.format, what)}}},
+          0);
     }
   }
   st.outbox.release(self, std::numeric_limits<uint64_t>::max());
@@ -907,36 +916,36 @@ void start_leaving(room_actor* self) {
 /// Messages handled whatever the room is doing.
 caf::message_handler always(room_actor* self) {
   return {
-    [=](bool) {},  // a replica let the room go (release_msg, sent without waiting)
-    [=](retry_atom) {
-      // Waiting for the lease (release).
-      auto& st = self->state;
-      if (leased(self)) {
-        st.lease_waiting = false;
-        return release(self);
-      }
-      if (self->clock().now() - st.lease_lapsed >= lease_wait) return lost_quorum(self);
-      self->delayed_send(self, lease_poll, retry_atom_v);
-    },
-    [=](write_done& w) { on_write_done(self, w); },
-    [=](flush_atom) {
-      auto& st = self->state;
-      st.flush_armed = false;
-      send_write(self);
-      if (st.cfg.replicated) confirm_round(self);
-    },
-    [=](stop_atom) {
-      auto& st = self->state;
-      if (!st.cfg.store || st.loading) return end_room(self);
-      st.stopping = true;
-      start_leaving(self);
-    },
-    [=](refresh_atom) {
-      auto& st = self->state;
-      if (st.loading || st.unloading || st.stopping || st.moving_to) return;
-      mark_change(self);  // a write with the time of now
-      arm_refresh(self);
-    },
+      [=](bool) {},  // a replica let the room go (release_msg, sent without waiting)
+      [=](retry_atom) {
+        // Waiting for the lease (release).
+        auto& st = self->state;
+        if (leased(self)) {
+          st.lease_waiting = false;
+          return release(self);
+        }
+        if (self->clock().now() - st.lease_lapsed >= lease_wait) return lost_quorum(self);
+        self->delayed_send(self, lease_poll, retry_atom_v);
+      },
+      [=](write_done& w) { on_write_done(self, w); },
+      [=](flush_atom) {
+        auto& st = self->state;
+        st.flush_armed = false;
+        send_write(self);
+        if (st.cfg.replicated) confirm_round(self);
+      },
+      [=](stop_atom) {
+        auto& st = self->state;
+        if (!st.cfg.store || st.loading) return end_room(self);
+        st.stopping = true;
+        start_leaving(self);
+      },
+      [=](refresh_atom) {
+        auto& st = self->state;
+        if (st.loading || st.unloading || st.stopping || st.moving_to) return;
+        mark_change(self);  // a write with the time of now
+        arm_refresh(self);
+      },
   };
 }
 
@@ -953,7 +962,9 @@ caf::message_handler always(room_actor* self) {
 // before it was sent; with no write due, a confirm round does.
 
 /// How many of the room's replicas make a majority.
-std::size_t majority_of(std::size_t replicas) { return replicas / 2 + 1; }
+std::size_t majority_of(std::size_t replicas) {
+  return replicas / 2 + 1;
+}
 
 void set_replicas(room_actor* self, std::vector<replica_ref> replicas) {
   auto& st = self->state;
@@ -975,8 +986,7 @@ void lost_quorum(room_actor* self) {
   auto& st = self->state;
   uint64_t suppressed = 0;
   if (storage_warnings.allow(suppressed)) {
-    log().warn("room {}: this node cannot reach a majority of the cluster; the room stops",
-               st.id);
+    log().warn("room {}: this node cannot reach a majority of the cluster; the room stops", st.id);
   }
   if (st.cfg.directory) self->send(st.cfg.directory, room_failed{st.id, st.store.head()});
   end_room(self, caf::make_error(errc::no_quorum));
@@ -1014,8 +1024,8 @@ void claim_failed(room_actor* self, std::shared_ptr<claim_tally> t, uint64_t sta
     return claim(self, std::max(t->epoch, t->highest_promise) + 1, t->attempt + 1, start_after,
                  adopting);
   }
-  log().info("room {}: claim of epoch {} failed ({} of {} granted{})", st.id, t->epoch,
-             t->granted, st.replicas.size(),
+  log().info("room {}: claim of epoch {} failed ({} of {} granted{})", st.id, t->epoch, t->granted,
+             st.replicas.size(),
              t->other_owner.empty() ? std::string{} : "; " + t->other_owner + " holds it");
   if (st.cfg.router && !t->other_owner.empty()) {
     self->send(st.cfg.router, owner_is{st.id, t->other_owner});
@@ -1038,7 +1048,7 @@ void claimed(room_actor* self, std::shared_ptr<claim_tally> t, uint64_t start_af
     high_water = std::max({high_water, g->high_water, g->head});
     if (!g->stored || g->accepted == 0) continue;
     if (!best || std::make_pair(g->accepted, g->last_n) >
-                   std::make_pair(t->grants[*best]->accepted, t->grants[*best]->last_n)) {
+                     std::make_pair(t->grants[*best]->accepted, t->grants[*best]->last_n)) {
       best = i;
     }
   }
@@ -1071,12 +1081,12 @@ void claimed(room_actor* self, std::shared_ptr<claim_tally> t, uint64_t start_af
   };
   if (!best) return serve_with(false, room_snapshot{});
   self->request(st.replicas[*best].actor, replica_timeout, fetch_msg{st.id})
-    .then([=](room_snapshot& copy) { serve_with(true, std::move(copy)); },
-          [=](caf::error& err) {
-            log().warn("room {}: cannot fetch the best copy: {}", self->state.id,
-                       self->system().render(err));
-            end_room(self, err);
-          });
+      .then([=](room_snapshot& copy) { serve_with(true, std::move(copy)); },
+            [=](caf::error& err) {
+              log().warn("room {}: cannot fetch the best copy: {}", self->state.id,
+                         self->system().render(err));
+              end_room(self, err);
+            });
 }
 
 void on_claim_answer(room_actor* self, std::shared_ptr<claim_tally> t, std::size_t i,
@@ -1119,9 +1129,11 @@ void claim(room_actor* self, uint64_t epoch, int attempt, uint64_t start_after, 
       continue;
     }
     self->request(r.actor, replica_timeout, claim_msg{st.id, epoch, st.cfg.node_name})
-      .then(
-        [=](claim_answer& a) { on_claim_answer(self, t, i, std::move(a), start_after, adopting); },
-        [=](caf::error&) { on_claim_answer(self, t, i, std::nullopt, start_after, adopting); });
+        .then(
+            [=](claim_answer& a) {
+              on_claim_answer(self, t, i, std::move(a), start_after, adopting);
+            },
+            [=](caf::error&) { on_claim_answer(self, t, i, std::nullopt, start_after, adopting); });
   }
 }
 
@@ -1157,7 +1169,9 @@ void on_replicate_answer(room_actor* self, uint64_t index, std::size_t i, bool w
   if (!a || a->outcome != replicate_answer::accepted) {
     log().debug("room {}: write {} of epoch {} ({}) not taken by replica {}: {}", st.id, index,
                 st.epoch, whole ? "whole" : "tail", st.replicas[i].name,
-                !a ? "no answer" : a->outcome == replicate_answer::behind ? "behind" : "refused");
+                !a                                       ? "no answer"
+                : a->outcome == replicate_answer::behind ? "behind"
+                                                         : "refused");
   }
   if (a && a->outcome == replicate_answer::accepted && whole) st.needs_whole[i] = false;
   if (a && a->outcome == replicate_answer::behind) st.needs_whole[i] = true;
@@ -1210,7 +1224,8 @@ void send_replicated(room_actor* self, storage::room_write w, uint64_t index) {
   base.release = st.release_next;
   st.release_next = false;
   base.erases.reserve(w.erases.size());
-  for (auto& [key, seq] : w.erases) base.erases.push_back(keyed_seq{std::move(key), seq});
+  for (auto& [key, seq] : w.erases)
+    base.erases.push_back(keyed_seq{std::move(key), seq});
   base.puts.reserve(w.puts.size());
   for (auto& [key, e] : w.puts) {
     base.puts.push_back(keyed_entry{std::move(key), e.seq, std::move(e.value), e.size});
@@ -1233,12 +1248,12 @@ void send_replicated(room_actor* self, storage::room_write w, uint64_t index) {
       continue;
     }
     self->request(r.actor, replica_timeout, send_whole ? *whole : base)
-      .then([=](replicate_answer& a) { on_replicate_answer(self, index, i, send_whole, a); },
-            [=](caf::error& err) {
-              log().debug("room {}: replica {} failed write {}: {}", self->state.id,
-                          self->state.replicas[i].name, index, self->system().render(err));
-              on_replicate_answer(self, index, i, send_whole, std::nullopt);
-            });
+        .then([=](replicate_answer& a) { on_replicate_answer(self, index, i, send_whole, a); },
+              [=](caf::error& err) {
+                log().debug("room {}: replica {} failed write {}: {}", self->state.id,
+                            self->state.replicas[i].name, index, self->system().render(err));
+                on_replicate_answer(self, index, i, send_whole, std::nullopt);
+              });
   }
 }
 
@@ -1276,7 +1291,7 @@ void confirm_round(room_actor* self) {
       continue;
     }
     self->request(r.actor, replica_timeout, confirm_msg{st.id, st.epoch, st.cfg.node_name})
-      .then([=](bool follows) { on_answer(follows); }, [=](caf::error&) { on_answer(false); });
+        .then([=](bool follows) { on_answer(follows); }, [=](caf::error&) { on_answer(false); });
   }
 }
 
@@ -1364,7 +1379,8 @@ caf::result<room_summary> inspect_room(room_actor* self, const room_inspect& q) 
   out.bytes = st.store.bytes();
   std::vector<const std::string*> keys;
   keys.reserve(st.store.streams().size());
-  for (const auto& [key, s] : st.store.streams()) keys.push_back(&key);
+  for (const auto& [key, s] : st.store.streams())
+    keys.push_back(&key);
   std::sort(keys.begin(), keys.end(), [](const auto* a, const auto* b) { return *a < *b; });
   if (keys.size() > q.max_keys) keys.resize(q.max_keys);
   for (const auto* key : keys) {
@@ -1372,7 +1388,8 @@ caf::result<room_summary> inspect_room(room_actor* self, const room_inspect& q) 
     key_summary k;
     k.key = *key;
     k.size = s.size();
-    for (const auto& e : s) k.bytes += e.size;
+    for (const auto& e : s)
+      k.bytes += e.size;
     for (std::size_t i = s.size() > q.latest ? s.size() - q.latest : 0; i < s.size(); ++i) {
       entry_summary es;
       es.seq = s[i].seq;
@@ -1389,83 +1406,86 @@ caf::result<room_summary> inspect_room(room_actor* self, const room_inspect& q) 
 
 caf::behavior serving(room_actor* self) {
   return caf::message_handler{
-    [=](room_inspect& q) { return inspect_room(self, q); },
-    [=](attach_msg& m) {
-      revive(self);
-      attach(self, m);
-      release(self);
-    },
-    [=](reattach_msg& m) {
-      revive(self);
-      for (const auto& a : m.attaches) attach(self, a);
-      for (const auto& r : m.resumes) resume(self, r);
-      for (auto& g : m.gets) serve(self, g.fanout, g.conn, g.req);
-      release(self);
-    },
-    [=](detach_msg& m) {
-      self->state.subs.remove(m.fanout, m.conn);
-      touch(self);
-    },
-    [=](room_msg& m) {
-      revive(self);
-      serve(self, m.fanout, m.conn, m.req);
-      release(self);
-    },
-    [=](room_batch& m) {
-      revive(self);
-      for (auto& req : m.reqs) serve(self, m.fanout, m.conn, req);
-      release(self);
-    },
-    [=](http_call& call) -> caf::result<http_result> {
-      revive(self);
-      auto rp = self->make_response_promise<http_result>();
-      http_result result;
-      reply_to to{caf::actor{}, 0, call.format, &result};
-      as_request(self, origin_of(to, call.req), [&] {
-        handle_request(self, to, call.req);
-        self->state.outbox.add(http_answer{rp, std::move(result)}, gate(self));
-      });
-      touch(self);
-      release(self);
-      return rp;
-    },
-    [=](drain_msg&) -> caf::actor {
-      // Everything the fan-out sent through the old room has arrived before this.
-      return caf::actor_cast<caf::actor>(self);
-    },
-    [=](adopt_room& a) { return adopt(self, a); },
-    [=](handoff_to& h) { hand_over(self, h.target); },
-    [=](replicas_are& r) { set_replicas(self, std::move(r.replicas)); },
-    [=](no_quorum_atom) { lost_quorum(self); },
-    [=](stats_atom) -> uint64_t { return self->state.epoch; },
-    [=](loaded_msg&) {},  // handled while loading only
-    [=](expire_atom) {
-      auto& st = self->state;
-      st.expiry_armed = false;
-      if (st.subs.connections() > 0 || st.unloading || st.loading) return;
-      auto idle = self->clock().now() - st.last_touch;
-      if (idle < idle_limit(self)) {
-        st.expiry_armed = true;
-        self->delayed_send(self, idle_limit(self) - idle, expire_atom_v);
-        return;
-      }
-      if (!st.cfg.store) {
-        log().debug("room {} expired after {} s without connections or messages", st.id,
-                   std::chrono::duration_cast<std::chrono::seconds>(idle).count());
-        return end_room(self);
-      }
-      // Leaves memory: requests for it wait at the directory until it is gone.
-      st.unloading = true;
-      if (st.cfg.directory) self->send(st.cfg.directory, room_unloading{st.id});
-      st.unload_write = st.written + 1;
-      start_leaving(self);
-    },
+      [=](room_inspect& q) { return inspect_room(self, q); },
+      [=](attach_msg& m) {
+        revive(self);
+        attach(self, m);
+        release(self);
+      },
+      [=](reattach_msg& m) {
+        revive(self);
+        for (const auto& a : m.attaches)
+          attach(self, a);
+        for (const auto& r : m.resumes)
+          resume(self, r);
+        for (auto& g : m.gets)
+          serve(self, g.fanout, g.conn, g.req);
+        release(self);
+      },
+      [=](detach_msg& m) {
+        self->state.subs.remove(m.fanout, m.conn);
+        touch(self);
+      },
+      [=](room_msg& m) {
+        revive(self);
+        serve(self, m.fanout, m.conn, m.req);
+        release(self);
+      },
+      [=](room_batch& m) {
+        revive(self);
+        for (auto& req : m.reqs)
+          serve(self, m.fanout, m.conn, req);
+        release(self);
+      },
+      [=](http_call& call) -> caf::result<http_result> {
+        revive(self);
+        auto rp = self->make_response_promise<http_result>();
+        http_result result;
+        reply_to to{caf::actor{}, 0, call.format, &result};
+        as_request(self, origin_of(to, call.req), [&] {
+          handle_request(self, to, call.req);
+          self->state.outbox.add(http_answer{rp, std::move(result)}, gate(self));
+        });
+        touch(self);
+        release(self);
+        return rp;
+      },
+      [=](drain_msg&) -> caf::actor {
+        // Everything the fan-out sent through the old room has arrived before this.
+        return caf::actor_cast<caf::actor>(self);
+      },
+      [=](adopt_room& a) { return adopt(self, a); },
+      [=](handoff_to& h) { hand_over(self, h.target); },
+      [=](replicas_are& r) { set_replicas(self, std::move(r.replicas)); },
+      [=](no_quorum_atom) { lost_quorum(self); },
+      [=](stats_atom) -> uint64_t { return self->state.epoch; },
+      [=](loaded_msg&) {},  // handled while loading only
+      [=](expire_atom) {
+        auto& st = self->state;
+        st.expiry_armed = false;
+        if (st.subs.connections() > 0 || st.unloading || st.loading) return;
+        auto idle = self->clock().now() - st.last_touch;
+        if (idle < idle_limit(self)) {
+          st.expiry_armed = true;
+          self->delayed_send(self, idle_limit(self) - idle, expire_atom_v);
+          return;
+        }
+        if (!st.cfg.store) {
+          log().debug("room {} expired after {} s without connections or messages", st.id,
+                      std::chrono::duration_cast<std::chrono::seconds>(idle).count());
+          return end_room(self);
+        }
+        // Leaves memory: requests for it wait at the directory until it is gone.
+        st.unloading = true;
+        if (st.cfg.directory) self->send(st.cfg.directory, room_unloading{st.id});
+        st.unload_write = st.written + 1;
+        start_leaving(self);
+      },
   }
-    .or_else(always(self));
+      .or_else(always(self));
 }
 
-void start(room_actor* self, std::string id, room_config cfg, uint64_t start_after,
-           bool adopting) {
+void start(room_actor* self, std::string id, room_config cfg, uint64_t start_after, bool adopting) {
   auto& st = self->state;
   st.id = std::move(id);
   st.cfg = cfg;
@@ -1490,21 +1510,19 @@ void start(room_actor* self, std::string id, room_config cfg, uint64_t start_aft
     self->become(caf::keep_behavior, caf::behavior{always(self)});
     if (cfg.store) cfg.store->set_loaded(st.id, true);
     self->request(cfg.router, replica_timeout, replicas_for{st.id})
-      .then(
-        [=](replicas_are& r) {
-          set_replicas(self, std::move(r.replicas));
-          claim(self, 1, 0, start_after, adopting);
-        },
-        [=](caf::error& err) { end_room(self, err); });
+        .then(
+            [=](replicas_are& r) {
+              set_replicas(self, std::move(r.replicas));
+              claim(self, 1, 0, start_after, adopting);
+            },
+            [=](caf::error& err) { end_room(self, err); });
   } else if (cfg.store) {
     // Read back first; until then every client message waits in the mailbox.
     st.loading = true;
     self->set_default_handler(caf::skip);
-    self->become(caf::keep_behavior,
-                 caf::message_handler{[=](loaded_msg& m) {
-                   loaded(self, m, start_after, adopting);
-                 }}
-                   .or_else(always(self)));
+    self->become(caf::keep_behavior, caf::message_handler{[=](loaded_msg& m) {
+                                       loaded(self, m, start_after, adopting);
+                                     }}.or_else(always(self)));
     cfg.store->set_loaded(st.id, true);
     caf::actor me = caf::actor_cast<caf::actor>(self);
     cfg.store->load(st.id, [me](storage::room_record record, std::string error) {
@@ -1519,8 +1537,8 @@ void start(room_actor* self, std::string id, room_config cfg, uint64_t start_aft
 
 }  // namespace
 
-caf::actor spawn_room(caf::actor_system& sys, std::string id, room_config cfg,
-                      uint64_t start_after, bool adopting) {
+caf::actor spawn_room(caf::actor_system& sys, std::string id, room_config cfg, uint64_t start_after,
+                      bool adopting) {
   return sys.spawn(start, std::move(id), cfg, start_after, adopting);
 }
 

@@ -141,7 +141,8 @@ class room_outbox {
         if (now == std::chrono::steady_clock::time_point{}) now = std::chrono::steady_clock::now();
         stats_->record(e.push_action, now - e.push_arrived);
       }
-      for (auto& out : e.outputs) send(self, out);
+      for (auto& out : e.outputs)
+        send(self, out);
       entries_.pop_front();
     }
     send_held(self);
@@ -151,8 +152,10 @@ class room_outbox {
   std::vector<entry> take_from(uint64_t failed) {
     std::vector<entry> out;
     auto first = entries_.begin();
-    while (first != entries_.end() && first->gate < failed) ++first;
-    for (auto i = first; i != entries_.end(); ++i) out.push_back(std::move(*i));
+    while (first != entries_.end() && first->gate < failed)
+      ++first;
+    for (auto i = first; i != entries_.end(); ++i)
+      out.push_back(std::move(*i));
     entries_.erase(first, entries_.end());
     open_ = false;
     return out;
@@ -204,7 +207,8 @@ class room_outbox {
 
   template <class Self>
   void send_held(Self* self) {
-    for (auto& [f, pushes] : held_) send_pushes(self, f, pushes);
+    for (auto& [f, pushes] : held_)
+      send_pushes(self, f, pushes);
     held_.clear();
   }
 

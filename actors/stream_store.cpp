@@ -7,12 +7,13 @@ namespace driftd::actors {
 
 std::size_t stream_store::bytes_of(const stream& s, std::size_t first, std::size_t last) {
   std::size_t total = 0;
-  for (std::size_t i = first; i < last; ++i) total += s[i].size;
+  for (std::size_t i = first; i < last; ++i)
+    total += s[i].size;
   return total;
 }
 
-std::size_t stream_store::bytes_after(const std::string& key, protocol::action act,
-                                      uint32_t size, uint64_t seq) const {
+std::size_t stream_store::bytes_after(const std::string& key, protocol::action act, uint32_t size,
+                                      uint64_t seq) const {
   const stream* s = find(key);
   switch (act) {
     case protocol::action::relay:
@@ -27,8 +28,8 @@ std::size_t stream_store::bytes_after(const std::string& key, protocol::action a
   return bytes_;
 }
 
-push_outcome stream_store::push(const std::string& key, protocol::value& val,
-                                protocol::action act, uint32_t bytes, stream_change* change) {
+push_outcome stream_store::push(const std::string& key, protocol::value& val, protocol::action act,
+                                uint32_t bytes, stream_change* change) {
   assert(act != protocol::action::compact);
   push_outcome out;
   out.seq = ++head_;
@@ -44,7 +45,8 @@ push_outcome stream_store::push(const std::string& key, protocol::value& val,
   auto& s = streams_[key];
   if (act == protocol::action::replace) {
     if (change) {
-      for (const auto& e : s) change->erased.push_back(e.seq);
+      for (const auto& e : s)
+        change->erased.push_back(e.seq);
     }
     bytes_ -= bytes_of(s, 0, s.size());
     s.clear();
@@ -57,8 +59,8 @@ push_outcome stream_store::push(const std::string& key, protocol::value& val,
   return out;
 }
 
-compact_outcome stream_store::compact(const std::string& key, protocol::value&& val,
-                                      uint64_t seq, uint32_t bytes, stream_change* change) {
+compact_outcome stream_store::compact(const std::string& key, protocol::value&& val, uint64_t seq,
+                                      uint32_t bytes, stream_change* change) {
   compact_outcome out;
   if (change) {
     change->erased.clear();
@@ -73,7 +75,8 @@ compact_outcome stream_store::compact(const std::string& key, protocol::value&& 
   // Entries are sorted by seq, so the ones to drop are a prefix.
   const std::size_t drop = first_after(s, seq);
   if (change) {
-    for (std::size_t i = 0; i < drop; ++i) change->erased.push_back(s[i].seq);
+    for (std::size_t i = 0; i < drop; ++i)
+      change->erased.push_back(s[i].seq);
   }
   bytes_ -= bytes_of(s, 0, drop);
   s.erase(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(drop));
@@ -104,7 +107,8 @@ void stream_store::restore(std::unordered_map<std::string, stream> streams, uint
   streams_ = std::move(streams);
   head_ = head;
   bytes_ = 0;
-  for (const auto& [key, s] : streams_) bytes_ += bytes_of(s, 0, s.size());
+  for (const auto& [key, s] : streams_)
+    bytes_ += bytes_of(s, 0, s.size());
 }
 
 void stream_store::replace_stream(const std::string& key, stream s) {

@@ -92,7 +92,8 @@ class subscriber_table {
     ++connections_;
     if (flags.all) view.all.add(flags.format, 1);
     if (flags.debug) view.debug.add(flags.format, 1);
-    for (const auto& key : keys) add_key(view, sub->second, key);
+    for (const auto& key : keys)
+      add_key(view, sub->second, key);
     return true;
   }
 
@@ -101,7 +102,7 @@ class subscriber_table {
     auto* sub = find_mutable(fanout, conn);
     if (!sub) return follow_outcome::unknown_connection;
     return add_key(fanouts_.find(fanout)->second, *sub, key) ? follow_outcome::added
-                                                              : follow_outcome::already;
+                                                             : follow_outcome::already;
   }
 
   /// Removes one connection; false when it was not there.
@@ -166,7 +167,8 @@ class subscriber_table {
   }
   format_set debug_formats() const {
     format_set out;
-    for (const auto& [fanout, view] : fanouts_) out |= view.debug.formats();
+    for (const auto& [fanout, view] : fanouts_)
+      out |= view.debug.formats();
     return out;
   }
 

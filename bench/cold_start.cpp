@@ -12,8 +12,8 @@
 // more (now in memory). Prints one JSON line.
 
 #include <arpa/inet.h>
-#include <sched.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -93,8 +93,8 @@ uint16_t free_port() {
 }
 
 /// One HTTP request on a fresh connection; the response's status, or 0 when none came.
-int http(uint16_t port, const std::string& method, const std::string& path,
-         const std::string& body, std::string* answer = nullptr) {
+int http(uint16_t port, const std::string& method, const std::string& path, const std::string& body,
+         std::string* answer = nullptr) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -113,7 +113,8 @@ int http(uint16_t port, const std::string& method, const std::string& path,
   std::string resp;
   char buf[8192];
   ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) resp.append(buf, static_cast<std::size_t>(n));
+  while ((n = ::read(fd, buf, sizeof buf)) > 0)
+    resp.append(buf, static_cast<std::size_t>(n));
   ::close(fd);
   if (resp.size() < 12) return 0;
   if (answer) {
@@ -141,8 +142,8 @@ std::vector<std::string> fill(const std::string& dir, const options& o) {
   std::string value;
   driftd::protocol::append_cbor(value, driftd::protocol::value(std::string(90, 'v')));
   const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count();
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
   std::vector<std::string> rooms;
   rooms.reserve(static_cast<std::size_t>(o.rooms));
   for (int r = 0; r < o.rooms; ++r) {
@@ -228,7 +229,8 @@ int main(int argc, char** argv) {
       const auto t0 = clock_type::now();
       const int status = http(port, "POST", "/room/" + room + "/send", get, &answer);
       const auto t1 = clock_type::now();
-      if (status != 200 || answer.find("\"seq\":" + std::to_string(o.entries)) == std::string::npos) {
+      if (status != 200 ||
+          answer.find("\"seq\":" + std::to_string(o.entries)) == std::string::npos) {
         die("room " + room + " answered " + std::to_string(status) + ": " + answer.substr(0, 200));
       }
       sink->push_back(ms_between(t0, t1));
@@ -239,10 +241,10 @@ int main(int argc, char** argv) {
   std::error_code ec;
   std::filesystem::remove_all(pattern, ec);
   std::printf(
-    "{\"scenario\":\"cold-start\",\"rooms\":%d,\"entries_per_room\":%d,\"fill_ms\":%.0f,"
-    "\"start_ms\":%.1f,\"cold_get_p50_ms\":%.3f,\"cold_get_p99_ms\":%.3f,"
-    "\"warm_get_p50_ms\":%.3f,\"warm_get_p99_ms\":%.3f}\n",
-    o.rooms, o.entries, fill_ms, start_ms, percentile(cold, 0.5), percentile(cold, 0.99),
-    percentile(warm, 0.5), percentile(warm, 0.99));
+      "{\"scenario\":\"cold-start\",\"rooms\":%d,\"entries_per_room\":%d,\"fill_ms\":%.0f,"
+      "\"start_ms\":%.1f,\"cold_get_p50_ms\":%.3f,\"cold_get_p99_ms\":%.3f,"
+      "\"warm_get_p50_ms\":%.3f,\"warm_get_p99_ms\":%.3f}\n",
+      o.rooms, o.entries, fill_ms, start_ms, percentile(cold, 0.5), percentile(cold, 0.99),
+      percentile(warm, 0.5), percentile(warm, 0.99));
   return 0;
 }

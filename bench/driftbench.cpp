@@ -45,8 +45,8 @@ namespace {
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 [[noreturn]] void die(const std::string& what) {
@@ -60,13 +60,13 @@ struct options {
   std::vector<std::pair<std::string, uint16_t>> servers;  // subscribers spread over them
   std::string scenario = "fanout";
   int rooms = 1;
-  int subscribers = 1000;     // per room
-  int writers = 1;            // per room
-  double rate = 1000;         // pushes per second, per writer
-  double duration = 10;       // seconds of load
-  double warmup = 1;          // seconds not counted in throughput and latency
+  int subscribers = 1000;  // per room
+  int writers = 1;         // per room
+  double rate = 1000;      // pushes per second, per writer
+  double duration = 10;    // seconds of load
+  double warmup = 1;       // seconds not counted in throughput and latency
   std::string action = "relay";
-  int value_bytes = 0;        // padding in each pushed value
+  int value_bytes = 0;  // padding in each pushed value
   bool cbor_subscribers = false;
   int idle = 0;               // idle scenario: connections to open
   int server_pid = 0;         // idle scenario: whose RSS to read
@@ -92,27 +92,27 @@ void open_tls_context() {
 
 void usage() {
   std::puts(
-    "driftbench: open-loop load generator for driftd\n"
-    "\n"
-    "usage: driftbench --server HOST:PORT[,HOST:PORT...] [options]\n"
-    "  --scenario fanout|rooms|ordered|idle   (names only label the result)\n"
-    "  --rooms N            rooms (default 1)\n"
-    "  --subscribers N      subscribers per room (default 1000)\n"
-    "  --writers N          writers per room (default 1)\n"
-    "  --rate R             pushes per second per writer (default 1000)\n"
-    "  --duration S         seconds of load (default 10), --warmup S (default 1)\n"
-    "  --action relay|append|replace     (default relay)\n"
-    "  --value-bytes N      padding in each value (default 0)\n"
-    "  --cbor               subscribers ask for CBOR (value checks still apply)\n"
-    "  --per-push-max       latency of a push is when its last subscriber got it\n"
-    "  --idle N --server-pid PID   open N idle connections, report server RSS per connection\n"
-    "  --source-ips N       spread connections over 127.0.0.1 .. 127.0.0.N\n"
-    "  --write-each         send every push in its own write; by default a writer that fell\n"
-    "                       behind sends what is due in one write\n"
-    "  --tls                connect with TLS (the server's certificate is not checked)\n"
-    "  --busy-poll          never sleep in epoll_wait: the server no longer pays to wake the\n"
-    "                       generator up, but a spinning core can slow a sibling hyperthread\n"
-    "Prints one JSON line with the result.");
+      "driftbench: open-loop load generator for driftd\n"
+      "\n"
+      "usage: driftbench --server HOST:PORT[,HOST:PORT...] [options]\n"
+      "  --scenario fanout|rooms|ordered|idle   (names only label the result)\n"
+      "  --rooms N            rooms (default 1)\n"
+      "  --subscribers N      subscribers per room (default 1000)\n"
+      "  --writers N          writers per room (default 1)\n"
+      "  --rate R             pushes per second per writer (default 1000)\n"
+      "  --duration S         seconds of load (default 10), --warmup S (default 1)\n"
+      "  --action relay|append|replace     (default relay)\n"
+      "  --value-bytes N      padding in each value (default 0)\n"
+      "  --cbor               subscribers ask for CBOR (value checks still apply)\n"
+      "  --per-push-max       latency of a push is when its last subscriber got it\n"
+      "  --idle N --server-pid PID   open N idle connections, report server RSS per connection\n"
+      "  --source-ips N       spread connections over 127.0.0.1 .. 127.0.0.N\n"
+      "  --write-each         send every push in its own write; by default a writer that fell\n"
+      "                       behind sends what is due in one write\n"
+      "  --tls                connect with TLS (the server's certificate is not checked)\n"
+      "  --busy-poll          never sleep in epoll_wait: the server no longer pays to wake the\n"
+      "                       generator up, but a spinning core can slow a sibling hyperthread\n"
+      "Prints one JSON line with the result.");
 }
 
 options parse_options(int argc, char** argv) {
@@ -200,12 +200,14 @@ std::string http_post(const std::string& host, uint16_t port, const std::string&
       die("TLS write");
     }
     int n;
-    while ((n = SSL_read(ssl, buf, sizeof buf)) > 0) resp.append(buf, static_cast<std::size_t>(n));
+    while ((n = SSL_read(ssl, buf, sizeof buf)) > 0)
+      resp.append(buf, static_cast<std::size_t>(n));
     SSL_free(ssl);
   } else {
     if (::write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) die("write");
     ssize_t n;
-    while ((n = ::read(fd, buf, sizeof buf)) > 0) resp.append(buf, static_cast<std::size_t>(n));
+    while ((n = ::read(fd, buf, sizeof buf)) > 0)
+      resp.append(buf, static_cast<std::size_t>(n));
   }
   ::close(fd);
   auto body = resp.find("\r\n\r\n");
@@ -242,14 +244,16 @@ void append_frame(std::string& out, uint8_t opcode, std::string_view payload, ui
     out.push_back(static_cast<char>(n & 0xFF));
   } else {
     out.push_back(static_cast<char>(0x80 | 127));
-    for (int i = 7; i >= 0; --i) out.push_back(static_cast<char>((uint64_t{n} >> (8 * i)) & 0xFF));
+    for (int i = 7; i >= 0; --i)
+      out.push_back(static_cast<char>((uint64_t{n} >> (8 * i)) & 0xFF));
   }
   unsigned char key[4];
   std::memcpy(key, &mask, 4);
   out.append(reinterpret_cast<const char*>(key), 4);
   const std::size_t start = out.size();
   out.append(payload);
-  for (std::size_t i = 0; i < n; ++i) out[start + i] ^= static_cast<char>(key[i & 3]);
+  for (std::size_t i = 0; i < n; ++i)
+    out[start + i] ^= static_cast<char>(key[i & 3]);
 }
 
 /// Reads the unsigned decimal that follows `pos` in `s`, or returns false.
@@ -302,7 +306,8 @@ bool cbor_uint(std::string_view s, std::string_view key_bytes, uint64_t& out) {
   const std::size_t len = info == 24 ? 1 : info == 25 ? 2 : info == 26 ? 4 : info == 27 ? 8 : 0;
   if (len == 0 || at + 1 + len > s.size()) return false;
   out = 0;
-  for (std::size_t i = 0; i < len; ++i) out = (out << 8) | static_cast<unsigned char>(s[at + 1 + i]);
+  for (std::size_t i = 0; i < len; ++i)
+    out = (out << 8) | static_cast<unsigned char>(s[at + 1 + i]);
   return true;
 }
 
@@ -369,7 +374,7 @@ class generator {
   std::vector<connection*> writers_;
   std::size_t next_writer_ = 0;
   std::vector<connection*> due_writers_;  // writers with pushes to send this round
-  uint64_t push_writes_ = 0;               // sends that carried pushes
+  uint64_t push_writes_ = 0;              // sends that carried pushes
   std::size_t opened_ = 0;
   std::size_t connecting_ = 0;
   std::size_t next_to_open_ = 0;
@@ -401,8 +406,8 @@ void generator::open_connection(connection& c) {
   if (o_.source_ips > 1) {
     sockaddr_in src{};
     src.sin_family = AF_INET;
-    src.sin_addr.s_addr =
-        htonl(INADDR_LOOPBACK + static_cast<uint32_t>(opened_ % static_cast<std::size_t>(o_.source_ips)));
+    src.sin_addr.s_addr = htonl(
+        INADDR_LOOPBACK + static_cast<uint32_t>(opened_ % static_cast<std::size_t>(o_.source_ips)));
     if (::bind(c.fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0) die("bind source ip");
   }
   sockaddr_in addr{};
@@ -459,8 +464,9 @@ void generator::continue_tls_handshake(connection& c) {
 void generator::send_upgrade(connection& c) {
   c.state = phase::handshake;
   const auto& [host, port] = o_.servers[c.server];
-  std::string path = c.kind == role::subscriber ? room_path(c.room)
-                                                : "/room/" + rooms_[static_cast<std::size_t>(c.room)] + "/connect";
+  std::string path = c.kind == role::subscriber
+                         ? room_path(c.room)
+                         : "/room/" + rooms_[static_cast<std::size_t>(c.room)] + "/connect";
   c.out += "GET " + path + " HTTP/1.1\r\nHost: " + host + ":" + std::to_string(port) +
            "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
            "Sec-WebSocket-Key: ZHJpZnRiZW5jaC1sb2FkIQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
@@ -469,7 +475,8 @@ void generator::send_upgrade(connection& c) {
 
 void generator::flush(connection& c) {
   while (c.ssl != nullptr && !c.out.empty()) {
-    const int n = SSL_write(c.ssl, c.out.data(), static_cast<int>(std::min<std::size_t>(c.out.size(), 1 << 30)));
+    const int n = SSL_write(c.ssl, c.out.data(),
+                            static_cast<int>(std::min<std::size_t>(c.out.size(), 1 << 30)));
     if (n <= 0) {
       const int e = SSL_get_error(c.ssl, n);
       if (e == SSL_ERROR_WANT_WRITE || e == SSL_ERROR_WANT_READ) {
@@ -580,7 +587,8 @@ void generator::on_frames(connection& c) {
     } else if (len == 127) {
       if (in.size() - at < 10) break;
       len = 0;
-      for (int i = 0; i < 8; ++i) len = (len << 8) | static_cast<unsigned char>(in[at + 2 + i]);
+      for (int i = 0; i < 8; ++i)
+        len = (len << 8) | static_cast<unsigned char>(in[at + 2 + i]);
       header = 10;
     }
     if (in.size() - at < header + len) break;
@@ -590,9 +598,9 @@ void generator::on_frames(connection& c) {
       on_text(c, payload, opcode == 0x2);
     } else if (opcode == 0x8) {
       c.close_code = payload.size() >= 2
-                       ? static_cast<uint16_t>((static_cast<unsigned char>(payload[0]) << 8) |
-                                               static_cast<unsigned char>(payload[1]))
-                       : 1005;
+                         ? static_cast<uint16_t>((static_cast<unsigned char>(payload[0]) << 8) |
+                                                 static_cast<unsigned char>(payload[1]))
+                         : 1005;
     } else if (opcode == 0x9) {
       append_frame(c.out, 0xA, payload, c.mask);
       flush(c);
@@ -678,7 +686,8 @@ void generator::send_push(connection& c, int64_t intended) {
 /// Sends what each writer in `due_writers_` has queued, one write each.
 void generator::flush_due_writers() {
   push_writes_ += due_writers_.size();
-  for (connection* c : due_writers_) flush(*c);
+  for (connection* c : due_writers_)
+    flush(*c);
   due_writers_.clear();
 }
 
@@ -708,7 +717,8 @@ void generator::pump(int64_t until_ns, bool writing) {
       flush_due_writers();
     }
     // Keep opening connections, a window at a time.
-    while (next_to_open_ < conns_.size() && connecting_ < static_cast<std::size_t>(o_.connect_window)) {
+    while (next_to_open_ < conns_.size() &&
+           connecting_ < static_cast<std::size_t>(o_.connect_window)) {
       open_connection(*conns_[next_to_open_++]);
     }
     int64_t wake = until_ns;
@@ -752,7 +762,8 @@ int generator::run() {
   if (o_.idle > 0) {
     // Idle clients: connected and subscribed to a key, then silent.
     const long before = o_.server_pid ? rss_kib(o_.server_pid) : -1;
-    for (int i = 0; i < o_.idle; ++i) add(role::subscriber, i % o_.rooms);
+    for (int i = 0; i < o_.idle; ++i)
+      add(role::subscriber, i % o_.rooms);
     const int64_t deadline = started + static_cast<int64_t>(180e9);
     while (ready_subscribers_ < conns_.size() && now_ns() < deadline) {
       pump(now_ns() + 50'000'000, false);
@@ -764,19 +775,21 @@ int generator::run() {
     pump(now_ns() + 500'000'000, false);  // let the server settle
     const long after = o_.server_pid ? rss_kib(o_.server_pid) : -1;
     std::printf(
-      "{\"scenario\":\"%s\",\"connections\":%d,\"rooms\":%d,\"rss_before_kib\":%ld,"
-      "\"rss_after_kib\":%ld,\"bytes_per_connection\":%.0f,\"connect_s\":%.2f}\n",
-      o_.scenario.c_str(), o_.idle, o_.rooms, before, after,
-      before >= 0 ? static_cast<double>(after - before) * 1024.0 / o_.idle : -1.0,
-      static_cast<double>(now_ns() - started) / 1e9);
+        "{\"scenario\":\"%s\",\"connections\":%d,\"rooms\":%d,\"rss_before_kib\":%ld,"
+        "\"rss_after_kib\":%ld,\"bytes_per_connection\":%.0f,\"connect_s\":%.2f}\n",
+        o_.scenario.c_str(), o_.idle, o_.rooms, before, after,
+        before >= 0 ? static_cast<double>(after - before) * 1024.0 / o_.idle : -1.0,
+        static_cast<double>(now_ns() - started) / 1e9);
     return 0;
   }
 
   for (int r = 0; r < o_.rooms; ++r) {
-    for (int s = 0; s < o_.subscribers; ++s) add(role::subscriber, r);
+    for (int s = 0; s < o_.subscribers; ++s)
+      add(role::subscriber, r);
   }
   for (int r = 0; r < o_.rooms; ++r) {
-    for (int w = 0; w < o_.writers; ++w) add(role::writer, r);
+    for (int w = 0; w < o_.writers; ++w)
+      add(role::writer, r);
   }
   // Connect everyone and wait for every subscriber's init: nobody misses the first push.
   const std::size_t want_subscribers = static_cast<std::size_t>(o_.rooms) * o_.subscribers;
@@ -798,13 +811,15 @@ int generator::run() {
   const std::size_t writers = static_cast<std::size_t>(o_.rooms) * o_.writers;
   for (auto& c : conns_) {
     if (c->kind != role::writer) continue;
-    c->next_due = t0 + interval * static_cast<int64_t>(w++) / static_cast<int64_t>(std::max<std::size_t>(writers, 1));
+    c->next_due = t0 + interval * static_cast<int64_t>(w++) /
+                           static_cast<int64_t>(std::max<std::size_t>(writers, 1));
     writers_.push_back(c.get());
   }
   measure_from_ = t0 + static_cast<int64_t>(o_.warmup * 1e9);
   const int64_t load_end = t0 + static_cast<int64_t>((o_.warmup + o_.duration) * 1e9);
   measure_to_ = load_end;
-  if (o_.per_push_max) push_max_.assign(static_cast<std::size_t>(o_.rate * (o_.warmup + o_.duration)) + 16, 0);
+  if (o_.per_push_max)
+    push_max_.assign(static_cast<std::size_t>(o_.rate * (o_.warmup + o_.duration)) + 16, 0);
   pump(load_end, true);
 
   // Drain: wait (bounded) until every subscriber has everything its room was sent.
@@ -818,10 +833,12 @@ int generator::run() {
     return m;
   };
   const int64_t drain_deadline = now_ns() + 10'000'000'000;
-  while (missing() > 0 && now_ns() < drain_deadline) pump(now_ns() + 20'000'000, false);
+  while (missing() > 0 && now_ns() < drain_deadline)
+    pump(now_ns() + 20'000'000, false);
 
   uint64_t sent = 0, received = 0, duplicates = 0, reordered = 0, closed = 0;
-  for (auto& rs : room_sent_) sent += rs;
+  for (auto& rs : room_sent_)
+    sent += rs;
   for (auto& c : conns_) {
     if (c->kind != role::subscriber) continue;
     received += c->received;
@@ -837,24 +854,24 @@ int generator::run() {
   const histogram& lat = o_.per_push_max ? per_push : latency_;
   const double secs = o_.duration;
   std::printf(
-    "{\"scenario\":\"%s\",\"rooms\":%d,\"subscribers_per_room\":%d,\"writers_per_room\":%d,"
-    "\"rate_per_writer\":%.0f,\"action\":\"%s\",\"format\":\"%s\",\"servers\":%zu,"
-    "\"pushes\":%llu,\"deliveries\":%llu,\"deliveries_per_s\":%.0f,\"pushes_per_s\":%.0f,"
-    "\"lost\":%llu,\"duplicated\":%llu,\"reordered\":%llu,\"closed\":%llu,"
-    "\"parse_failures\":%llu,\"latency_what\":\"%s\",\"p50_us\":%.1f,\"p99_us\":%.1f,"
-    "\"p999_us\":%.1f,\"max_us\":%.1f,\"pushes_per_write\":%.2f,\"connect_s\":%.2f}\n",
-    o_.scenario.c_str(), o_.rooms, o_.subscribers, o_.writers, o_.rate, o_.action.c_str(),
-    o_.cbor_subscribers ? "cbor" : "json", o_.servers.size(),
-    static_cast<unsigned long long>(sent), static_cast<unsigned long long>(received),
-    static_cast<double>(counted_deliveries_) / secs,
-    static_cast<double>(sent) / (o_.warmup + o_.duration),
-    static_cast<unsigned long long>(lost), static_cast<unsigned long long>(duplicates),
-    static_cast<unsigned long long>(reordered), static_cast<unsigned long long>(closed),
-    static_cast<unsigned long long>(parse_failures_),
-    o_.per_push_max ? "last subscriber per push" : "every delivery",
-    static_cast<double>(lat.quantile(0.5)) / 1e3, static_cast<double>(lat.quantile(0.99)) / 1e3,
-    static_cast<double>(lat.quantile(0.999)) / 1e3, static_cast<double>(lat.max()) / 1e3,
-    push_writes_ > 0 ? static_cast<double>(sent) / static_cast<double>(push_writes_) : 0.0, connect_s);
+      "{\"scenario\":\"%s\",\"rooms\":%d,\"subscribers_per_room\":%d,\"writers_per_room\":%d,"
+      "\"rate_per_writer\":%.0f,\"action\":\"%s\",\"format\":\"%s\",\"servers\":%zu,"
+      "\"pushes\":%llu,\"deliveries\":%llu,\"deliveries_per_s\":%.0f,\"pushes_per_s\":%.0f,"
+      "\"lost\":%llu,\"duplicated\":%llu,\"reordered\":%llu,\"closed\":%llu,"
+      "\"parse_failures\":%llu,\"latency_what\":\"%s\",\"p50_us\":%.1f,\"p99_us\":%.1f,"
+      "\"p999_us\":%.1f,\"max_us\":%.1f,\"pushes_per_write\":%.2f,\"connect_s\":%.2f}\n",
+      o_.scenario.c_str(), o_.rooms, o_.subscribers, o_.writers, o_.rate, o_.action.c_str(),
+      o_.cbor_subscribers ? "cbor" : "json", o_.servers.size(),
+      static_cast<unsigned long long>(sent), static_cast<unsigned long long>(received),
+      static_cast<double>(counted_deliveries_) / secs,
+      static_cast<double>(sent) / (o_.warmup + o_.duration), static_cast<unsigned long long>(lost),
+      static_cast<unsigned long long>(duplicates), static_cast<unsigned long long>(reordered),
+      static_cast<unsigned long long>(closed), static_cast<unsigned long long>(parse_failures_),
+      o_.per_push_max ? "last subscriber per push" : "every delivery",
+      static_cast<double>(lat.quantile(0.5)) / 1e3, static_cast<double>(lat.quantile(0.99)) / 1e3,
+      static_cast<double>(lat.quantile(0.999)) / 1e3, static_cast<double>(lat.max()) / 1e3,
+      push_writes_ > 0 ? static_cast<double>(sent) / static_cast<double>(push_writes_) : 0.0,
+      connect_s);
   return lost == 0 && duplicates == 0 && reordered == 0 && closed == 0 ? 0 : 1;
 }
 

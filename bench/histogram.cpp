@@ -31,7 +31,8 @@ void histogram::record(int64_t nanos) {
 }
 
 void histogram::merge(const histogram& other) {
-  for (std::size_t i = 0; i < buckets_.size(); ++i) buckets_[i] += other.buckets_[i];
+  for (std::size_t i = 0; i < buckets_.size(); ++i)
+    buckets_[i] += other.buckets_[i];
   count_ += other.count_;
   max_ = std::max(max_, other.max_);
 }

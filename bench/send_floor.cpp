@@ -47,18 +47,25 @@ options parse(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "-h" || a == "--help") {
-      std::puts("usage: send_floor [--connections N] [--rounds R] [--bytes B] "
-                "[--server-cpu C] [--client-cpu C]");
+      std::puts(
+          "usage: send_floor [--connections N] [--rounds R] [--bytes B] "
+          "[--server-cpu C] [--client-cpu C]");
       std::exit(0);
     }
     if (i + 1 >= argc) die(a + " needs a value");
     int v = std::atoi(argv[++i]);
-    if (a == "--connections") o.connections = v;
-    else if (a == "--rounds") o.rounds = v;
-    else if (a == "--bytes") o.bytes = v;
-    else if (a == "--server-cpu") o.server_cpu = v;
-    else if (a == "--client-cpu") o.client_cpu = v;
-    else die("unknown option " + a);
+    if (a == "--connections")
+      o.connections = v;
+    else if (a == "--rounds")
+      o.rounds = v;
+    else if (a == "--bytes")
+      o.bytes = v;
+    else if (a == "--server-cpu")
+      o.server_cpu = v;
+    else if (a == "--client-cpu")
+      o.client_cpu = v;
+    else
+      die("unknown option " + a);
   }
   if (o.connections < 1 || o.rounds < 1 || o.bytes < 1) die("values must be positive");
   return o;
@@ -160,15 +167,16 @@ int main(int argc, char** argv) {
     }
     round_ms.push_back(now_ms() - start);
   }
-  for (int fd : peers) ::close(fd);
+  for (int fd : peers)
+    ::close(fd);
   int status = 0;
   ::waitpid(child, &status, 0);
 
   std::sort(round_ms.begin(), round_ms.end());
   const double median = round_ms[round_ms.size() / 2];
-  std::printf("{\"connections\":%d,\"rounds\":%d,\"bytes\":%d,\"round_p50_ms\":%.1f,"
-              "\"round_max_ms\":%.1f,\"send_us\":%.2f}\n",
-              o.connections, o.rounds, o.bytes, median, round_ms.back(),
-              median * 1000.0 / o.connections);
+  std::printf(
+      "{\"connections\":%d,\"rounds\":%d,\"bytes\":%d,\"round_p50_ms\":%.1f,"
+      "\"round_max_ms\":%.1f,\"send_us\":%.2f}\n",
+      o.connections, o.rounds, o.bytes, median, round_ms.back(), median * 1000.0 / o.connections);
   return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : 1;
 }

@@ -56,7 +56,9 @@ struct membership_state {
 
 using membership_actor = caf::stateful_actor<membership_state>;
 
-spdlog::logger& log() { return config::logger("cluster"); }
+spdlog::logger& log() {
+  return config::logger("cluster");
+}
 
 bool split_host_port(const std::string& addr, std::string& host, uint16_t& port) {
   auto colon = addr.rfind(':');
@@ -78,7 +80,8 @@ bool split_host_port(const std::string& addr, std::string& host, uint16_t& port)
 void publish_view(membership_actor* self) {
   members_view view;
   view.self = self->state.cfg.self.name;
-  for (auto& [name, m] : self->state.members) view.members.push_back(m);
+  for (auto& [name, m] : self->state.members)
+    view.members.push_back(m);
   if (self->state.cfg.replica) self->send(self->state.cfg.replica, view);
   self->send(self->state.router, std::move(view));
 }
@@ -87,8 +90,8 @@ void publish_view(membership_actor* self) {
 
 int64_t steady_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
-           std::chrono::steady_clock::now().time_since_epoch())
-    .count();
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 bool is_voter(membership_actor* self, const std::string& cluster_addr) {
@@ -104,7 +107,7 @@ std::size_t voter_majority(membership_actor* self) {
 void publish_quorum(membership_actor* self) {
   auto& st = self->state;
   const bool held =
-    st.cfg.voters.empty() || (st.cfg.lease_until && steady_ns() < st.cfg.lease_until->load());
+      st.cfg.voters.empty() || (st.cfg.lease_until && steady_ns() < st.cfg.lease_until->load());
   if (held == st.quorum_held) return;
   st.quorum_held = held;
   self->send(st.router, quorum_is{held});
@@ -118,7 +121,8 @@ void lease_answer(membership_actor* self, uint64_t round, const std::string& vot
   r->second.second.insert(voter);
   if (r->second.second.size() < voter_majority(self)) return;
   const int64_t until =
-    r->second.first + std::chrono::duration_cast<std::chrono::nanoseconds>(st.cfg.lease_duration).count();
+      r->second.first +
+      std::chrono::duration_cast<std::chrono::nanoseconds>(st.cfg.lease_duration).count();
   if (st.cfg.lease_until && until > st.cfg.lease_until->load()) st.cfg.lease_until->store(until);
   // Older rounds can only give less.
   st.rounds.erase(st.rounds.begin(), std::next(r));
@@ -133,14 +137,14 @@ void lease_round(membership_actor* self) {
   const uint64_t round = ++st.lease_round;
   st.rounds[round] = {steady_ns(), {}};
   // Rounds that never reach a majority are not kept for ever.
-  while (st.rounds.size() > 64) st.rounds.erase(st.rounds.begin());
+  while (st.rounds.size() > 64)
+    st.rounds.erase(st.rounds.begin());
   if (is_voter(self, st.cfg.self.cluster)) lease_answer(self, round, st.cfg.self.cluster);
   for (auto& [name, m] : st.members) {
     if (name == st.cfg.self.name || !m.up || !m.node || !is_voter(self, m.addr.cluster)) continue;
     const std::string voter = m.addr.cluster;
     self->request(m.node, st.cfg.lease_duration, lease_ping{round})
-      .then([=](uint64_t answered) { lease_answer(self, answered, voter); },
-            [](caf::error&) {});
+        .then([=](uint64_t answered) { lease_answer(self, answered, voter); }, [](caf::error&) {});
   }
   publish_quorum(self);
 }
@@ -177,8 +181,8 @@ bool admit(membership_actor* self, const member_addr& addr, const caf::actor& no
   if (!node) return false;  // its node vanished before we read its message
   member m{addr, node, router, replica, true, false};
   actors::watch(self, node);
-  const bool fresh = it == st.members.end() || !it->second.up ||
-                     it->second.addr.incarnation != addr.incarnation;
+  const bool fresh =
+      it == st.members.end() || !it->second.up || it->second.addr.incarnation != addr.incarnation;
   st.members[addr.name] = std::move(m);
   st.heard.erase(addr.name);
   st.waited.erase(addr.name);
@@ -232,52 +236,53 @@ void try_connect(membership_actor* self, const std::string& addr) {
   auto mm = st.cfg.tls ? self->system().openssl_manager().actor_handle()
                        : self->system().middleman().actor_handle();
   self->request(mm, connect_timeout, caf::connect_atom_v, host, port)
-    .then(
-      [=](const caf::node_id& nid, caf::strong_actor_ptr ptr, const std::set<std::string>&) {
-        if (nid == self->system().node()) {
-          self->state.own_addresses.insert(addr);
-          return done();
-        }
-        if (!ptr) {
-          log().warn("nothing listens as a driftd member at {}", addr);
-          return done();
-        }
-        auto peer = caf::actor_cast<caf::actor>(ptr);
-        const auto& me = self->state.cfg.self;
-        self
-          ->request(peer, connect_timeout,
-                    hello{me, self->state.router, self->state.cfg.replica,
-                          self->state.cfg.cluster_name,
-                          membership_proof(self->state.cfg.secret, self->state.cfg.cluster_name,
-                                           me),
-                          self->state.cfg.terms})
-          .then(
-            [=](welcome& w) {
-              done();
-              const auto& cfg = self->state.cfg;
-              if (!proof_matches(cfg.secret, cfg.cluster_name, w.from, w.proof)) {
-                log().error("{} answered without knowing the cluster secret; ignoring it", addr);
-                return;
-              }
-              self->state.address_owner[addr] = w.from.name;
-              admit(self, w.from, peer, w.router, w.replica);
-              for (const auto& other : w.members) {
-                auto known = self->state.members.find(other.name);
-                if (known == self->state.members.end() || !known->second.up ||
-                    known->second.addr.incarnation != other.incarnation) {
-                  heard_of(self, other);
-                }
-              }
-            },
-            [=](caf::error& err) {
-              done();
-              log().warn("{} refused to admit this node: {}", addr, self->system().render(err));
-            });
-      },
-      [=](caf::error& err) {
-        done();
-        log().debug("cannot reach {}: {}", addr, self->system().render(err));
-      });
+      .then(
+          [=](const caf::node_id& nid, caf::strong_actor_ptr ptr, const std::set<std::string>&) {
+            if (nid == self->system().node()) {
+              self->state.own_addresses.insert(addr);
+              return done();
+            }
+            if (!ptr) {
+              log().warn("nothing listens as a driftd member at {}", addr);
+              return done();
+            }
+            auto peer = caf::actor_cast<caf::actor>(ptr);
+            const auto& me = self->state.cfg.self;
+            self->request(peer, connect_timeout,
+                          hello{me, self->state.router, self->state.cfg.replica,
+                                self->state.cfg.cluster_name,
+                                membership_proof(self->state.cfg.secret,
+                                                 self->state.cfg.cluster_name, me),
+                                self->state.cfg.terms})
+                .then(
+                    [=](welcome& w) {
+                      done();
+                      const auto& cfg = self->state.cfg;
+                      if (!proof_matches(cfg.secret, cfg.cluster_name, w.from, w.proof)) {
+                        log().error("{} answered without knowing the cluster secret; ignoring it",
+                                    addr);
+                        return;
+                      }
+                      self->state.address_owner[addr] = w.from.name;
+                      admit(self, w.from, peer, w.router, w.replica);
+                      for (const auto& other : w.members) {
+                        auto known = self->state.members.find(other.name);
+                        if (known == self->state.members.end() || !known->second.up ||
+                            known->second.addr.incarnation != other.incarnation) {
+                          heard_of(self, other);
+                        }
+                      }
+                    },
+                    [=](caf::error& err) {
+                      done();
+                      log().warn("{} refused to admit this node: {}", addr,
+                                 self->system().render(err));
+                    });
+          },
+          [=](caf::error& err) {
+            done();
+            log().debug("cannot reach {}: {}", addr, self->system().render(err));
+          });
 }
 
 // -- who dials whom ---------------------------------------------------------------------------
@@ -345,7 +350,8 @@ void dial_seeds(membership_actor* self) {
     return;
   }
   bool joined = false;
-  for (auto& [name, m] : st.members) joined |= m.up && name != st.cfg.self.name;
+  for (auto& [name, m] : st.members)
+    joined |= m.up && name != st.cfg.self.name;
   if (!joined) try_connect(self, unnamed[st.next_seed++ % unnamed.size()]);
 }
 
@@ -365,7 +371,9 @@ std::string view_json(membership_actor* self) {
     members.push_back({{"name", name},
                        {"cluster", m.addr.cluster},
                        {"http", m.addr.http},
-                       {"state", !m.up ? "down" : m.leaving ? "leaving" : "up"}});
+                       {"state", !m.up       ? "down"
+                                 : m.leaving ? "leaving"
+                                             : "up"}});
   }
   return nlohmann::json{{"node", self->state.cfg.self.name}, {"members", members}}.dump();
 }
@@ -376,8 +384,8 @@ caf::behavior membership(membership_actor* self, membership_config cfg, caf::act
   st.router = std::move(router);
   // Voting clusters start without a lease: the router waits for the first one.
   st.quorum_held = st.cfg.voters.empty();
-  st.members[st.cfg.self.name] = member{st.cfg.self, caf::actor_cast<caf::actor>(self),
-                                        st.router, st.cfg.replica, true, false};
+  st.members[st.cfg.self.name] = member{
+      st.cfg.self, caf::actor_cast<caf::actor>(self), st.router, st.cfg.replica, true, false};
   publish_view(self);
   self->send(self, tick_atom_v);
   self->send(self, lease_atom_v);
@@ -392,90 +400,92 @@ caf::behavior membership(membership_actor* self, membership_config cfg, caf::act
   });
 
   return {
-    [=](hello& h) -> caf::result<welcome> {
-      auto& st = self->state;
-      if (h.cluster_name != st.cfg.cluster_name) {
-        log().error("refused {} from cluster `{}` (this is `{}`)", h.from.name, h.cluster_name,
-                    st.cfg.cluster_name);
-        return caf::make_error(caf::sec::runtime_error, "wrong cluster name");
-      }
-      if (!proof_matches(st.cfg.secret, st.cfg.cluster_name, h.from, h.proof)) {
-        log().error("refused {}: it does not know the cluster secret", h.from.name);
-        return caf::make_error(caf::sec::runtime_error, "wrong cluster secret");
-      }
-      if (h.from.name == st.cfg.self.name) {
-        log().error("refused a second node named {} at {}", h.from.name, h.from.cluster);
-        return caf::make_error(caf::sec::runtime_error, "duplicate node name");
-      }
-      if (h.terms != st.cfg.terms) {
-        // Two views of who votes, or of the lease's timing, would let two owners serve.
-        log().error("refused {}: its seeds, --failure-timeout, --heartbeat-interval or "
-                    "--replicas differ from this node's",
-                    h.from.name);
-        return caf::make_error(caf::sec::runtime_error, "different seeds, timeouts or replicas");
-      }
-      auto peer = caf::actor_cast<caf::actor>(self->current_sender());
-      if (!peer) return caf::make_error(caf::sec::runtime_error, "connection lost");
-      if (!admit(self, h.from, peer, h.router, h.replica)) {
-        return caf::make_error(caf::sec::runtime_error, "stale incarnation");
-      }
-      const auto& me = st.cfg.self;
-      return welcome{me, st.router, st.cfg.replica,
-                     membership_proof(st.cfg.secret, st.cfg.cluster_name, me),
-                     up_addresses(self)};
-    },
-    [=](gossip& g) {
-      if (!from_member(self)) return;
-      for (const auto& addr : g.members) {
-        auto known = self->state.members.find(addr.name);
-        if (known == self->state.members.end() || !known->second.up ||
-            known->second.addr.incarnation != addr.incarnation) {
-          heard_of(self, addr);
+      [=](hello& h) -> caf::result<welcome> {
+        auto& st = self->state;
+        if (h.cluster_name != st.cfg.cluster_name) {
+          log().error("refused {} from cluster `{}` (this is `{}`)", h.from.name, h.cluster_name,
+                      st.cfg.cluster_name);
+          return caf::make_error(caf::sec::runtime_error, "wrong cluster name");
         }
-      }
-    },
-    [=](leaving& l) {
-      if (!from_member(self)) return;
-      auto it = self->state.members.find(l.name);
-      if (it != self->state.members.end() && it->second.addr.incarnation == l.incarnation &&
-          it->second.up && !it->second.leaving) {
-        it->second.leaving = true;
-        log().info("member {} is leaving", l.name);
+        if (!proof_matches(st.cfg.secret, st.cfg.cluster_name, h.from, h.proof)) {
+          log().error("refused {}: it does not know the cluster secret", h.from.name);
+          return caf::make_error(caf::sec::runtime_error, "wrong cluster secret");
+        }
+        if (h.from.name == st.cfg.self.name) {
+          log().error("refused a second node named {} at {}", h.from.name, h.from.cluster);
+          return caf::make_error(caf::sec::runtime_error, "duplicate node name");
+        }
+        if (h.terms != st.cfg.terms) {
+          // Two views of who votes, or of the lease's timing, would let two owners serve.
+          log().error(
+              "refused {}: its seeds, --failure-timeout, --heartbeat-interval or "
+              "--replicas differ from this node's",
+              h.from.name);
+          return caf::make_error(caf::sec::runtime_error, "different seeds, timeouts or replicas");
+        }
+        auto peer = caf::actor_cast<caf::actor>(self->current_sender());
+        if (!peer) return caf::make_error(caf::sec::runtime_error, "connection lost");
+        if (!admit(self, h.from, peer, h.router, h.replica)) {
+          return caf::make_error(caf::sec::runtime_error, "stale incarnation");
+        }
+        const auto& me = st.cfg.self;
+        return welcome{me, st.router, st.cfg.replica,
+                       membership_proof(st.cfg.secret, st.cfg.cluster_name, me),
+                       up_addresses(self)};
+      },
+      [=](gossip& g) {
+        if (!from_member(self)) return;
+        for (const auto& addr : g.members) {
+          auto known = self->state.members.find(addr.name);
+          if (known == self->state.members.end() || !known->second.up ||
+              known->second.addr.incarnation != addr.incarnation) {
+            heard_of(self, addr);
+          }
+        }
+      },
+      [=](leaving& l) {
+        if (!from_member(self)) return;
+        auto it = self->state.members.find(l.name);
+        if (it != self->state.members.end() && it->second.addr.incarnation == l.incarnation &&
+            it->second.up && !it->second.leaving) {
+          it->second.leaving = true;
+          log().info("member {} is leaving", l.name);
+          publish_view(self);
+        }
+      },
+      [=](tick_atom) {
+        auto& st = self->state;
+        dial_seeds(self);
+        // What gossip said last about a member is newer than what we saw of it.
+        for (auto& [name, addr] : st.heard) {
+          if (!up_here(self, name)) dial_round(self, addr);
+        }
+        for (auto& [name, m] : st.members) {
+          if (!m.up && st.heard.count(name) == 0) dial_round(self, m.addr);
+        }
+        // Jitter: nodes started together would otherwise dial each other in lockstep.
+        std::uniform_int_distribution<int64_t> jitter{0, st.cfg.retry_interval.count()};
+        self->delayed_send(self,
+                           st.cfg.retry_interval / 2 + std::chrono::milliseconds{jitter(st.rng)},
+                           tick_atom_v);
+      },
+      [=](view_atom) { return view_json(self); },
+      [=](lease_ping& p) -> uint64_t { return p.round; },
+      [=](lease_atom) {
+        lease_round(self);
+        self->delayed_send(self, self->state.cfg.heartbeat_interval, lease_atom_v);
+      },
+      [=](leave_atom) {
+        auto& st = self->state;
+        st.members[st.cfg.self.name].leaving = true;
+        for (auto& [name, m] : st.members) {
+          if (m.up && name != st.cfg.self.name) {
+            self->send(m.node, leaving{st.cfg.self.name, st.cfg.self.incarnation});
+          }
+        }
         publish_view(self);
-      }
-    },
-    [=](tick_atom) {
-      auto& st = self->state;
-      dial_seeds(self);
-      // What gossip said last about a member is newer than what we saw of it.
-      for (auto& [name, addr] : st.heard) {
-        if (!up_here(self, name)) dial_round(self, addr);
-      }
-      for (auto& [name, m] : st.members) {
-        if (!m.up && st.heard.count(name) == 0) dial_round(self, m.addr);
-      }
-      // Jitter: nodes started together would otherwise dial each other in lockstep.
-      std::uniform_int_distribution<int64_t> jitter{0, st.cfg.retry_interval.count()};
-      self->delayed_send(self, st.cfg.retry_interval / 2 + std::chrono::milliseconds{jitter(st.rng)},
-                         tick_atom_v);
-    },
-    [=](view_atom) { return view_json(self); },
-    [=](lease_ping& p) -> uint64_t { return p.round; },
-    [=](lease_atom) {
-      lease_round(self);
-      self->delayed_send(self, self->state.cfg.heartbeat_interval, lease_atom_v);
-    },
-    [=](leave_atom) {
-      auto& st = self->state;
-      st.members[st.cfg.self.name].leaving = true;
-      for (auto& [name, m] : st.members) {
-        if (m.up && name != st.cfg.self.name) {
-          self->send(m.node, leaving{st.cfg.self.name, st.cfg.self.incarnation});
-        }
-      }
-      publish_view(self);
-      return true;
-    },
+        return true;
+      },
   };
 }
 

@@ -25,9 +25,9 @@ struct member_addr {
 /// A member as this node knows it.
 struct member {
   member_addr addr;
-  caf::actor node;    ///< its membership actor (reached over our own connection)
-  caf::actor router;  ///< its router
-  caf::actor replica; ///< its replica actor (docs/replication.md)
+  caf::actor node;     ///< its membership actor (reached over our own connection)
+  caf::actor router;   ///< its router
+  caf::actor replica;  ///< its replica actor (docs/replication.md)
   bool up = false;
   /// Stopping on purpose: no room is placed on it any more, but it still answers (it is
   /// handing its rooms over).
@@ -99,8 +99,7 @@ struct members_view {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, member_addr& x) {
-  return f(caf::meta::type_name("driftd::member_addr"), x.name, x.cluster, x.http,
-           x.incarnation);
+  return f(caf::meta::type_name("driftd::member_addr"), x.name, x.cluster, x.http, x.incarnation);
 }
 
 template <class Inspector>

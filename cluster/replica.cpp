@@ -74,12 +74,14 @@ struct replica_state {
 
 using replica_actor = caf::stateful_actor<replica_state>;
 
-spdlog::logger& log() { return config::logger("cluster"); }
+spdlog::logger& log() {
+  return config::logger("cluster");
+}
 
 int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 /// Runs `then` once the meta of `room` is known here (read from the store on first use).
@@ -183,8 +185,8 @@ void on_replicate(replica_actor* self, replicate_msg& m,
   auto& st = self->state;
   auto& r = st.rooms[m.room];
   replicate_answer a;
-  const bool follows = m.epoch > r.meta.promised ||
-                       (m.epoch == r.meta.promised && r.meta.promised_owner == m.owner);
+  const bool follows =
+      m.epoch > r.meta.promised || (m.epoch == r.meta.promised && r.meta.promised_owner == m.owner);
   if (!follows) {
     a.outcome = replicate_answer::refused;
     a.promised = r.meta.promised;
@@ -212,7 +214,8 @@ void on_replicate(replica_actor* self, replicate_msg& m,
   w.room = m.room;
   w.erase_room = m.whole;
   w.erases.reserve(m.erases.size());
-  for (auto& e : m.erases) w.erases.emplace_back(std::move(e.key), e.seq);
+  for (auto& e : m.erases)
+    w.erases.emplace_back(std::move(e.key), e.seq);
   w.puts.reserve(m.puts.size());
   for (auto& p : m.puts) {
     w.puts.emplace_back(std::move(p.key), storage::stored_entry{p.seq, std::move(p.value), p.size});
@@ -268,7 +271,8 @@ void on_fetch(replica_actor* self, const std::string& room,
       stream_snapshot ss;
       ss.key = key;
       ss.entries.reserve(entries.size());
-      for (auto& e : entries) ss.entries.push_back(entry_snapshot{e.seq, std::move(e.value), e.size});
+      for (auto& e : entries)
+        ss.entries.push_back(entry_snapshot{e.seq, std::move(e.value), e.size});
       snap.streams.push_back(std::move(ss));
     }
     rp.deliver(std::move(snap));
@@ -299,68 +303,69 @@ caf::behavior replica(replica_actor* self, std::string self_name, storage::store
     log().debug("the replica of this node got an error: {}", self->system().render(err));
   });
   return {
-    [=](claim_msg& m) -> caf::result<claim_answer> {
-      auto rp = self->make_response_promise<claim_answer>();
-      with_room(self, m.room, [=]() mutable { on_claim(self, m, rp); });
-      return rp;
-    },
-    [=](replicate_msg& m) -> caf::result<replicate_answer> {
-      auto rp = self->make_response_promise<replicate_answer>();
-      with_room(self, m.room, [=]() mutable { on_replicate(self, m, rp); });
-      return rp;
-    },
-    [=](release_msg& m) -> caf::result<bool> {
-      auto rp = self->make_response_promise<bool>();
-      with_room(self, m.room, [=]() mutable { on_release(self, m, rp); });
-      return rp;
-    },
-    [=](confirm_msg& m) -> caf::result<bool> {
-      auto rp = self->make_response_promise<bool>();
-      with_room(self, m.room, [=]() mutable {
-        const auto& meta = self->state.rooms[m.room].meta;
-        // True unless this replica promised a higher epoch, or this one to someone else.
-        const bool follows = meta.promised < m.epoch ||
-                             (meta.promised == m.epoch && meta.promised_owner == m.owner);
-        rp.deliver(follows);
-      });
-      return rp;
-    },
-    [=](fetch_msg& m) -> caf::result<room_snapshot> {
-      auto rp = self->make_response_promise<room_snapshot>();
-      on_fetch(self, m.room, rp);
-      return rp;
-    },
-    [=](replica_loaded& l) {
-      auto& r = self->state.rooms[l.room];
-      r.reading = false;
-      if (!l.error.empty()) {
-        log().error("replica of room {}: cannot be read: {}", l.room, l.error);
-      }
-      r.known = true;
-      r.stored = l.stored;
-      if (l.stored) r.meta = l.meta;
-      r.promised_at = self->clock().now();
-      r.promise_read_back = true;
-      auto waiting = std::move(r.waiting);
-      r.waiting.clear();
-      for (auto& w : waiting) w();
-    },
-    [=](replica_done& d) {
-      auto& pending = self->state.pending;
-      auto it = pending.find(d.ticket);
-      if (it == pending.end()) return;
-      auto done = std::move(it->second);
-      pending.erase(it);
-      done(d);
-    },
-    [=](members_view& view) {
-      auto& up = self->state.up;
-      up.clear();
-      for (const auto& m : view.members) {
-        if (m.up) up.emplace(m.addr.name, m.addr.incarnation);
-      }
-      up.emplace(self->state.self, 0);
-    },
+      [=](claim_msg& m) -> caf::result<claim_answer> {
+        auto rp = self->make_response_promise<claim_answer>();
+        with_room(self, m.room, [=]() mutable { on_claim(self, m, rp); });
+        return rp;
+      },
+      [=](replicate_msg& m) -> caf::result<replicate_answer> {
+        auto rp = self->make_response_promise<replicate_answer>();
+        with_room(self, m.room, [=]() mutable { on_replicate(self, m, rp); });
+        return rp;
+      },
+      [=](release_msg& m) -> caf::result<bool> {
+        auto rp = self->make_response_promise<bool>();
+        with_room(self, m.room, [=]() mutable { on_release(self, m, rp); });
+        return rp;
+      },
+      [=](confirm_msg& m) -> caf::result<bool> {
+        auto rp = self->make_response_promise<bool>();
+        with_room(self, m.room, [=]() mutable {
+          const auto& meta = self->state.rooms[m.room].meta;
+          // True unless this replica promised a higher epoch, or this one to someone else.
+          const bool follows = meta.promised < m.epoch ||
+                               (meta.promised == m.epoch && meta.promised_owner == m.owner);
+          rp.deliver(follows);
+        });
+        return rp;
+      },
+      [=](fetch_msg& m) -> caf::result<room_snapshot> {
+        auto rp = self->make_response_promise<room_snapshot>();
+        on_fetch(self, m.room, rp);
+        return rp;
+      },
+      [=](replica_loaded& l) {
+        auto& r = self->state.rooms[l.room];
+        r.reading = false;
+        if (!l.error.empty()) {
+          log().error("replica of room {}: cannot be read: {}", l.room, l.error);
+        }
+        r.known = true;
+        r.stored = l.stored;
+        if (l.stored) r.meta = l.meta;
+        r.promised_at = self->clock().now();
+        r.promise_read_back = true;
+        auto waiting = std::move(r.waiting);
+        r.waiting.clear();
+        for (auto& w : waiting)
+          w();
+      },
+      [=](replica_done& d) {
+        auto& pending = self->state.pending;
+        auto it = pending.find(d.ticket);
+        if (it == pending.end()) return;
+        auto done = std::move(it->second);
+        pending.erase(it);
+        done(d);
+      },
+      [=](members_view& view) {
+        auto& up = self->state.up;
+        up.clear();
+        for (const auto& m : view.members) {
+          if (m.up) up.emplace(m.addr.name, m.addr.incarnation);
+        }
+        up.emplace(self->state.self, 0);
+      },
   };
 }
 

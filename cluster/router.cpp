@@ -67,7 +67,9 @@ struct router_state {
 
 using router_actor = caf::stateful_actor<router_state>;
 
-spdlog::logger& log() { return config::logger("cluster"); }
+spdlog::logger& log() {
+  return config::logger("cluster");
+}
 
 /// The member listening on cluster address `addr`, or null.
 const member* member_at(router_actor* self, const std::string& addr) {
@@ -142,7 +144,8 @@ replicas_are replicas_of(router_actor* self, const std::string& room) {
 void finish_leave_if_done(router_actor* self) {
   auto& st = self->state;
   if (!st.leaving || st.handoffs_pending > 0) return;
-  for (auto& rp : st.leave_waiters) rp.deliver(true);
+  for (auto& rp : st.leave_waiters)
+    rp.deliver(true);
   st.leave_waiters.clear();
 }
 
@@ -166,7 +169,8 @@ void take_ownership(router_actor* self, const std::string& room, const caf::acto
   }
   auto waiting = st.opening.find(room);
   if (waiting != st.opening.end()) {
-    for (auto& rp : waiting->second) rp.deliver(actor);
+    for (auto& rp : waiting->second)
+      rp.deliver(actor);
     st.opening.erase(waiting);
   }
 }
@@ -183,13 +187,14 @@ void resolve_here(router_actor* self, const std::string& room, caf::response_pro
   waiting.push_back(std::move(rp));
   if (waiting.size() > 1) return;
   self->request(st.directory, call_timeout, open_room{room, 0})
-    .then([=](caf::actor actor) { take_ownership(self, room, actor); },
-          [=](caf::error& err) {
-            auto w = self->state.opening.find(room);
-            if (w == self->state.opening.end()) return;
-            for (auto& p : w->second) p.deliver(err);
-            self->state.opening.erase(w);
-          });
+      .then([=](caf::actor actor) { take_ownership(self, room, actor); },
+            [=](caf::error& err) {
+              auto w = self->state.opening.find(room);
+              if (w == self->state.opening.end()) return;
+              for (auto& p : w->second)
+                p.deliver(err);
+              self->state.opening.erase(w);
+            });
 }
 
 std::string view_json(router_actor* self) {
@@ -198,12 +203,13 @@ std::string view_json(router_actor* self) {
     members.push_back({{"name", m.addr.name},
                        {"cluster", m.addr.cluster},
                        {"http", m.addr.http},
-                       {"state", !m.up ? "down" : m.leaving ? "leaving" : "up"}});
+                       {"state", !m.up       ? "down"
+                                 : m.leaving ? "leaving"
+                                             : "up"}});
   }
-  return nlohmann::json{{"node", self->state.cfg.self},
-                        {"quorum", self->state.quorum},
-                        {"members", members}}
-    .dump();
+  return nlohmann::json{
+      {"node", self->state.cfg.self}, {"quorum", self->state.quorum}, {"members", members}}
+      .dump();
 }
 
 /// The room's placement as this node sees it; `epoch` from the owner when it is known.
@@ -211,7 +217,8 @@ nlohmann::json placement_json(router_actor* self, const std::string& room) {
   auto owner = owner_name(self, room);
   auto* m = find_member(self, owner);
   nlohmann::json replicas = nlohmann::json::array();
-  for (const auto& ref : replicas_of(self, room).replicas) replicas.push_back(ref.name);
+  for (const auto& ref : replicas_of(self, room).replicas)
+    replicas.push_back(ref.name);
   return {{"room", room},
           {"owner", owner},
           {"http", m ? m->addr.http : ""},
@@ -226,7 +233,8 @@ void recompute(router_actor* self) {
   for (const auto& m : st.members) {
     if (m.addr.name != st.cfg.self && m.up && m.router) actors::watch(self, m.router);
   }
-  for (const auto& [room, actor] : st.remote) self->demonitor(actor);
+  for (const auto& [room, actor] : st.remote)
+    self->demonitor(actor);
   st.remote.clear();
   st.hints.clear();
   std::vector<std::pair<std::string, caf::actor>> moving;
@@ -238,10 +246,13 @@ void recompute(router_actor* self) {
       self->send(actor, replicas_of(self, room));
     }
   }
-  for (auto& [room, target] : moving) hand_off(self, room, target);
+  for (auto& [room, target] : moving)
+    hand_off(self, room, target);
 }
 
-caf::error no_quorum() { return caf::make_error(errc::no_quorum); }
+caf::error no_quorum() {
+  return caf::make_error(errc::no_quorum);
+}
 
 /// Answers a lookup of `room` through `rp`: this node's own (`resolve_room`), or, when
 /// `owned`, another router asking the owner (`resolve_owned`). Without the lease it waits.
@@ -266,22 +277,22 @@ void answer_lookup(router_actor* self, const std::string& room, bool owned,
   auto target = router_of(self, owner);
   if (!target) return rp.deliver(caf::make_error(caf::sec::runtime_error, "owner unreachable"));
   self->request(target, call_timeout, resolve_owned{room})
-    .then(
-      [=](caf::actor actor) mutable {
-        if (!actor) {
-          // The owner's node went away while answering.
-          rp.deliver(caf::make_error(caf::sec::runtime_error, "owner unreachable"));
-          return;
-        }
-        self->state.remote.set(room, actor);
-        actors::watch(self, actor);
-        rp.deliver(actor);
-      },
-      [=](caf::error& err) mutable {
-        // A hint that named a node which does not own the room is stale.
-        if (err == errc::not_owner) self->state.hints.erase(room);
-        rp.deliver(err);
-      });
+      .then(
+          [=](caf::actor actor) mutable {
+            if (!actor) {
+              // The owner's node went away while answering.
+              rp.deliver(caf::make_error(caf::sec::runtime_error, "owner unreachable"));
+              return;
+            }
+            self->state.remote.set(room, actor);
+            actors::watch(self, actor);
+            rp.deliver(actor);
+          },
+          [=](caf::error& err) mutable {
+            // A hint that named a node which does not own the room is stale.
+            if (err == errc::not_owner) self->state.hints.erase(room);
+            rp.deliver(err);
+          });
 }
 
 caf::result<caf::actor> lookup(router_actor* self, const std::string& room, bool owned) {
@@ -304,103 +315,105 @@ caf::behavior router(router_actor* self, router_config cfg, caf::actor directory
   });
 
   return {
-    [=](members_view& view) {
-      self->state.members = std::move(view.members);
-      recompute(self);
-    },
-    [=](quorum_is& q) {
-      auto& st = self->state;
-      if (st.quorum == q.held) return;
-      st.quorum = q.held;
-      log().warn("{}", q.held ? "a majority of the voting members answers: serving"
-                              : "no majority of the voting members answers: rooms stop");
-      if (!q.held) {
-        for (const auto& [room, actor] : st.owned) self->send(actor, no_quorum_atom_v);
-        return;
-      }
-      auto parked = std::move(st.parked);
-      st.parked.clear();
-      for (auto& p : parked) answer_lookup(self, p.room, p.owned, std::move(p.rp));
-    },
-    [=](resolve_room& r) -> caf::result<caf::actor> { return lookup(self, r.room, false); },
-    [=](resolve_owned& r) -> caf::result<caf::actor> { return lookup(self, r.room, true); },
-    [=](retry_atom) {
-      // Lookups that waited for the lease too long.
-      auto& st = self->state;
-      const auto now = self->clock().now();
-      auto expired = std::stable_partition(st.parked.begin(), st.parked.end(), [&](auto& p) {
-        return now - p.since < quorum_wait;
-      });
-      for (auto it = expired; it != st.parked.end(); ++it) it->rp.deliver(no_quorum());
-      st.parked.erase(expired, st.parked.end());
-      if (!st.parked.empty()) self->delayed_send(self, quorum_wait / 4, retry_atom_v);
-    },
-    [=](replicas_for& r) { return replicas_of(self, r.room); },
-    [=](owner_is& o) {
-      if (o.owner != self->state.cfg.self) self->state.hints[o.room] = o.owner;
-    },
-    [=](adopt_room& a) -> caf::result<caf::actor> {
-      auto& st = self->state;
-      const std::string room = a.snapshot.room;
-      auto rp = self->make_response_promise<caf::actor>();
-      // The directory spawns the room here (it claims it) or gives it to the one here.
-      self->request(st.directory, adopt_timeout, std::move(a))
-        .then(
-          [=](caf::actor actor) mutable {
-            take_ownership(self, room, actor);
-            rp.deliver(actor);
-          },
-          [=](caf::error& err) mutable { rp.deliver(err); });
-      return rp;
-    },
-    [=](handed_off& h) {
-      auto& st = self->state;
-      if (st.handoffs_pending > 0) --st.handoffs_pending;
-      if (h.ok) {
-        // It forwards for a while; new local requests must not reach it any more.
-        self->send(st.directory,
-                   forget_room{h.room, caf::actor_cast<caf::actor>(self->current_sender())});
-      }
-      // A failed hand-off ends the room (it let its replicas go): whoever owns it next
-      // opens it again.
-      finish_leave_if_done(self);
-    },
-    [=](leave_atom) -> caf::result<bool> {
-      auto& st = self->state;
-      st.leaving = true;
-      recompute(self);  // with this node out of placement, every room moves
-      if (st.handoffs_pending == 0) return true;
-      auto rp = self->make_response_promise<bool>();
-      st.leave_waiters.push_back(rp);
-      self->delayed_send(self, leave_timeout, tick_atom_v);
-      return rp;
-    },
-    [=](tick_atom) {
-      // The leave deadline: whatever has not arrived by now is left to the next claim.
-      auto& st = self->state;
-      if (st.leave_waiters.empty()) return;
-      log().warn("{} room(s) still on their way when leaving", st.handoffs_pending);
-      st.handoffs_pending = 0;
-      finish_leave_if_done(self);
-    },
-    [=](cluster_query& q) -> caf::result<std::string> {
-      if (q.room.empty()) return view_json(self);
-      auto& st = self->state;
-      auto doc = placement_json(self, q.room);
-      // The epoch is the owner's to tell: ask the room when it runs here.
-      auto* actor = st.owned.find(q.room);
-      if (!actor) return doc.dump();
-      auto rp = self->make_response_promise<std::string>();
-      self->request(*actor, call_timeout, stats_atom_v)
-        .then(
-          [=](uint64_t epoch) mutable {
-            auto d = doc;
-            d["epoch"] = epoch;
-            rp.deliver(d.dump());
-          },
-          [=](caf::error&) mutable { rp.deliver(doc.dump()); });
-      return rp;
-    },
+      [=](members_view& view) {
+        self->state.members = std::move(view.members);
+        recompute(self);
+      },
+      [=](quorum_is& q) {
+        auto& st = self->state;
+        if (st.quorum == q.held) return;
+        st.quorum = q.held;
+        log().warn("{}", q.held ? "a majority of the voting members answers: serving"
+                                : "no majority of the voting members answers: rooms stop");
+        if (!q.held) {
+          for (const auto& [room, actor] : st.owned)
+            self->send(actor, no_quorum_atom_v);
+          return;
+        }
+        auto parked = std::move(st.parked);
+        st.parked.clear();
+        for (auto& p : parked)
+          answer_lookup(self, p.room, p.owned, std::move(p.rp));
+      },
+      [=](resolve_room& r) -> caf::result<caf::actor> { return lookup(self, r.room, false); },
+      [=](resolve_owned& r) -> caf::result<caf::actor> { return lookup(self, r.room, true); },
+      [=](retry_atom) {
+        // Lookups that waited for the lease too long.
+        auto& st = self->state;
+        const auto now = self->clock().now();
+        auto expired = std::stable_partition(st.parked.begin(), st.parked.end(),
+                                             [&](auto& p) { return now - p.since < quorum_wait; });
+        for (auto it = expired; it != st.parked.end(); ++it)
+          it->rp.deliver(no_quorum());
+        st.parked.erase(expired, st.parked.end());
+        if (!st.parked.empty()) self->delayed_send(self, quorum_wait / 4, retry_atom_v);
+      },
+      [=](replicas_for& r) { return replicas_of(self, r.room); },
+      [=](owner_is& o) {
+        if (o.owner != self->state.cfg.self) self->state.hints[o.room] = o.owner;
+      },
+      [=](adopt_room& a) -> caf::result<caf::actor> {
+        auto& st = self->state;
+        const std::string room = a.snapshot.room;
+        auto rp = self->make_response_promise<caf::actor>();
+        // The directory spawns the room here (it claims it) or gives it to the one here.
+        self->request(st.directory, adopt_timeout, std::move(a))
+            .then(
+                [=](caf::actor actor) mutable {
+                  take_ownership(self, room, actor);
+                  rp.deliver(actor);
+                },
+                [=](caf::error& err) mutable { rp.deliver(err); });
+        return rp;
+      },
+      [=](handed_off& h) {
+        auto& st = self->state;
+        if (st.handoffs_pending > 0) --st.handoffs_pending;
+        if (h.ok) {
+          // It forwards for a while; new local requests must not reach it any more.
+          self->send(st.directory,
+                     forget_room{h.room, caf::actor_cast<caf::actor>(self->current_sender())});
+        }
+        // A failed hand-off ends the room (it let its replicas go): whoever owns it next
+        // opens it again.
+        finish_leave_if_done(self);
+      },
+      [=](leave_atom) -> caf::result<bool> {
+        auto& st = self->state;
+        st.leaving = true;
+        recompute(self);  // with this node out of placement, every room moves
+        if (st.handoffs_pending == 0) return true;
+        auto rp = self->make_response_promise<bool>();
+        st.leave_waiters.push_back(rp);
+        self->delayed_send(self, leave_timeout, tick_atom_v);
+        return rp;
+      },
+      [=](tick_atom) {
+        // The leave deadline: whatever has not arrived by now is left to the next claim.
+        auto& st = self->state;
+        if (st.leave_waiters.empty()) return;
+        log().warn("{} room(s) still on their way when leaving", st.handoffs_pending);
+        st.handoffs_pending = 0;
+        finish_leave_if_done(self);
+      },
+      [=](cluster_query& q) -> caf::result<std::string> {
+        if (q.room.empty()) return view_json(self);
+        auto& st = self->state;
+        auto doc = placement_json(self, q.room);
+        // The epoch is the owner's to tell: ask the room when it runs here.
+        auto* actor = st.owned.find(q.room);
+        if (!actor) return doc.dump();
+        auto rp = self->make_response_promise<std::string>();
+        self->request(*actor, call_timeout, stats_atom_v)
+            .then(
+                [=](uint64_t epoch) mutable {
+                  auto d = doc;
+                  d["epoch"] = epoch;
+                  rp.deliver(d.dump());
+                },
+                [=](caf::error&) mutable { rp.deliver(doc.dump()); });
+        return rp;
+      },
   };
 }
 

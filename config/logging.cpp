@@ -4,9 +4,9 @@
 #include <ctime>
 #include <mutex>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <nlohmann/json.hpp>
 
 namespace driftd::config {
 
@@ -23,8 +23,8 @@ std::mutex registry_mutex;
 std::shared_ptr<const std::string> log_node = std::make_shared<const std::string>();
 
 bool room_id_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '_';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '_';
 }
 
 /// The room id a log line names ("room ID: ..." or "room ID ..."), or empty. Room ids are
@@ -37,7 +37,8 @@ std::string_view room_in(std::string_view message) {
     if (at > 0 && room_id_char(message[at - 1])) continue;  // "chatroom "
     const std::size_t start = at + word.size();
     std::size_t end = start;
-    while (end < message.size() && room_id_char(message[end])) ++end;
+    while (end < message.size() && room_id_char(message[end]))
+      ++end;
     if (end - start >= shortest_id) return message.substr(start, end - start);
   }
   return {};
@@ -77,7 +78,8 @@ bool setup_logging(const std::string& level, const std::string& format) {
   // from_str answers "off" for names it does not know; tell the two apart.
   if (lvl == spdlog::level::off && level != "off") return false;
   if (format != "text" && format != "json") return false;
-  for (const char* layer : {"node", "net", "actors", "cluster", "storage"}) logger(layer);
+  for (const char* layer : {"node", "net", "actors", "cluster", "storage"})
+    logger(layer);
   // The format belongs to the one sink every logger writes through, so that loggers made
   // later write the same lines.
   if (format == "json") {
@@ -121,7 +123,6 @@ std::string json_log_line(std::chrono::system_clock::time_point time, std::strin
 }
 
 bool log_limiter::allow(uint64_t& suppressed) {
-
   const int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
                           std::chrono::steady_clock::now().time_since_epoch())
                           .count();

@@ -28,8 +28,7 @@ void set_log_node(const std::string& name);
 /// message's text is kept whole; `room` is the id that follows the word "room " in it, if
 /// any (log lines about a room name it that way). Exposed for tests.
 std::string json_log_line(std::chrono::system_clock::time_point time, std::string_view level,
-                          std::string_view logger, std::string_view message,
-                          std::string_view node);
+                          std::string_view logger, std::string_view message, std::string_view node);
 
 /// Lets at most `per_second` events through each second and counts the rest, so that
 /// hostile input cannot flood the log. Thread-safe.

@@ -621,12 +621,12 @@ std::string suggestion(std::string_view name, std::string_view prefix) {
 /// refused with what to write instead.
 std::string renamed_note(std::string_view name, std::string_view prefix) {
   static constexpr std::pair<std::string_view, std::string_view> renamed[] = {
-    {"tls-ca", "cluster-tls-ca"},
+      {"tls-ca", "cluster-tls-ca"},
   };
   for (const auto& [old_name, new_name] : renamed) {
     if (name == old_name) {
-      return " (the cluster's TLS settings were renamed: this one is now " +
-             std::string(prefix) + std::string(new_name) + ")";
+      return " (the cluster's TLS settings were renamed: this one is now " + std::string(prefix) +
+             std::string(new_name) + ")";
     }
   }
   return {};

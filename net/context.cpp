@@ -10,7 +10,9 @@
 
 namespace driftd::net {
 
-spdlog::logger& log() { return config::logger("net"); }
+spdlog::logger& log() {
+  return config::logger("net");
+}
 
 std::string suppressed_note(uint64_t n) {
   return n == 0 ? std::string{} : " (" + std::to_string(n) + " similar suppressed)";
@@ -36,8 +38,8 @@ context::context(caf::actor_system& system, caf::actor dir, config::settings s,
   if (!settings.admin_token.empty()) admin_token = bearer_tokens{{settings.admin_token}};
   limits.max_key_bytes = settings.max_key_bytes;
   limits.max_depth = settings.max_depth;
-  node_name = settings.node_name.empty() ? "node-" + std::to_string(settings.port)
-                                         : settings.node_name;
+  node_name =
+      settings.node_name.empty() ? "node-" + std::to_string(settings.port) : settings.node_name;
   constexpr auto longest = std::chrono::milliseconds{std::numeric_limits<int32_t>::max()};
   message_timeout_ms = static_cast<uint32_t>(std::min(settings.message_timeout, longest).count());
 }
@@ -52,7 +54,7 @@ bool context::charge_partial(std::size_t n) {
 uint32_t context::now_ms() const {
   const auto since = std::chrono::steady_clock::now() - started_;
   return static_cast<uint32_t>(
-    std::chrono::duration_cast<std::chrono::milliseconds>(since).count());
+      std::chrono::duration_cast<std::chrono::milliseconds>(since).count());
 }
 
 void session_registry::add(const std::shared_ptr<ws_session>& s) {
@@ -74,7 +76,8 @@ void session_registry::for_each(const std::function<void(const std::shared_ptr<w
       if (auto s = weak.lock()) live.push_back(std::move(s));
     }
   }
-  for (auto& s : live) f(s);
+  for (auto& s : live)
+    f(s);
 }
 
 std::size_t session_registry::size() const {

@@ -87,8 +87,7 @@ class session_registry {
 /// Shared by the listener and every session of a node. Lives as long as any of them (they
 /// hold it by shared_ptr); the actor system must outlive it.
 struct context {
-  context(caf::actor_system& system, caf::actor dir, config::settings s,
-          const std::string& secret);
+  context(caf::actor_system& system, caf::actor dir, config::settings s, const std::string& secret);
 
   context(const context&) = delete;
   context& operator=(const context&) = delete;

@@ -15,8 +15,8 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 #include <nlohmann/json.hpp>
 
-#include "actors/replication.hpp"
 #include "actors/messages.hpp"
+#include "actors/replication.hpp"
 #include "actors/type_ids.hpp"
 #include "admin/assets.hpp"
 #include "net/admin_api.hpp"
@@ -54,8 +54,10 @@ bool iequals(std::string_view a, std::string_view b) {
 }
 
 std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -98,8 +100,8 @@ template <class Answer, class Message, class Done>
 void ask(caf::actor_system& sys, const caf::actor& dest, Message msg, Done done) {
   sys.spawn([dest, msg = std::move(msg), done](caf::event_based_actor* self) mutable {
     self->request(dest, room_call_timeout, std::move(msg))
-      .then([done](Answer& answer) { done(std::move(answer), caf::error{}); },
-            [done](caf::error& err) { done(Answer{}, std::move(err)); });
+        .then([done](Answer& answer) { done(std::move(answer), caf::error{}); },
+              [done](caf::error& err) { done(Answer{}, std::move(err)); });
   });
 }
 
@@ -169,13 +171,12 @@ void http_session::do_read() {
   // senders cannot hold a socket; a TLS handshake counts against it too); later ones on a
   // kept-alive connection within the HTTP timeout.
   request_deadline_ = first_request_
-                        ? accepted_ + ctx_->settings.handshake_timeout
-                        : std::chrono::steady_clock::now() + ctx_->settings.http_timeout;
+                          ? accepted_ + ctx_->settings.handshake_timeout
+                          : std::chrono::steady_clock::now() + ctx_->settings.http_timeout;
   stream_.expires_at(request_deadline_);
-  http::async_read_header(stream_, buffer_, *parser_,
-                          [self = shared_from_this()](error_code ec, std::size_t) {
-                            self->on_header(ec);
-                          });
+  http::async_read_header(
+      stream_, buffer_, *parser_,
+      [self = shared_from_this()](error_code ec, std::size_t) { self->on_header(ec); });
 }
 
 void http_session::on_header(error_code ec) {
@@ -184,16 +185,15 @@ void http_session::on_header(error_code ec) {
   }
   if (ec == http::error::body_limit) {
     // A Content-Length over the limit is refused before any of the body is read.
-    return respond_error(http::status::payload_too_large,
-                         "body larger than " + std::to_string(ctx_->settings.max_body_bytes) +
-                           " bytes",
-                         true);
+    return respond_error(
+        http::status::payload_too_large,
+        "body larger than " + std::to_string(ctx_->settings.max_body_bytes) + " bytes", true);
   }
   if (ec == http::error::header_limit) {
-    return respond_error(http::status::request_header_fields_too_large, "headers too large",
-                         true);
+    return respond_error(http::status::request_header_fields_too_large, "headers too large", true);
   }
-  if (ec) return respond_error(http::status::bad_request, "malformed request: " + ec.message(), true);
+  if (ec)
+    return respond_error(http::status::bad_request, "malformed request: " + ec.message(), true);
 
   // Refuse the shapes that let a front proxy and us disagree on where a request ends.
   const auto& req = parser_->get();
@@ -215,8 +215,7 @@ void http_session::on_header(error_code ec) {
 
   // A body, once its header is in, has --message-timeout to follow (and no more than the
   // request's deadline).
-  const auto body_deadline =
-    std::chrono::steady_clock::now() + ctx_->settings.message_timeout;
+  const auto body_deadline = std::chrono::steady_clock::now() + ctx_->settings.message_timeout;
   body_has_message_deadline_ = body_deadline < request_deadline_;
   stream_.expires_at(std::min(body_deadline, request_deadline_));
   auto go_on = [self = shared_from_this()] { self->read_body(); };
@@ -233,10 +232,9 @@ void http_session::on_header(error_code ec) {
 }
 
 void http_session::read_body() {
-  http::async_read_some(stream_, buffer_, *parser_,
-                        [self = shared_from_this()](error_code ec, std::size_t) {
-                          self->on_body_part(ec);
-                        });
+  http::async_read_some(
+      stream_, buffer_, *parser_,
+      [self = shared_from_this()](error_code ec, std::size_t) { self->on_body_part(ec); });
 }
 
 void http_session::on_body_part(error_code ec) {
@@ -245,9 +243,10 @@ void http_session::on_body_part(error_code ec) {
     ctx_->stats.partial_refused.fetch_add(1, std::memory_order_relaxed);
     uint64_t suppressed = 0;
     if (ctx_->input_warnings.allow(suppressed)) {
-      log().warn("refusing an HTTP body: partly received input of all connections is at "
-                 "--max-partial-bytes ({}){}",
-                 ctx_->settings.max_partial_bytes, suppressed_note(suppressed));
+      log().warn(
+          "refusing an HTTP body: partly received input of all connections is at "
+          "--max-partial-bytes ({}){}",
+          ctx_->settings.max_partial_bytes, suppressed_note(suppressed));
     }
     release_partial();
     auto res = make_response(http::status::service_unavailable,
@@ -281,16 +280,16 @@ void http_session::on_body(error_code ec) {
     ctx_->stats.message_timeouts.fetch_add(1, std::memory_order_relaxed);
   }
   if (ec == http::error::body_limit) {
-    return respond_error(http::status::payload_too_large,
-                         "body larger than " + std::to_string(ctx_->settings.max_body_bytes) +
-                           " bytes",
-                         true);
+    return respond_error(
+        http::status::payload_too_large,
+        "body larger than " + std::to_string(ctx_->settings.max_body_bytes) + " bytes", true);
   }
   if (ec == beast::error::timeout || ec == http::error::end_of_stream ||
       ec == http::error::partial_message || peer_went_away(ec)) {
     return fail(ec, "read a body");
   }
-  if (ec) return respond_error(http::status::bad_request, "malformed request: " + ec.message(), true);
+  if (ec)
+    return respond_error(http::status::bad_request, "malformed request: " + ec.message(), true);
   handle();
 }
 
@@ -306,7 +305,8 @@ void http_session::handle() {
   // Without --admin-token the admin page does not exist.
   if (!admin || ctx_->admin_token.enabled()) route_ = r.kind;
 
-  if (route_ == route_kind::not_found) return respond_error(http::status::not_found, "no such route");
+  if (route_ == route_kind::not_found)
+    return respond_error(http::status::not_found, "no such route");
 
   if (method == http::verb::options) {
     // CORS preflight.
@@ -328,8 +328,7 @@ void http_session::handle() {
 
   const bool wants_post = r.kind == route_kind::new_room || r.kind == route_kind::room_send;
   if ((wants_post && method != http::verb::post) || (!wants_post && method != http::verb::get)) {
-    auto res = make_response(http::status::method_not_allowed,
-                             error_json("method not allowed"));
+    auto res = make_response(http::status::method_not_allowed, error_json("method not allowed"));
     res.set(http::field::allow, allowed_methods(r.kind));
     return respond(std::move(res));
   }
@@ -372,8 +371,7 @@ void http_session::handle() {
 void http_session::new_room() {
   if (ctx_->api_keys.enabled() &&
       !ctx_->api_keys.accepts(parser_->get()[http::field::authorization])) {
-    return respond_unauthorized("POST /new needs an API key: Authorization: Bearer KEY",
-                                "driftd");
+    return respond_unauthorized("POST /new needs an API key: Authorization: Bearer KEY", "driftd");
   }
   std::chrono::seconds retry_after{};
   if (!ctx_->clients.take_room(slot_, retry_after)) {
@@ -397,8 +395,8 @@ void http_session::upgrade(const route& r) {
   }
   if (!ctx_->ids.valid(r.room)) return respond_error(http::status::not_found, "no such room", true);
   if (req[http::field::sec_websocket_version] != "13") {
-    auto res = make_response(http::status::upgrade_required,
-                             error_json("unsupported WebSocket version"));
+    auto res =
+        make_response(http::status::upgrade_required, error_json("unsupported WebSocket version"));
     res.set(http::field::sec_websocket_version, "13");
     return respond(std::move(res), true);
   }
@@ -419,11 +417,11 @@ void http_session::upgrade(const route& r) {
   }
 
   std::string answer =
-    "HTTP/1.1 101 Switching Protocols\r\n"
-    "Upgrade: websocket\r\n"
-    "Connection: Upgrade\r\n"
-    "Sec-WebSocket-Accept: " +
-    websocket_accept(key) + "\r\n\r\n";
+      "HTTP/1.1 101 Switching Protocols\r\n"
+      "Upgrade: websocket\r\n"
+      "Connection: Upgrade\r\n"
+      "Sec-WebSocket-Accept: " +
+      websocket_accept(key) + "\r\n\r\n";
   actors::conn_flags flags;
   flags.format = query.cbor ? protocol::wire_format::cbor : protocol::wire_format::json;
   flags.debug = query.debug;
@@ -435,8 +433,8 @@ void http_session::upgrade(const route& r) {
   stream_.expires_never();
   handed_off_ = true;
   ctx_->stats.http_responses.add(route_, 101);
-  auto session = std::make_shared<ws_session>(stream_.release_socket(), shard_, ctx_, r.room,
-                                              flags, std::move(slot_), stream_.release_tls());
+  auto session = std::make_shared<ws_session>(stream_.release_socket(), shard_, ctx_, r.room, flags,
+                                              std::move(slot_), stream_.release_tls());
   session->start(std::move(answer), std::move(already_read));
 }
 
@@ -455,23 +453,23 @@ void http_session::send_to_room(const route& r) {
                                  protocol::encode_error(format, msg.error), content_type));
   }
   ask<actors::http_result>(
-    ctx_->sys, ctx_->directory, actors::http_call{r.room, std::move(msg), format},
-    [self = shared_from_this(), content_type](actors::http_result result, caf::error err) {
-      asio::post(self->stream_.get_executor(), [self, content_type, result = std::move(result),
-                                                err = std::move(err)]() mutable {
-        if (err) {
-          if (err == actors::errc::no_quorum) {
-            return self->respond_error(http::status::service_unavailable,
-                                       "no quorum: this node cannot reach a majority of the "
-                                       "cluster; try another node");
+      ctx_->sys, ctx_->directory, actors::http_call{r.room, std::move(msg), format},
+      [self = shared_from_this(), content_type](actors::http_result result, caf::error err) {
+        asio::post(self->stream_.get_executor(), [self, content_type, result = std::move(result),
+                                                  err = std::move(err)]() mutable {
+          if (err) {
+            if (err == actors::errc::no_quorum) {
+              return self->respond_error(http::status::service_unavailable,
+                                         "no quorum: this node cannot reach a majority of the "
+                                         "cluster; try another node");
+            }
+            log().warn("HTTP send: room did not answer: {}", self->ctx_->sys.render(err));
+            return self->respond_error(http::status::service_unavailable, "room unavailable");
           }
-          log().warn("HTTP send: room did not answer: {}", self->ctx_->sys.render(err));
-          return self->respond_error(http::status::service_unavailable, "room unavailable");
-        }
-        auto status = result.error ? http::status::bad_request : http::status::ok;
-        self->respond(self->make_response(status, std::move(result.body), content_type));
+          auto status = result.error ? http::status::bad_request : http::status::ok;
+          self->respond(self->make_response(status, std::move(result.body), content_type));
+        });
       });
-    });
 }
 
 void http_session::healthz() {
@@ -496,58 +494,59 @@ void http_session::healthz() {
 
 void http_session::stats() {
   ask<actors::directory_stats>(
-    ctx_->sys, ctx_->directory, actors::stats_atom_v,
-    [self = shared_from_this()](actors::directory_stats dir, caf::error err) {
-      asio::post(self->stream_.get_executor(), [self, dir, err = std::move(err)] {
-        if (err) return self->respond_error(http::status::service_unavailable, "no answer");
-        const auto& s = self->ctx_->stats;
-        const auto* a = self->ctx_->actor_stats;
-        nlohmann::json doc{
-          {"node", self->ctx_->node_name},
-          {"rooms", dir.rooms},
-          {"room_fanouts", dir.fanouts},
-          {"sockets_open", s.sockets_open.load()},
-          {"websockets_open", s.websockets_open.load()},
-          {"websockets_total", s.websockets_total.load()},
-          {"http_requests", s.http_requests.load()},
-          {"rejected_messages", s.rejected_messages.load()},
-          {"slow_consumers_closed", s.slow_consumers_closed.load()},
-          {"oversize_closed", s.oversize_closed.load()},
-          {"protocol_errors", s.protocol_errors.load()},
-          {"idle_closed", s.idle_closed.load()},
-          {"socket_writes", s.socket_writes.load()},
-          {"tls_writes", s.tls_writes.load()},
-          {"messages_written", s.messages_written.load()},
-          {"partial_bytes", s.partial_bytes.load()},
-          {"partial_refused", s.partial_refused.load()},
-          {"message_timeouts", s.message_timeouts.load()},
-          {"connections_refused", s.connections_refused.load()},
-          {"rooms_refused", s.rooms_refused.load()},
-          {"rate_limited", s.rate_limited.load()},
-          {"tls_handshake_failures", s.tls_handshake_failures.load()},
-          {"client_addresses", self->ctx_->clients.size()},
-          {"broadcasts_in", a ? a->broadcasts_in.load() : 0},
-          {"deliveries", a ? a->deliveries.load() : 0},
-        };
-        if (const auto* store = self->ctx_->store) {
-          const auto st = store->stats();
-          doc["storage"] = {
-            {"writes", st.writes},
-            {"write_errors", st.write_errors},
-            {"commits", st.commits},
-            {"fsyncs", st.fsyncs},
-            {"largest_commit", st.largest_commit},
-            {"writes_per_commit", st.commits ? static_cast<double>(st.writes) / st.commits : 0.0},
-            {"rooms_loaded", st.loads},
-            {"rooms_unloaded", a ? a->rooms_unloaded.load() : 0},
-            {"rooms_expired", st.expired},
-            {"bytes_on_disk", st.bytes_on_disk},
-            {"failure", st.failure},
+      ctx_->sys, ctx_->directory, actors::stats_atom_v,
+      [self = shared_from_this()](actors::directory_stats dir, caf::error err) {
+        asio::post(self->stream_.get_executor(), [self, dir, err = std::move(err)] {
+          if (err) return self->respond_error(http::status::service_unavailable, "no answer");
+          const auto& s = self->ctx_->stats;
+          const auto* a = self->ctx_->actor_stats;
+          nlohmann::json doc{
+              {"node", self->ctx_->node_name},
+              {"rooms", dir.rooms},
+              {"room_fanouts", dir.fanouts},
+              {"sockets_open", s.sockets_open.load()},
+              {"websockets_open", s.websockets_open.load()},
+              {"websockets_total", s.websockets_total.load()},
+              {"http_requests", s.http_requests.load()},
+              {"rejected_messages", s.rejected_messages.load()},
+              {"slow_consumers_closed", s.slow_consumers_closed.load()},
+              {"oversize_closed", s.oversize_closed.load()},
+              {"protocol_errors", s.protocol_errors.load()},
+              {"idle_closed", s.idle_closed.load()},
+              {"socket_writes", s.socket_writes.load()},
+              {"tls_writes", s.tls_writes.load()},
+              {"messages_written", s.messages_written.load()},
+              {"partial_bytes", s.partial_bytes.load()},
+              {"partial_refused", s.partial_refused.load()},
+              {"message_timeouts", s.message_timeouts.load()},
+              {"connections_refused", s.connections_refused.load()},
+              {"rooms_refused", s.rooms_refused.load()},
+              {"rate_limited", s.rate_limited.load()},
+              {"tls_handshake_failures", s.tls_handshake_failures.load()},
+              {"client_addresses", self->ctx_->clients.size()},
+              {"broadcasts_in", a ? a->broadcasts_in.load() : 0},
+              {"deliveries", a ? a->deliveries.load() : 0},
           };
-        }
-        self->respond(self->make_response(http::status::ok, doc.dump()));
+          if (const auto* store = self->ctx_->store) {
+            const auto st = store->stats();
+            doc["storage"] = {
+                {"writes", st.writes},
+                {"write_errors", st.write_errors},
+                {"commits", st.commits},
+                {"fsyncs", st.fsyncs},
+                {"largest_commit", st.largest_commit},
+                {"writes_per_commit",
+                 st.commits ? static_cast<double>(st.writes) / st.commits : 0.0},
+                {"rooms_loaded", st.loads},
+                {"rooms_unloaded", a ? a->rooms_unloaded.load() : 0},
+                {"rooms_expired", st.expired},
+                {"bytes_on_disk", st.bytes_on_disk},
+                {"failure", st.failure},
+            };
+          }
+          self->respond(self->make_response(http::status::ok, doc.dump()));
+        });
       });
-    });
 }
 
 void http_session::cluster(const route& r) {
@@ -559,15 +558,16 @@ void http_session::cluster(const route& r) {
     // A single node: it owns every room and is the only member.
     if (r.kind == route_kind::cluster_room) {
       return respond(make_response(
-        http::status::ok,
-        nlohmann::json{{"room", r.room}, {"owner", ctx_->node_name}, {"http", http_addr}}.dump()));
+          http::status::ok,
+          nlohmann::json{{"room", r.room}, {"owner", ctx_->node_name}, {"http", http_addr}}
+              .dump()));
     }
     nlohmann::json member{
-      {"name", ctx_->node_name}, {"cluster", ""}, {"http", http_addr}, {"state", "up"}};
-    return respond(make_response(http::status::ok,
-                                 nlohmann::json{{"node", ctx_->node_name},
-                                                {"members", nlohmann::json::array({member})}}
-                                   .dump()));
+        {"name", ctx_->node_name}, {"cluster", ""}, {"http", http_addr}, {"state", "up"}};
+    return respond(make_response(
+        http::status::ok,
+        nlohmann::json{{"node", ctx_->node_name}, {"members", nlohmann::json::array({member})}}
+            .dump()));
   }
   auto query = actors::cluster_query{r.kind == route_kind::cluster_room ? r.room : ""};
   ask<std::string>(ctx_->sys, ctx_->cluster, std::move(query),
@@ -591,7 +591,8 @@ std::string http_session::room_document(const std::string& room) const {
     auto sep = pub.find("://");
     std::string scheme = pub.substr(0, sep);
     std::string rest = pub.substr(sep + 3);
-    while (!rest.empty() && rest.back() == '/') rest.pop_back();
+    while (!rest.empty() && rest.back() == '/')
+      rest.pop_back();
     const bool secure = scheme == "https" || scheme == "wss";
     http_base = (secure ? "https://" : "http://") + rest;
     ws_base = (secure ? "wss://" : "ws://") + rest;
@@ -607,7 +608,7 @@ std::string http_session::room_document(const std::string& room) const {
   return nlohmann::json{{"room", room},
                         {"socket_url", ws_base + "/room/" + room + "/connect"},
                         {"http_url", http_base + "/room/" + room + "/send"}}
-    .dump();
+      .dump();
 }
 
 http_session::response http_session::make_response(http::status status, std::string body,
@@ -673,9 +674,9 @@ void http_session::linger_socket() {
   // The socket stays counted until it is really closed.
   handed_off_ = true;
   linger_close(
-    stream_.release_socket(), ctx_->settings.close_timeout,
-    [ctx = ctx_] { ctx->stats.sockets_open.fetch_sub(1, std::memory_order_relaxed); },
-    std::move(slot_));
+      stream_.release_socket(), ctx_->settings.close_timeout,
+      [ctx = ctx_] { ctx->stats.sockets_open.fetch_sub(1, std::memory_order_relaxed); },
+      std::move(slot_));
 }
 
 void http_session::fail(error_code ec, const char* what) {
@@ -711,9 +712,8 @@ bool alone_in_seeds(const config::settings& s) {
 bool lists_another_member(const std::string& cluster_json, const std::string& self) {
   const auto doc = nlohmann::json::parse(cluster_json, nullptr, false);
   if (doc.is_discarded() || !doc.contains("members") || !doc["members"].is_array()) return false;
-  return std::any_of(doc["members"].begin(), doc["members"].end(), [&](const auto& m) {
-    return m.value("name", std::string{}) != self;
-  });
+  return std::any_of(doc["members"].begin(), doc["members"].end(),
+                     [&](const auto& m) { return m.value("name", std::string{}) != self; });
 }
 
 /// Resolves `room` through the directory (opening it where it lives) and asks it what it
@@ -723,14 +723,16 @@ void inspect_room(caf::actor_system& sys, const caf::actor& directory, std::stri
                   Done done) {
   sys.spawn([directory, room = std::move(room), done](caf::event_based_actor* self) {
     self->request(directory, room_call_timeout, actors::resolve_room{room})
-      .then(
-        [self, done](caf::actor found) {
-          if (!found) return done(actors::room_summary{}, caf::make_error(caf::sec::invalid_argument));
-          self->request(found, room_call_timeout, actors::room_inspect{inspect_max_keys, inspect_latest})
-            .then([done](actors::room_summary& s) { done(std::move(s), caf::error{}); },
-                  [done](caf::error& err) { done(actors::room_summary{}, std::move(err)); });
-        },
-        [done](caf::error& err) { done(actors::room_summary{}, std::move(err)); });
+        .then(
+            [self, done](caf::actor found) {
+              if (!found)
+                return done(actors::room_summary{}, caf::make_error(caf::sec::invalid_argument));
+              self->request(found, room_call_timeout,
+                            actors::room_inspect{inspect_max_keys, inspect_latest})
+                  .then([done](actors::room_summary& s) { done(std::move(s), caf::error{}); },
+                        [done](caf::error& err) { done(actors::room_summary{}, std::move(err)); });
+            },
+            [done](caf::error& err) { done(actors::room_summary{}, std::move(err)); });
   });
 }
 
@@ -738,17 +740,18 @@ void inspect_room(caf::actor_system& sys, const caf::actor& directory, std::stri
 
 void http_session::readyz() {
   if (!ctx_->accepting.load() || ctx_->draining.load()) {
-    return respond(make_response(http::status::service_unavailable,
-                                 nlohmann::json{{"status", "draining"}, {"node", ctx_->node_name}}
-                                   .dump()));
+    return respond(
+        make_response(http::status::service_unavailable,
+                      nlohmann::json{{"status", "draining"}, {"node", ctx_->node_name}}.dump()));
   }
   if (ctx_->store) {
     auto failure = ctx_->store->stats().failure;
     if (!failure.empty()) {
       return respond(make_response(
-        http::status::service_unavailable,
-        nlohmann::json{{"status", "failing"}, {"node", ctx_->node_name}, {"storage_error", failure}}
-          .dump()));
+          http::status::service_unavailable,
+          nlohmann::json{
+              {"status", "failing"}, {"node", ctx_->node_name}, {"storage_error", failure}}
+              .dump()));
     }
   }
   auto answer = [self = shared_from_this()](bool ready) {
@@ -773,25 +776,25 @@ void http_session::readyz() {
 
 void http_session::metrics() {
   ask<actors::directory_stats>(
-    ctx_->sys, ctx_->directory, actors::stats_atom_v,
-    [self = shared_from_this()](actors::directory_stats dir, caf::error err) {
-      auto render = [self, dir, err](std::map<std::string, uint64_t> members) {
-        asio::post(self->stream_.get_executor(), [self, dir, err, members = std::move(members)] {
-          if (err) return self->respond_error(http::status::service_unavailable, "no answer");
-          scrape_input in;
-          in.rooms = dir.rooms;
-          in.fanouts = dir.fanouts;
-          in.members = members;
-          self->respond(self->make_response(http::status::ok, render_metrics(*self->ctx_, in),
-                                            metrics_content_type));
-        });
-      };
-      if (!self->ctx_->cluster) {
-        return render(std::map<std::string, uint64_t>{{"up", 1}, {"leaving", 0}, {"down", 0}});
-      }
-      ask<std::string>(self->ctx_->sys, self->ctx_->cluster, actors::cluster_query{},
-                       [render](std::string doc, caf::error) { render(members_by_state(doc)); });
-    });
+      ctx_->sys, ctx_->directory, actors::stats_atom_v,
+      [self = shared_from_this()](actors::directory_stats dir, caf::error err) {
+        auto render = [self, dir, err](std::map<std::string, uint64_t> members) {
+          asio::post(self->stream_.get_executor(), [self, dir, err, members = std::move(members)] {
+            if (err) return self->respond_error(http::status::service_unavailable, "no answer");
+            scrape_input in;
+            in.rooms = dir.rooms;
+            in.fanouts = dir.fanouts;
+            in.members = members;
+            self->respond(self->make_response(http::status::ok, render_metrics(*self->ctx_, in),
+                                              metrics_content_type));
+          });
+        };
+        if (!self->ctx_->cluster) {
+          return render(std::map<std::string, uint64_t>{{"up", 1}, {"leaving", 0}, {"down", 0}});
+        }
+        ask<std::string>(self->ctx_->sys, self->ctx_->cluster, actors::cluster_query{},
+                         [render](std::string doc, caf::error) { render(members_by_state(doc)); });
+      });
 }
 
 void http_session::admin_page(const route& r) {
@@ -843,14 +846,15 @@ void http_session::respond_admin(http::status status, std::string body) {
 void http_session::admin_node() {
   if (!admin_authorized()) return;
   ask<actors::directory_stats>(
-    ctx_->sys, ctx_->directory, actors::stats_atom_v,
-    [self = shared_from_this()](actors::directory_stats dir, caf::error err) {
-      asio::post(self->stream_.get_executor(), [self, dir, err] {
-        if (err) return self->respond_admin(http::status::service_unavailable,
-                                            error_json("the node's directory did not answer"));
-        self->respond_admin(http::status::ok, node_figures(*self->ctx_, dir).dump());
+      ctx_->sys, ctx_->directory, actors::stats_atom_v,
+      [self = shared_from_this()](actors::directory_stats dir, caf::error err) {
+        asio::post(self->stream_.get_executor(), [self, dir, err] {
+          if (err)
+            return self->respond_admin(http::status::service_unavailable,
+                                       error_json("the node's directory did not answer"));
+          self->respond_admin(http::status::ok, node_figures(*self->ctx_, dir).dump());
+        });
       });
-    });
 }
 
 void http_session::admin_cluster() {
@@ -859,89 +863,90 @@ void http_session::admin_cluster() {
   // This node's figures and its member table; then every other live member's figures,
   // gathered here from its own GET /admin/api/node (with the same token).
   ask<actors::directory_stats>(
-    ctx_->sys, ctx_->directory, actors::stats_atom_v,
-    [self = shared_from_this(), authorization](actors::directory_stats dir, caf::error err) {
-      auto gather = [self, dir, err, authorization](std::string view) {
-        asio::post(self->stream_.get_executor(), [self, dir, err, authorization,
-                                                  view = std::move(view)] {
-          if (err) return self->respond_admin(http::status::service_unavailable,
-                                              error_json("the node's directory did not answer"));
-          auto doc = nlohmann::json::parse(view, nullptr, false);
-          if (doc.is_discarded() || !doc.contains("members")) {
-            return self->respond_admin(http::status::service_unavailable,
-                                       error_json("cluster view unavailable"));
-          }
-          struct gathering {
-            nlohmann::json doc;
-            std::size_t pending = 0;
-          };
-          auto g = std::make_shared<gathering>();
-          g->doc = std::move(doc);
-          auto& members = g->doc["members"];
-          auto finish = [self, g] {
-            if (--g->pending == 0) self->respond_admin(http::status::ok, g->doc.dump());
-          };
-          g->pending = 1;  // held until every fetch has started
-          for (std::size_t i = 0; i < members.size(); ++i) {
-            auto& m = members[i];
-            const auto name = m.value("name", std::string{});
-            m["self"] = name == self->ctx_->node_name;
-            m["figures"] = nullptr;
-            if (name == self->ctx_->node_name) {
-              m["figures"] = node_figures(*self->ctx_, dir);
-              continue;
+      ctx_->sys, ctx_->directory, actors::stats_atom_v,
+      [self = shared_from_this(), authorization](actors::directory_stats dir, caf::error err) {
+        auto gather = [self, dir, err, authorization](std::string view) {
+          asio::post(self->stream_.get_executor(), [self, dir, err, authorization,
+                                                    view = std::move(view)] {
+            if (err)
+              return self->respond_admin(http::status::service_unavailable,
+                                         error_json("the node's directory did not answer"));
+            auto doc = nlohmann::json::parse(view, nullptr, false);
+            if (doc.is_discarded() || !doc.contains("members")) {
+              return self->respond_admin(http::status::service_unavailable,
+                                         error_json("cluster view unavailable"));
             }
-            const auto http_addr = m.value("http", std::string{});
-            if (m.value("state", std::string{}) == "down" || http_addr.empty()) {
-              m["error"] = "down";
-              continue;
+            struct gathering {
+              nlohmann::json doc;
+              std::size_t pending = 0;
+            };
+            auto g = std::make_shared<gathering>();
+            g->doc = std::move(doc);
+            auto& members = g->doc["members"];
+            auto finish = [self, g] {
+              if (--g->pending == 0) self->respond_admin(http::status::ok, g->doc.dump());
+            };
+            g->pending = 1;  // held until every fetch has started
+            for (std::size_t i = 0; i < members.size(); ++i) {
+              auto& m = members[i];
+              const auto name = m.value("name", std::string{});
+              m["self"] = name == self->ctx_->node_name;
+              m["figures"] = nullptr;
+              if (name == self->ctx_->node_name) {
+                m["figures"] = node_figures(*self->ctx_, dir);
+                continue;
+              }
+              const auto http_addr = m.value("http", std::string{});
+              if (m.value("state", std::string{}) == "down" || http_addr.empty()) {
+                m["error"] = "down";
+                continue;
+              }
+              ++g->pending;
+              fetch_from_peer(
+                  self->stream_.get_executor(), http_addr, "/admin/api/node", authorization,
+                  peer_timeout, [g, i, finish](unsigned status, std::string body) {
+                    auto& m = g->doc["members"][i];
+                    auto figures = nlohmann::json::parse(body, nullptr, false);
+                    if (status == 200 && !figures.is_discarded()) {
+                      m["figures"] = std::move(figures);
+                    } else {
+                      m["error"] = status == 0 ? body : "answered " + std::to_string(status);
+                    }
+                    finish();
+                  });
             }
-            ++g->pending;
-            fetch_from_peer(self->stream_.get_executor(), http_addr, "/admin/api/node",
-                            authorization, peer_timeout,
-                            [g, i, finish](unsigned status, std::string body) {
-                              auto& m = g->doc["members"][i];
-                              auto figures = nlohmann::json::parse(body, nullptr, false);
-                              if (status == 200 && !figures.is_discarded()) {
-                                m["figures"] = std::move(figures);
-                              } else {
-                                m["error"] = status == 0 ? body
-                                                         : "answered " + std::to_string(status);
-                              }
-                              finish();
-                            });
-          }
-          finish();
-        });
-      };
-      if (!self->ctx_->cluster) {
-        const std::string http_addr =
-          self->ctx_->settings.host + ":" + std::to_string(self->ctx_->settings.port);
-        nlohmann::json member{{"name", self->ctx_->node_name},
-                              {"cluster", ""},
-                              {"http", http_addr},
-                              {"state", "up"}};
-        return gather(nlohmann::json{{"node", self->ctx_->node_name},
-                                     {"members", nlohmann::json::array({member})}}
-                        .dump());
-      }
-      ask<std::string>(self->ctx_->sys, self->ctx_->cluster, actors::cluster_query{},
-                       [gather](std::string view, caf::error) { gather(std::move(view)); });
-    });
+            finish();
+          });
+        };
+        if (!self->ctx_->cluster) {
+          const std::string http_addr =
+              self->ctx_->settings.host + ":" + std::to_string(self->ctx_->settings.port);
+          nlohmann::json member{{"name", self->ctx_->node_name},
+                                {"cluster", ""},
+                                {"http", http_addr},
+                                {"state", "up"}};
+          return gather(nlohmann::json{{"node", self->ctx_->node_name},
+                                       {"members", nlohmann::json::array({member})}}
+                            .dump());
+        }
+        ask<std::string>(self->ctx_->sys, self->ctx_->cluster, actors::cluster_query{},
+                         [gather](std::string view, caf::error) { gather(std::move(view)); });
+      });
 }
 
 void http_session::admin_room(const route& r) {
   if (!admin_authorized()) return;
-  if (!ctx_->ids.valid(r.room)) return respond_admin(http::status::not_found, error_json("no such room"));
+  if (!ctx_->ids.valid(r.room))
+    return respond_admin(http::status::not_found, error_json("no such room"));
   auto inspect = [self = shared_from_this(), room = r.room](nlohmann::json placement) {
     inspect_room(self->ctx_->sys, self->ctx_->directory, room,
                  [self, room, placement](actors::room_summary summary, caf::error err) {
                    asio::post(self->stream_.get_executor(), [self, room, placement, err,
                                                              summary = std::move(summary)] {
                      if (err) {
-                       return self->respond_admin(http::status::service_unavailable,
-                                                  error_json("the room did not answer: " +
-                                                             self->ctx_->sys.render(err)));
+                       return self->respond_admin(
+                           http::status::service_unavailable,
+                           error_json("the room did not answer: " + self->ctx_->sys.render(err)));
                      }
                      self->respond_admin(http::status::ok,
                                          room_figures(room, placement, summary).dump());
@@ -949,9 +954,9 @@ void http_session::admin_room(const route& r) {
                  });
   };
   if (!ctx_->cluster) {
-    return inspect(nlohmann::json{
-      {"owner", ctx_->node_name},
-      {"http", ctx_->settings.host + ":" + std::to_string(ctx_->settings.port)}});
+    return inspect(
+        nlohmann::json{{"owner", ctx_->node_name},
+                       {"http", ctx_->settings.host + ":" + std::to_string(ctx_->settings.port)}});
   }
   ask<std::string>(ctx_->sys, ctx_->cluster, actors::cluster_query{r.room},
                    [inspect](std::string doc, caf::error) {

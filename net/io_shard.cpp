@@ -27,7 +27,8 @@ void io_shard::flush_dirty() {
     batch.swap(dirty_);
     posted_ = false;
   }
-  for (auto& session : batch) session->flush();
+  for (auto& session : batch)
+    session->flush();
   batch.clear();
 }
 

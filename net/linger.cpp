@@ -81,7 +81,7 @@ class lingering : public std::enable_shared_from_this<lingering> {
 void linger_close(asio::ip::tcp::socket socket, std::chrono::milliseconds timeout,
                   std::function<void()> closed, client_table::slot slot) {
   std::make_shared<lingering>(std::move(socket), std::move(closed), std::move(slot))
-    ->start(timeout);
+      ->start(timeout);
 }
 
 }  // namespace driftd::net

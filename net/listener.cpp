@@ -75,7 +75,8 @@ listener::listener(std::vector<io_shard*> shards, std::shared_ptr<context> ctx)
       retry_(shards_.front()->context()),
       sweep_(shards_.front()->context()),
       ctx_(std::move(ctx)),
-      node_full_(canned_response(ctx_->settings, "503 Service Unavailable", "too many connections")),
+      node_full_(
+          canned_response(ctx_->settings, "503 Service Unavailable", "too many connections")),
       stopping_(canned_response(ctx_->settings, "503 Service Unavailable", "shutting down")),
       address_full_(canned_response(ctx_->settings, "429 Too Many Requests",
                                     "too many connections from this address")) {}
@@ -91,15 +92,16 @@ void listener::arm_sweep() {
   // Often enough to see a message past its deadline soon after; idle connections are
   // pinged every half idle timeout (rounded up to whole sweeps).
   const auto half_idle = ctx_->settings.idle_timeout / 2;
-  const auto period = std::max(std::min(half_idle, ctx_->settings.message_timeout / 2),
-                               config::milliseconds{1});
-  const auto ping_every = static_cast<uint64_t>((half_idle + period - config::milliseconds{1}) / period);
+  const auto period =
+      std::max(std::min(half_idle, ctx_->settings.message_timeout / 2), config::milliseconds{1});
+  const auto ping_every =
+      static_cast<uint64_t>((half_idle + period - config::milliseconds{1}) / period);
   sweep_.expires_after(period);
   sweep_.async_wait([self = shared_from_this(), ping_every](const error_code& ec) {
     if (ec || !self->acceptor_.is_open()) return;
     const bool ping_round = ++self->sweeps_ % std::max<uint64_t>(ping_every, 1) == 0;
     self->ctx_->sessions.for_each(
-      [ping_round](const std::shared_ptr<ws_session>& s) { s->sweep(ping_round); });
+        [ping_round](const std::shared_ptr<ws_session>& s) { s->sweep(ping_round); });
     self->ctx_->clients.expire();
     self->arm_sweep();
   });
@@ -117,8 +119,8 @@ void listener::stop() {
 void listener::do_accept() {
   // The new connection lives on the next shard in turn.
   auto& shard = *shards_[next_shard_];
-  acceptor_.async_accept(shard.context(), [self = shared_from_this(), &shard](
-                                            const error_code& ec, tcp::socket socket) {
+  acceptor_.async_accept(shard.context(), [self = shared_from_this(), &shard](const error_code& ec,
+                                                                              tcp::socket socket) {
     self->on_accept(ec, std::move(socket), shard);
   });
 }
@@ -126,28 +128,28 @@ void listener::do_accept() {
 void listener::refuse(tcp::socket socket, const std::string& response) {
   ctx_->stats.connections_refused.fetch_add(1, std::memory_order_relaxed);
   // On the socket's own thread (the shard it was accepted for).
-  asio::post(socket.get_executor(), [self = shared_from_this(), &response,
-                                     socket = std::move(socket)]() mutable {
-    // The answer fits the empty buffer of a new socket: written without waiting, and
-    // without reading the request, so that refusing costs next to nothing.
-    error_code ec;
-    socket.non_blocking(true, ec);
-    // A TLS client could not read a plain-text answer, and a handshake to send it is the
-    // cost refusing avoids: on a TLS port the socket is just closed.
-    if (!ec && !self->ctx_->tls) {
-      (void)::send(socket.native_handle(), response.data(), response.size(),
-                   MSG_NOSIGNAL | MSG_DONTWAIT);
-    }
-    if (self->lingering_refusals_.fetch_add(1, std::memory_order_relaxed) >=
-        max_lingering_refusals) {
-      self->lingering_refusals_.fetch_sub(1, std::memory_order_relaxed);
-      socket.close(ec);
-      return;
-    }
-    linger_close(std::move(socket), self->ctx_->settings.close_timeout, [self] {
-      self->lingering_refusals_.fetch_sub(1, std::memory_order_relaxed);
-    });
-  });
+  asio::post(socket.get_executor(),
+             [self = shared_from_this(), &response, socket = std::move(socket)]() mutable {
+               // The answer fits the empty buffer of a new socket: written without waiting, and
+               // without reading the request, so that refusing costs next to nothing.
+               error_code ec;
+               socket.non_blocking(true, ec);
+               // A TLS client could not read a plain-text answer, and a handshake to send it is the
+               // cost refusing avoids: on a TLS port the socket is just closed.
+               if (!ec && !self->ctx_->tls) {
+                 (void)::send(socket.native_handle(), response.data(), response.size(),
+                              MSG_NOSIGNAL | MSG_DONTWAIT);
+               }
+               if (self->lingering_refusals_.fetch_add(1, std::memory_order_relaxed) >=
+                   max_lingering_refusals) {
+                 self->lingering_refusals_.fetch_sub(1, std::memory_order_relaxed);
+                 socket.close(ec);
+                 return;
+               }
+               linger_close(std::move(socket), self->ctx_->settings.close_timeout, [self] {
+                 self->lingering_refusals_.fetch_sub(1, std::memory_order_relaxed);
+               });
+             });
 }
 
 void listener::on_accept(const error_code& ec, tcp::socket socket, io_shard& shard) {

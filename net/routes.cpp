@@ -46,7 +46,8 @@ route match_route(std::string_view target) {
   if (parts[0] == "admin") {
     if (n == 1) return {route_kind::admin_page, {}};
     if (n == 2 && parts[1] != "api") return {route_kind::admin_page, std::string{parts[1]}};
-    if (n == 3 && parts[1] == "api" && parts[2] == "cluster") return {route_kind::admin_cluster, {}};
+    if (n == 3 && parts[1] == "api" && parts[2] == "cluster")
+      return {route_kind::admin_cluster, {}};
     if (n == 3 && parts[1] == "api" && parts[2] == "node") return {route_kind::admin_node, {}};
     if (n == 4 && parts[1] == "api" && parts[2] == "room") {
       return {route_kind::admin_room, std::string{parts[3]}};

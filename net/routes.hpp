@@ -8,21 +8,21 @@
 namespace driftd::net {
 
 enum class route_kind {
-  new_room,      ///< /new
-  room_info,     ///< /room/{id}
-  room_connect,  ///< /room/{id}/connect
-  room_send,     ///< /room/{id}/send
-  healthz,       ///< /healthz
-  cluster,       ///< /cluster
-  cluster_room,  ///< /cluster/room/{id}
-  stats,         ///< /stats
-  readyz,        ///< /readyz
-  metrics,       ///< /metrics
-  admin_page,    ///< /admin, /admin/{file}
-  admin_cluster, ///< /admin/api/cluster
-  admin_node,    ///< /admin/api/node
-  admin_room,    ///< /admin/api/room/{id}
-  not_found,     ///< last: route_kinds counts up to it
+  new_room,       ///< /new
+  room_info,      ///< /room/{id}
+  room_connect,   ///< /room/{id}/connect
+  room_send,      ///< /room/{id}/send
+  healthz,        ///< /healthz
+  cluster,        ///< /cluster
+  cluster_room,   ///< /cluster/room/{id}
+  stats,          ///< /stats
+  readyz,         ///< /readyz
+  metrics,        ///< /metrics
+  admin_page,     ///< /admin, /admin/{file}
+  admin_cluster,  ///< /admin/api/cluster
+  admin_node,     ///< /admin/api/node
+  admin_room,     ///< /admin/api/room/{id}
+  not_found,      ///< last: route_kinds counts up to it
 };
 
 /// How many route kinds there are (not_found included).

@@ -295,8 +295,8 @@ parse_status frame_parser::consume(char* data, std::size_t size, frame_handler& 
       pos += take;
     }
     const uint64_t frame_len = h.header_len + h.payload_len;
-    const auto take = static_cast<std::size_t>(
-        std::min<uint64_t>(frame_len - partial_.size(), size - pos));
+    const auto take =
+        static_cast<std::size_t>(std::min<uint64_t>(frame_len - partial_.size(), size - pos));
     partial_.append(data + pos, take);
     pos += take;
     if (partial_.size() < frame_len) return status;

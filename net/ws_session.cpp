@@ -58,9 +58,9 @@ std::vector<protocol::request>& parsed_requests() {
 
 }  // namespace
 
-ws_session::ws_session(asio::ip::tcp::socket socket, io_shard& shard,
-                       std::shared_ptr<context> ctx, std::string room, actors::conn_flags flags,
-                       client_table::slot slot, std::unique_ptr<tls_connection> tls)
+ws_session::ws_session(asio::ip::tcp::socket socket, io_shard& shard, std::shared_ptr<context> ctx,
+                       std::string room, actors::conn_flags flags, client_table::slot slot,
+                       std::unique_ptr<tls_connection> tls)
     : socket_(std::move(socket)),
       shard_(shard),
       ctx_(std::move(ctx)),
@@ -87,7 +87,7 @@ void ws_session::start(std::string handshake_response, std::string already_read)
   ctx_->stats.websockets_open.fetch_add(1, std::memory_order_relaxed);
   ctx_->stats.websockets_total.fetch_add(1, std::memory_order_relaxed);
   ctx_->stats.websockets_by_format[static_cast<std::size_t>(flags_.format)].fetch_add(
-    1, std::memory_order_relaxed);
+      1, std::memory_order_relaxed);
   ctx_->sessions.add(shared_from_this());
   heard_from_peer_ = true;  // the upgrade request: silence is counted from now
   error_code ec;
@@ -98,7 +98,7 @@ void ws_session::start(std::string handshake_response, std::string already_read)
   // Urgent, like the fan-out's resolve: new connections are admitted ahead of housekeeping
   // (a burst of rooms ending is a burst of down messages for the directory).
   caf::anon_send<caf::message_priority::high>(
-    ctx_->directory, actors::join_msg{room_, id_, shared_from_this(), flags_});
+      ctx_->directory, actors::join_msg{room_, id_, shared_from_this(), flags_});
   timer_ = std::make_unique<asio::steady_timer>(socket_.get_executor());
   timer_->expires_after(join_timeout);
   timer_->async_wait([self = shared_from_this()](const error_code& ec) {
@@ -174,13 +174,14 @@ void ws_session::feed(char* bytes, std::size_t size) {
   send_parsed();
   if (status && phase_ == phase::open) track_partial(now);
   if (!status) {
-    auto& counter = status.close_code == protocol::close_code::too_big ? ctx_->stats.oversize_closed
-                                                                       : ctx_->stats.protocol_errors;
+    auto& counter = status.close_code == protocol::close_code::too_big
+                        ? ctx_->stats.oversize_closed
+                        : ctx_->stats.protocol_errors;
     counter.fetch_add(1, std::memory_order_relaxed);
     uint64_t suppressed = 0;
     if (ctx_->input_warnings.allow(suppressed)) {
-      log().warn("room {}: closing a websocket ({}): {}{}", room_, status.close_code,
-                 status.reason, suppressed_note(suppressed));
+      log().warn("room {}: closing a websocket ({}): {}{}", room_, status.close_code, status.reason,
+                 suppressed_note(suppressed));
     }
     begin_close(status.close_code, status.reason, false);
   }
@@ -235,8 +236,8 @@ bool ws_session::take_token() {
   ctx_->stats.rate_limited.fetch_add(1, std::memory_order_relaxed);
   uint64_t suppressed = 0;
   if (ctx_->input_warnings.allow(suppressed)) {
-    log().warn("room {}: closing a websocket that sent more than {} messages per second{}",
-               room_, ctx_->settings.max_messages_per_second, suppressed_note(suppressed));
+    log().warn("room {}: closing a websocket that sent more than {} messages per second{}", room_,
+               ctx_->settings.max_messages_per_second, suppressed_note(suppressed));
   }
   // What it sent within the rate was handled; the rest is refused, and it is told so.
   begin_close(protocol::close_code::policy_violation, "rate limit", false);
@@ -277,13 +278,13 @@ void ws_session::refuse_partial() {
   ctx_->stats.partial_refused.fetch_add(1, std::memory_order_relaxed);
   uint64_t suppressed = 0;
   if (ctx_->input_warnings.allow(suppressed)) {
-    log().warn("room {}: closing a websocket: partly received input of all connections is at "
-               "--max-partial-bytes ({}){}",
-               room_, ctx_->settings.max_partial_bytes, suppressed_note(suppressed));
+    log().warn(
+        "room {}: closing a websocket: partly received input of all connections is at "
+        "--max-partial-bytes ({}){}",
+        room_, ctx_->settings.max_partial_bytes, suppressed_note(suppressed));
   }
   drop_partial();
-  begin_close(protocol::close_code::try_again_later, "server busy: too much partial input",
-              false);
+  begin_close(protocol::close_code::try_again_later, "server busy: too much partial input", false);
 }
 
 bool ws_session::on_message(bool text, std::string_view payload) {
@@ -294,7 +295,7 @@ bool ws_session::on_message(bool text, std::string_view payload) {
     req.error = "empty message";
   } else {
     req = protocol::decode_request(
-      payload, text ? protocol::wire_format::json : protocol::wire_format::cbor, ctx_->limits);
+        payload, text ? protocol::wire_format::json : protocol::wire_format::cbor, ctx_->limits);
   }
   if (req.kind == protocol::request_kind::invalid) {
     ctx_->stats.rejected_messages.fetch_add(1, std::memory_order_relaxed);
@@ -475,7 +476,7 @@ error_code ws_session::send_batch(const std::vector<out_item>& batch, std::size_
   // copies one long buffer much faster than hundreds of tiny ones. Big ones go as they are.
   thread_local std::unique_ptr<char[]> packed{new char[packed_capacity]};
   const auto op =
-    flags_.format == protocol::wire_format::json ? ws_opcode::text : ws_opcode::binary;
+      flags_.format == protocol::wire_format::json ? ws_opcode::text : ws_opcode::binary;
   const int fd = socket_.native_handle();
   struct wire_item {
     unsigned char header[max_frame_header];
@@ -507,7 +508,8 @@ error_code ws_session::send_batch(const std::vector<out_item>& batch, std::size_
       std::memcpy(at, w.header + header_skip, w.header_len - header_skip);
       if (copy) std::memcpy(at + w.header_len - header_skip, item.bytes->data() + body_skip, body);
       if (need > 0) {
-        if (count > 0 && static_cast<char*>(iov[count - 1].iov_base) + iov[count - 1].iov_len == at) {
+        if (count > 0 &&
+            static_cast<char*>(iov[count - 1].iov_base) + iov[count - 1].iov_len == at) {
           iov[count - 1].iov_len += need;
         } else {
           iov[count++] = iovec{at, need};
@@ -550,14 +552,13 @@ error_code ws_session::send_batch(const std::vector<out_item>& batch, std::size_
   return {};
 }
 
-void ws_session::keep_unsent(std::vector<out_item>& batch, std::size_t first,
-                             std::size_t offset) {
+void ws_session::keep_unsent(std::vector<out_item>& batch, std::size_t first, std::size_t offset) {
   std::size_t bytes = tls_ ? tls_->output().size() : 0;
-  for (std::size_t i = first; i < batch.size(); ++i) bytes += batch[i].bytes.size();
+  for (std::size_t i = first; i < batch.size(); ++i)
+    bytes += batch[i].bytes.size();
   unsent_ = std::make_unique<unsent_output>();
-  unsent_->items.assign(
-    std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(first)),
-    std::make_move_iterator(batch.end()));
+  unsent_->items.assign(std::make_move_iterator(batch.begin() + static_cast<std::ptrdiff_t>(first)),
+                        std::make_move_iterator(batch.end()));
   unsent_->offset = offset;
   batch.clear();
   {
@@ -579,8 +580,8 @@ void ws_session::drop_unsent() {
     unsent_.reset();
   }
   std::lock_guard<spin_lock> guard{mutex_};
-  inflight_bytes_ = (in_progress ? unsent_->items.front().bytes.size() : 0) +
-                    (tls_ ? tls_->output().size() : 0);
+  inflight_bytes_ =
+      (in_progress ? unsent_->items.front().bytes.size() : 0) + (tls_ ? tls_->output().size() : 0);
 }
 
 void ws_session::drained() {
@@ -691,7 +692,7 @@ bool ws_session::send_tls_output(error_code& ec) {
   const std::string& out = tls_->output();
   if (out.empty()) return true;
   const ssize_t n =
-    ::send(socket_.native_handle(), out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      ::send(socket_.native_handle(), out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   ctx_->stats.socket_writes.fetch_add(1, std::memory_order_relaxed);
   if (n < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -709,7 +710,7 @@ error_code ws_session::send_batch_tls(const std::vector<out_item>& batch, std::s
   thread_local std::unique_ptr<char[]> block{new char[packed_capacity]};
   thread_local std::string ciphertext;
   const auto op =
-    flags_.format == protocol::wire_format::json ? ws_opcode::text : ws_opcode::binary;
+      flags_.format == protocol::wire_format::json ? ws_opcode::text : ws_opcode::binary;
   sent = 0;
   for (;;) {
     error_code ec;
@@ -720,7 +721,7 @@ error_code ws_session::send_batch_tls(const std::vector<out_item>& batch, std::s
       const auto& item = batch[sent];
       unsigned char header[max_frame_header];
       const std::size_t header_len =
-        item.raw ? 0 : write_frame_header(header, op, item.bytes.size());
+          item.raw ? 0 : write_frame_header(header, op, item.bytes.size());
       const std::size_t wire = header_len + item.bytes.size();
       // A message larger than what is left of the block goes in pieces, over rounds.
       const std::size_t take = std::min(wire - offset, packed_capacity - used);
@@ -847,7 +848,7 @@ void ws_session::finish(bool now) {
   ctx_->sessions.remove(this);
   ctx_->stats.websockets_open.fetch_sub(1, std::memory_order_relaxed);
   ctx_->stats.websockets_by_format[static_cast<std::size_t>(flags_.format)].fetch_sub(
-    1, std::memory_order_relaxed);
+      1, std::memory_order_relaxed);
   ctx_->stats.sockets_open.fetch_sub(1, std::memory_order_relaxed);
   slot_.reset();
 }

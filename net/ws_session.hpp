@@ -166,10 +166,10 @@ class ws_session final : public actors::sink,
 
   // -- lifecycle --
   /// Starts the closing handshake: the fan-out is told the connection left (no more
-  /// deliveries), a close frame goes after what is queued, input is dropped from now on. `drop_queued` discards unsent messages but the rest of the
-  /// one in progress, so that the close comes next (it tells the client why the rest is
-  /// missing). Each wait for the peer (to read our close, to end its side) is bounded by
-  /// close_timeout.
+  /// deliveries), a close frame goes after what is queued, input is dropped from now on.
+  /// `drop_queued` discards unsent messages but the rest of the one in progress, so that the close
+  /// comes next (it tells the client why the rest is missing). Each wait for the peer (to read our
+  /// close, to end its side) is bounded by close_timeout.
   void begin_close(uint16_t code, std::string reason, bool drop_queued);
   /// The close frame is written: ends our side and waits for the peer to end its side.
   void linger();
@@ -235,9 +235,9 @@ class ws_session final : public actors::sink,
   /// fan-out to admit the connection, then each wait of the closing handshake.
   std::unique_ptr<boost::asio::steady_timer> timer_;
 
-  std::vector<out_item> pending_;  // guarded by mutex_
-  std::size_t pending_bytes_ = 0;  // guarded by mutex_
-  std::size_t inflight_bytes_ = 0; // guarded by mutex_
+  std::vector<out_item> pending_;   // guarded by mutex_
+  std::size_t pending_bytes_ = 0;   // guarded by mutex_
+  std::size_t inflight_bytes_ = 0;  // guarded by mutex_
 
   // Shard thread only.
   /// Only before admission, once the client sent something.

@@ -3,11 +3,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <mutex>
 #include <thread>
-#include <cstdio>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>

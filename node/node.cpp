@@ -11,7 +11,6 @@
 #include <fstream>
 #include <sstream>
 
-
 #include "caf/io/all.hpp"
 #include "caf/openssl/all.hpp"
 
@@ -37,7 +36,9 @@ namespace driftd::node {
 
 namespace {
 
-spdlog::logger& log() { return config::logger("node"); }
+spdlog::logger& log() {
+  return config::logger("node");
+}
 
 /// How long a stopping cluster node waits for its rooms to reach their new owners.
 constexpr auto handoff_deadline = std::chrono::seconds{15};
@@ -70,7 +71,8 @@ std::string kept_secret(const std::string& dir, std::string& error) {
   const auto tmp = path.string() + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
   const std::string line = secret + "\n";
-  const bool ok = fd >= 0 && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+  const bool ok = fd >= 0 &&
+                  ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
                   ::fsync(fd) == 0;
   if (fd >= 0) ::close(fd);
   if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
@@ -100,7 +102,9 @@ unsigned usable_cpus() {
 
 node::node(config::settings s) : settings_(std::move(s)) {}
 
-node::~node() { stop(); }
+node::~node() {
+  stop();
+}
 
 std::string node::start() {
   std::lock_guard<std::mutex> guard{stop_mutex_};
@@ -235,14 +239,16 @@ std::string node::room_secret(std::string& error) const {
   if (store_ && settings_.cluster_port == 0) {
     // Room ids must stay valid across restarts as long as the rooms do.
     auto secret = kept_secret(settings_.data_dir, error);
-    if (!secret.empty()) log().info("room ids are signed with the secret kept in {}", settings_.data_dir);
+    if (!secret.empty())
+      log().info("room ids are signed with the secret kept in {}", settings_.data_dir);
     return secret;
   }
   if (settings_.cluster_port != 0) {
     // Every node must agree on the secret; one derived from the cluster name lets a local
     // cluster start without one, but anybody who knows the name could join it.
-    log().warn("no --secret given: using an insecure default derived from the cluster name; "
-               "set the same --secret on every node");
+    log().warn(
+        "no --secret given: using an insecure default derived from the cluster name; "
+        "set the same --secret on every node");
     return "driftd-insecure-default-secret/" + settings_.cluster_name;
   }
   log().info("no secret configured: room ids are valid only while this process runs");
@@ -280,10 +286,10 @@ std::string node::join_cluster(const std::string& secret) {
   mc.self.name = ctx_->node_name;
   mc.self.cluster = host_port(settings_.cluster_host, settings_.cluster_port);
   mc.self.http = host_port(settings_.host, port_);
-  mc.self.incarnation = static_cast<uint64_t>(
-    std::chrono::duration_cast<std::chrono::nanoseconds>(
-      std::chrono::system_clock::now().time_since_epoch())
-      .count());
+  mc.self.incarnation =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
   mc.seeds = settings_.seeds;
   mc.cluster_name = settings_.cluster_name;
   mc.secret = secret;
@@ -292,7 +298,8 @@ std::string node::join_cluster(const std::string& secret) {
   {
     auto sorted = settings_.seeds;
     std::sort(sorted.begin(), sorted.end());
-    for (const auto& seed : sorted) mc.terms.voters += seed + ",";
+    for (const auto& seed : sorted)
+      mc.terms.voters += seed + ",";
   }
   mc.terms.failure_timeout_ms = static_cast<uint64_t>(settings_.failure_timeout.count());
   mc.terms.heartbeat_ms = static_cast<uint64_t>(settings_.heartbeat_interval.count());
@@ -302,19 +309,19 @@ std::string node::join_cluster(const std::string& secret) {
   mc.replica = replica_;
   mc.lease_until = &lease_until_;
   membership_ = cluster::spawn_membership(*sys_, mc, router_);
-  auto published =
-    tls ? caf::openssl::publish(membership_, settings_.cluster_port,
-                                settings_.cluster_host.c_str(), true)
-        : sys_->middleman().publish(membership_, settings_.cluster_port,
-                                    settings_.cluster_host.c_str(), true);
+  auto published = tls ? caf::openssl::publish(membership_, settings_.cluster_port,
+                                               settings_.cluster_host.c_str(), true)
+                       : sys_->middleman().publish(membership_, settings_.cluster_port,
+                                                   settings_.cluster_host.c_str(), true);
   if (!published) {
     return "cannot listen for cluster peers on " + mc.self.cluster + ": " +
            sys_->render(published.error());
   }
   ctx_->cluster = router_;
-  log().info("cluster {}: member {} on {}{}, seeds {}", settings_.cluster_name,
-             ctx_->node_name, mc.self.cluster, tls ? " (mutual TLS)" : "",
-             settings_.seeds.empty() ? std::string{"none"} : std::to_string(settings_.seeds.size()));
+  log().info(
+      "cluster {}: member {} on {}{}, seeds {}", settings_.cluster_name, ctx_->node_name,
+      mc.self.cluster, tls ? " (mutual TLS)" : "",
+      settings_.seeds.empty() ? std::string{"none"} : std::to_string(settings_.seeds.size()));
   return {};
 }
 
@@ -343,8 +350,10 @@ void node::stop() {
   // No I/O thread runs after this; sessions that never finished their close are ended here,
   // which tells their fan-outs they left.
   work_.clear();
-  for (auto& shard : shards_) shard->context().stop();
-  for (auto& t : io_threads_) t.join();
+  for (auto& shard : shards_)
+    shard->context().stop();
+  for (auto& t : io_threads_)
+    t.join();
   io_threads_.clear();
   if (ctx_) {
     ctx_->sessions.for_each([](const std::shared_ptr<net::ws_session>& s) { s->abandon(); });
@@ -374,27 +383,27 @@ void node::leave_cluster() {
   // First stop being a place for rooms (peers then ask this node for the rooms they now
   // own), then hand every room over, then let the moved rooms forward what is in flight.
   self->request(membership_, std::chrono::seconds{2}, cluster::leave_atom_v)
-    .receive([](bool) {}, [](caf::error&) {});
+      .receive([](bool) {}, [](caf::error&) {});
   auto started = std::chrono::steady_clock::now();
   self->request(router_, handoff_deadline, cluster::leave_atom_v)
-    .receive([](bool) {},
-             [&](caf::error& err) {
-               log().warn("rooms were not all handed over: {}", sys_->render(err));
-             });
+      .receive([](bool) {},
+               [&](caf::error& err) {
+                 log().warn("rooms were not all handed over: {}", sys_->render(err));
+               });
   auto deadline = std::chrono::steady_clock::now() + settings_.close_timeout;
   for (;;) {
     uint64_t forwarding = 0;
     self->request(directory_, std::chrono::seconds{1}, actors::stats_atom_v)
-      .receive([&](actors::directory_stats& s) { forwarding = s.forwarding; },
-               [](caf::error&) {});
+        .receive([&](actors::directory_stats& s) { forwarding = s.forwarding; },
+                 [](caf::error&) {});
     if (forwarding == 0 || std::chrono::steady_clock::now() >= deadline) break;
     // Forwarders end on their own once every fan-out has switched; look again shortly.
     self->receive(caf::after(std::chrono::milliseconds{20}) >> [] {});
   }
   log().info("left the cluster; rooms handed over in {} ms",
              std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::steady_clock::now() - started)
-               .count());
+                 std::chrono::steady_clock::now() - started)
+                 .count());
 }
 
 }  // namespace driftd::node

@@ -59,8 +59,11 @@ template <bool Build>
 class json_reader {
  public:
   json_reader(std::string_view text, std::size_t max_depth)
-      : begin_(text.data()), p_(text.data()), end_(text.data() + text.size()),
-        max_depth_(max_depth), stack_(stack_storage()) {
+      : begin_(text.data()),
+        p_(text.data()),
+        end_(text.data() + text.size()),
+        max_depth_(max_depth),
+        stack_(stack_storage()) {
     stack_.clear();
   }
 
@@ -159,7 +162,8 @@ class json_reader {
   }
 
   void skip_ws() {
-    while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+    while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t'))
+      ++p_;
   }
 
   void expect(char c) {
@@ -281,7 +285,8 @@ class json_reader {
       ++p_;
       if (p_ == end_) eof();
       if (*p_ < '0' || *p_ > '9') syntax();
-      while (p_ != end_ && *p_ >= '0' && *p_ <= '9') ++p_;
+      while (p_ != end_ && *p_ >= '0' && *p_ <= '9')
+        ++p_;
     }
     if (p_ != end_ && (*p_ == 'e' || *p_ == 'E')) {
       fractional = true;
@@ -289,7 +294,8 @@ class json_reader {
       if (p_ != end_ && (*p_ == '+' || *p_ == '-')) ++p_;
       if (p_ == end_) eof();
       if (*p_ < '0' || *p_ > '9') syntax();
-      while (p_ != end_ && *p_ >= '0' && *p_ <= '9') ++p_;
+      while (p_ != end_ && *p_ >= '0' && *p_ <= '9')
+        ++p_;
     }
     if (!fractional && !overflow) {
       if (!negative) {
@@ -321,8 +327,7 @@ class json_reader {
     for (;;) {
       // The plain run up to the next quote, escape or control character.
       const char* run = p_;
-      while (p_ != end_ && *p_ != '"' && *p_ != '\\' &&
-             static_cast<unsigned char>(*p_) >= 0x20) {
+      while (p_ != end_ && *p_ != '"' && *p_ != '\\' && static_cast<unsigned char>(*p_) >= 0x20) {
         ++p_;
       }
       if (!valid_utf8({run, static_cast<std::size_t>(p_ - run)})) bad_utf8(run);
@@ -337,15 +342,33 @@ class json_reader {
       ++p_;
       if (p_ == end_) eof();
       switch (*p_++) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': unicode_escape(out); break;
+        case '"':
+          out += '"';
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '/':
+          out += '/';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'u':
+          unicode_escape(out);
+          break;
         default:
           --p_;
           syntax();
@@ -366,8 +389,7 @@ class json_reader {
       } else if (b >= 0xC0) {
         len = 2;
       }
-      if (static_cast<std::size_t>(p_ - q) < len ||
-          !valid_utf8({q, len})) {
+      if (static_cast<std::size_t>(p_ - q) < len || !valid_utf8({q, len})) {
         break;
       }
       q += len;

@@ -3,10 +3,10 @@
 #include <sys/random.h>
 
 #include <algorithm>
-#include <chrono>
 #include <array>
 #include <cassert>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -100,8 +100,8 @@ room_ids::room_ids(std::string secret) : secret_(std::move(secret)) {
 
 std::string room_ids::generate() const {
   return generate(std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::system_clock::now().time_since_epoch())
-                    .count());
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count());
 }
 
 std::string room_ids::generate(int64_t now_ms) const {
@@ -143,7 +143,8 @@ int64_t room_ids::issued_ms(std::string_view id) {
   std::array<unsigned char, max_id_bytes> bytes{};
   if (decode(id, bytes) != id_bytes) return -1;
   uint64_t when = 0;
-  for (std::size_t i = 0; i < time_bytes; ++i) when = when << 8 | bytes[random_bytes + i];
+  for (std::size_t i = 0; i < time_bytes; ++i)
+    when = when << 8 | bytes[random_bytes + i];
   return static_cast<int64_t>(when);
 }
 

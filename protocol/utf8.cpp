@@ -42,7 +42,7 @@ bool valid_utf8(std::string_view text) {
       cp = (cp << 6) | (p[i] & 0x3F);
     }
     if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return false;  // overlong
-    if (cp >= 0xD800 && cp <= 0xDFFF) return false;                             // surrogate
+    if (cp >= 0xD800 && cp <= 0xDFFF) return false;                            // surrogate
     if (cp > 0x10FFFF) return false;
     p += len;
   }

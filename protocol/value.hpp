@@ -30,8 +30,8 @@ struct parse_error {
 template <class T>
 class result {
  public:
-  result(T v) : v_(std::move(v)) {}                 // NOLINT: implicit by design
-  result(parse_error e) : v_(std::move(e)) {}       // NOLINT: implicit by design
+  result(T v) : v_(std::move(v)) {}            // NOLINT: implicit by design
+  result(parse_error e) : v_(std::move(e)) {}  // NOLINT: implicit by design
   explicit operator bool() const { return v_.index() == 0; }
   T& operator*() { return std::get<0>(v_); }
   const T& operator*() const { return std::get<0>(v_); }

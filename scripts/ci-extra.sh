@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The CI steps that follow `make test`: every C++ test suite under AddressSanitizer (with
+# The CI steps that follow `make test`: the formatting check (scripts/check-format.sh) and
+# clang-tidy on the pure cores (.clang-tidy), every C++ test suite under AddressSanitizer (with
 # LeakSanitizer) and UndefinedBehaviorSanitizer, the integration tests under
 # ThreadSanitizer, and each fuzz target for a bounded time on a copy of its corpus. .ci/run
 # runs it when CI=true; by hand:
 #
 #   bash scripts/ci-extra.sh                # every step
-#   bash scripts/ci-extra.sh asan fuzz      # some of: deps canary asan tsan fuzz
+#   bash scripts/ci-extra.sh asan fuzz      # some of: deps format tidy canary asan tsan fuzz
 #
 # Each step builds its own tree with clang (build-asan, build-tsan, build-fuzz; only the
 # targets it runs) and fails on the first problem. Any sanitizer report of any process
@@ -74,6 +75,21 @@ step_canary() {
 
 # Every C++ suite (unit, integration, the multinode cluster tests with sanitized driftd
 # processes); the compatibility suite is JavaScript and runs in `make test`.
+step_format() {
+  bash scripts/check-format.sh
+}
+
+step_tidy() {
+  # The pure cores (no CAF, no Asio), against the compile commands of the main build.
+  [ -f build/compile_commands.json ] ||
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  local files=(protocol/*.cpp storage/encoding.cpp cluster/placement.cpp config/settings.cpp)
+  local f
+  for f in "${files[@]}"; do
+    clang-tidy -p build --quiet "$f"
+  done
+}
+
 step_asan() {
   configure build-asan -DDRIFTD_SANITIZE=ON
   cmake --build build-asan -j "$jobs"
@@ -133,10 +149,10 @@ wait_fuzzer() {
 }
 
 steps=("$@")
-[ ${#steps[@]} -eq 0 ] && steps=(deps canary asan tsan fuzz)
+[ ${#steps[@]} -eq 0 ] && steps=(deps format tidy canary asan tsan fuzz)
 for s in "${steps[@]}"; do
   case "$s" in
-    deps | canary | asan | tsan | fuzz) run_step "$s" "step_$s" ;;
+    deps | format | tidy | canary | asan | tsan | fuzz) run_step "$s" "step_$s" ;;
     *)
       echo "ci-extra: unknown step $s (deps canary asan tsan fuzz)" >&2
       exit 2

@@ -13,7 +13,7 @@ packages=(
 )
 case "${1:-}" in
   "") ;;
-  --ci-extra) packages+=(clang libclang-rt-14-dev llvm) ;;
+  --ci-extra) packages+=(clang libclang-rt-14-dev llvm clang-format clang-tidy) ;;
   *) echo "usage: $0 [--ci-extra]" >&2; exit 2 ;;
 esac
 

@@ -39,13 +39,15 @@ bool get_varint(std::string_view& in, uint64_t& v) {
 }
 
 void put_fixed64_be(std::string& out, uint64_t v) {
-  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>(v >> shift));
+  for (int shift = 56; shift >= 0; shift -= 8)
+    out.push_back(static_cast<char>(v >> shift));
 }
 
 bool get_fixed64_be(std::string_view& in, uint64_t& v) {
   if (in.size() < 8) return false;
   v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(in[i]);
+  for (int i = 0; i < 8; ++i)
+    v = (v << 8) | static_cast<uint8_t>(in[i]);
   in.remove_prefix(8);
   return true;
 }

@@ -44,7 +44,8 @@ void memory_store::load(std::string room,
       for (const auto& [key, entries] : it->second.streams) {
         std::vector<stored_entry> s;
         s.reserve(entries.size());
-        for (const auto& [seq, e] : entries) s.push_back(e);
+        for (const auto& [seq, e] : entries)
+          s.push_back(e);
         rec.streams.emplace_back(key, std::move(s));
       }
     }

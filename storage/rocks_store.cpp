@@ -348,8 +348,10 @@ struct rocks_store::impl {
 
   static std::size_t approximate_bytes(const room_write& w) {
     std::size_t n = w.room.size() + 32;
-    for (const auto& [key, e] : w.puts) n += key.size() + e.value.size() + 16;
-    for (const auto& [key, seq] : w.erases) n += key.size() + 16;
+    for (const auto& [key, e] : w.puts)
+      n += key.size() + e.value.size() + 16;
+    for (const auto& [key, seq] : w.erases)
+      n += key.size() + 16;
     return n;
   }
 
@@ -377,7 +379,8 @@ struct rocks_store::impl {
     if (s.ok()) {
       rocksdb::WriteBatch wb;
       if (proposal) expired = add_sweep(wb, *proposal);
-      for (const auto& item : batch) add_write(wb, item.w, indexed);
+      for (const auto& item : batch)
+        add_write(wb, item.w, indexed);
       rocksdb::WriteOptions wo;
       wo.sync = cfg_.fsync == fsync_policy::always;
       s = db_->Write(wo, &wb);
@@ -392,7 +395,8 @@ struct rocks_store::impl {
         unsynced_ = true;
         sync_due_ = steady::now() + cfg_.fsync_interval;
       }
-      for (auto& [room, bucket] : indexed) indexed_[room] = bucket;
+      for (auto& [room, bucket] : indexed)
+        indexed_[room] = bucket;
       if (proposal) {
         for (const auto& op : proposal->ops) {
           if (!op.dropped && !op.index_deletes.empty()) indexed_.erase(op.room);
@@ -451,11 +455,14 @@ struct rocks_store::impl {
         if (op.range) {
           wb.DeleteRange(encoding::room_prefix(op.room), encoding::room_end(op.room));
         } else {
-          for (const auto& k : op.records) wb.Delete(k);
+          for (const auto& k : op.records)
+            wb.Delete(k);
         }
       }
-      for (const auto& k : op.index_deletes) wb.Delete(k);
-      for (const auto& k : op.index_puts) wb.Put(k, rocksdb::Slice{});
+      for (const auto& k : op.index_deletes)
+        wb.Delete(k);
+      for (const auto& k : op.index_puts)
+        wb.Put(k, rocksdb::Slice{});
     }
     return expired;
   }
@@ -464,7 +471,8 @@ struct rocks_store::impl {
                  std::vector<std::pair<std::string, int64_t>>& indexed) {
     // A range deletion does not read the room, which may be big, on the writer thread.
     if (w.erase_room) wb.DeleteRange(encoding::room_prefix(w.room), encoding::room_end(w.room));
-    for (const auto& [key, seq] : w.erases) wb.Delete(encoding::entry_key(w.room, key, seq));
+    for (const auto& [key, seq] : w.erases)
+      wb.Delete(encoding::entry_key(w.room, key, seq));
     for (const auto& [key, e] : w.puts) {
       wb.Put(encoding::entry_key(w.room, key, e.seq), encoding::entry_value(e));
     }
@@ -648,10 +656,12 @@ struct rocks_store::impl {
                                [&] { return stop_sweeper_ || !sweep_requests_.empty(); });
         requests.swap(sweep_requests_);
         if (stop_sweeper_) {
-          for (auto& w : sweep_waiters_) requests.push_back(std::move(w));
+          for (auto& w : sweep_waiters_)
+            requests.push_back(std::move(w));
           sweep_waiters_.clear();
           lk.unlock();
-          for (auto& r : requests) r(0);
+          for (auto& r : requests)
+            r(0);
           break;
         }
       }
@@ -665,10 +675,12 @@ struct rocks_store::impl {
         if (expired > 0) log().info("storage in {}: {} rooms expired", cfg_.dir, expired);
         {
           std::lock_guard<std::mutex> guard{mutex_};
-          for (auto& w : sweep_waiters_) requests.push_back(std::move(w));
+          for (auto& w : sweep_waiters_)
+            requests.push_back(std::move(w));
           sweep_waiters_.clear();
         }
-        for (auto& r : requests) r(expired);
+        for (auto& r : requests)
+          r(expired);
       } else if (now >= next_measure) {
         measure_disk(false);
         next_measure = steady::now() + disk_bytes_period;
@@ -697,7 +709,8 @@ struct rocks_store::impl {
         std::lock_guard<std::mutex> guard{mutex_};
         watching_ = true;
         touched_.clear();
-        for (const auto& [room, n] : pending_) touched_.insert(room);
+        for (const auto& [room, n] : pending_)
+          touched_.insert(room);
       }
       bool more = false;
       std::string error;
@@ -852,7 +865,8 @@ struct rocks_store::impl {
     if (db_->GetIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &sst)) total += sst;
     rocksdb::VectorLogPtr wals;
     if (db_->GetSortedWalFiles(wals).ok()) {
-      for (const auto& w : wals) total += w->SizeFileBytes();
+      for (const auto& w : wals)
+        total += w->SizeFileBytes();
     }
     std::vector<std::string> files;
     uint64_t manifest = 0;

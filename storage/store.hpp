@@ -85,14 +85,14 @@ enum class fsync_policy : uint8_t {
 
 /// Counters of a store; read with stats() from any thread.
 struct store_stats {
-  uint64_t writes = 0;         ///< room_writes acknowledged (successfully)
-  uint64_t write_errors = 0;   ///< room_writes that failed
-  uint64_t commits = 0;        ///< group commits (one storage write each)
-  uint64_t fsyncs = 0;         ///< syncs to disk
-  uint64_t largest_commit = 0; ///< most room_writes one group commit carried
-  uint64_t loads = 0;          ///< rooms read back
-  uint64_t expired = 0;        ///< rooms deleted by expiry
-  uint64_t bytes_on_disk = 0;  ///< live data files and logs
+  uint64_t writes = 0;          ///< room_writes acknowledged (successfully)
+  uint64_t write_errors = 0;    ///< room_writes that failed
+  uint64_t commits = 0;         ///< group commits (one storage write each)
+  uint64_t fsyncs = 0;          ///< syncs to disk
+  uint64_t largest_commit = 0;  ///< most room_writes one group commit carried
+  uint64_t loads = 0;           ///< rooms read back
+  uint64_t expired = 0;         ///< rooms deleted by expiry
+  uint64_t bytes_on_disk = 0;   ///< live data files and logs
   /// Empty while the store works; else the last failure, e.g. "No space left on device".
   std::string failure;
 };

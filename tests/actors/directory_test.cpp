@@ -29,16 +29,16 @@ class DirectoryTest : public ::testing::Test {
   directory_stats stats() {
     directory_stats out;
     self->request(dir, wait_limit, stats_atom_v)
-      .receive([&](directory_stats& s) { out = s; },
-               [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
+        .receive([&](directory_stats& s) { out = s; },
+                 [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
     return out;
   }
 
   http_result call(const std::string& room, protocol::request req) {
     http_result out;
     self->request(dir, wait_limit, http_call{room, std::move(req), protocol::wire_format::json})
-      .receive([&](http_result& r) { out = std::move(r); },
-               [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
+        .receive([&](http_result& r) { out = std::move(r); },
+                 [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
     return out;
   }
 
@@ -63,10 +63,10 @@ TEST_F(DirectoryTest, ConnectionsOfOneRoomShareOneFanout) {
 TEST_F(DirectoryTest, ResolveAnswersTheSameRoomActorEachTime) {
   caf::actor first;
   caf::actor second;
-  self->request(dir, wait_limit, resolve_room{"r"}).receive([&](caf::actor& a) { first = a; },
-                                                           [](caf::error&) {});
-  self->request(dir, wait_limit, resolve_room{"r"}).receive([&](caf::actor& a) { second = a; },
-                                                           [](caf::error&) {});
+  self->request(dir, wait_limit, resolve_room{"r"})
+      .receive([&](caf::actor& a) { first = a; }, [](caf::error&) {});
+  self->request(dir, wait_limit, resolve_room{"r"})
+      .receive([&](caf::actor& a) { second = a; }, [](caf::error&) {});
   EXPECT_TRUE(first);
   EXPECT_EQ(first, second);
 }
@@ -137,7 +137,8 @@ TEST(DirectoryUnloadTest, ARoomLeavingMemoryIsWaitedForThenReadBackByAFreshActor
   auto resolve = [&] {
     caf::actor out;
     self->request(dir, wait_limit, resolve_room{"r"})
-      .receive([&](caf::actor& a) { out = a; }, [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
+        .receive([&](caf::actor& a) { out = a; },
+                 [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
     return out;
   };
   const auto first = resolve();
@@ -147,11 +148,12 @@ TEST(DirectoryUnloadTest, ARoomLeavingMemoryIsWaitedForThenReadBackByAFreshActor
   self->send(dir, resolve_room{"r"});  // answered once the first actor has gone
   self->send(dir, stats_atom_v);
   bool got_stats = false;
-  self->receive([&](directory_stats& s) {
-                  got_stats = true;
-                  EXPECT_EQ(s.rooms, 1u);
-                },
-                caf::after(wait_limit) >> [] {});
+  self->receive(
+      [&](directory_stats& s) {
+        got_stats = true;
+        EXPECT_EQ(s.rooms, 1u);
+      },
+      caf::after(wait_limit) >> [] {});
   ASSERT_TRUE(got_stats);
   EXPECT_TRUE(self->mailbox().empty()) << "the resolve waits while the room leaves";
   store.complete(0);
@@ -173,15 +175,16 @@ TEST(DirectoryLoadTest, JoinsAreAnsweredWithinASecondWhile100kRoomsExpireTogethe
   auto dir = spawn_directory(sys, rooms);
   constexpr int count = 100000;
   // Every room is opened (and so touched) within a short burst: they expire together.
-  for (int i = 0; i < count; ++i) self->send(dir, resolve_room{"r" + std::to_string(i)});
+  for (int i = 0; i < count; ++i)
+    self->send(dir, resolve_room{"r" + std::to_string(i)});
   int opened = 0;
   self->receive_for(opened, count)([](caf::actor&) {});
   ASSERT_EQ(opened, count);
   auto stats = [&] {
     directory_stats out;
     self->request(dir, wait_limit, stats_atom_v)
-      .receive([&](directory_stats& s) { out = s; },
-               [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
+        .receive([&](directory_stats& s) { out = s; },
+                 [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
     return out;
   };
 
@@ -195,7 +198,7 @@ TEST(DirectoryLoadTest, JoinsAreAnsweredWithinASecondWhile100kRoomsExpireTogethe
     auto sink = std::make_shared<recording_sink>();
     const auto asked = std::chrono::steady_clock::now();
     self->send<caf::message_priority::high>(
-      dir, join_msg{"joined" + std::to_string(conn), conn, sink, conn_flags{}});
+        dir, join_msg{"joined" + std::to_string(conn), conn, sink, conn_flags{}});
     ASSERT_TRUE(sink->wait_attached()) << "join " << conn << " was not answered";
     slowest = std::max(slowest, std::chrono::steady_clock::now() - asked);
     sinks.push_back(sink);

@@ -20,8 +20,8 @@ using protocol::value;
 
 int64_t now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 /// A durable room; this test plays its only fan-out and its directory.
@@ -160,7 +160,8 @@ TEST_F(DurableRoomTest, AFailedWriteRefusesWhatDependedOnItAndEndsTheRoom) {
   request(ping(3));
   self->monitor(room);
   store.complete(0, "storage write failed: IO error: No space left on device");
-  const std::string why = "push not stored: storage write failed: IO error: No space left on device";
+  const std::string why =
+      "push not stored: storage write failed: IO error: No space left on device";
   EXPECT_EQ(parse(next<reply_out>().msg), (value{{"type", "error"}, {"message", why}}));
   EXPECT_EQ(parse(next<reply_out>().msg), (value{{"type", "error"}, {"message", why}}));
   EXPECT_EQ(parse(next<reply_out>().msg), (value{{"type", "pong"}, {"nonce", 3}}));
@@ -187,9 +188,8 @@ TEST_F(DurableRoomTest, ARoomReadBackServesItsStreamsAndNumbersAboveItsHighWater
   request(get("k"));
   auto s = next<subscribed_out>();
   EXPECT_EQ(s.head, 57u);
-  EXPECT_EQ(parse(s.init), (value{{"type", "init"},
-                                  {"key", "k"},
-                                  {"data", {{{"seq", 7}, {"value", "one"}}}}}));
+  EXPECT_EQ(parse(s.init),
+            (value{{"type", "init"}, {"key", "k"}, {"data", {{{"seq", 7}, {"value", "one"}}}}}));
   request(push("k", "two"));
   store.wait_writes(1);
   store.complete(0);

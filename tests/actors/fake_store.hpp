@@ -41,7 +41,8 @@ class fake_store : public storage::store {
         if (cb) waiting.push_back(std::exchange(cb, nullptr));
       }
     }
-    for (auto& cb : waiting) cb({});
+    for (auto& cb : waiting)
+      cb({});
   }
 
   void load(std::string room,
@@ -77,8 +78,8 @@ class fake_store : public storage::store {
   }
 
   /// Waits (at most `limit`) until `n` writes arrived; returns them all.
-  std::vector<storage::room_write> wait_writes(std::size_t n,
-                                               std::chrono::milliseconds limit = std::chrono::seconds{5}) {
+  std::vector<storage::room_write> wait_writes(
+      std::size_t n, std::chrono::milliseconds limit = std::chrono::seconds{5}) {
     std::unique_lock<std::mutex> lock{mutex_};
     cv_.wait_for(lock, limit, [&] { return writes_.size() >= n; });
     return writes_;

@@ -28,12 +28,12 @@ class FanoutTest : public ::testing::Test {
   void answer_resolve(const caf::actor& room) {
     bool got = false;
     self->receive(
-      [&](resolve_room& r) -> caf::actor {
-        EXPECT_EQ(r.room, "r1");
-        got = true;
-        return room;
-      },
-      caf::after(wait_limit) >> [&] {});
+        [&](resolve_room& r) -> caf::actor {
+          EXPECT_EQ(r.room, "r1");
+          got = true;
+          return room;
+        },
+        caf::after(wait_limit) >> [&] {});
     EXPECT_TRUE(got);
   }
 
@@ -106,7 +106,8 @@ TEST_F(FanoutTest, APushReachesEachFollowerOnceInItsFormat) {
   join(1, a);
   join(2, b, conn_flags{wire_format::cbor, false, false});
   join(3, other);
-  for (int i = 0; i < 3; ++i) next<attach_msg>();
+  for (int i = 0; i < 3; ++i)
+    next<attach_msg>();
   self->send(fanout, subscribed_out{1, "k", json(value("init a")), 0});
   self->send(fanout, subscribed_out{1, "k", payload{}, 0});  // asked twice: still once
   self->send(fanout, subscribed_out{2, "k", payload{}, 0});
@@ -124,17 +125,19 @@ TEST_F(FanoutTest, SubscribeAllAndDebugConnectionsGetEachPushOnce) {
   join(1, all, conn_flags{wire_format::json, false, true});
   join(2, debug, conn_flags{wire_format::json, true, false});
   join(3, debug_follower, conn_flags{wire_format::json, true, false});
-  for (int i = 0; i < 3; ++i) next<attach_msg>();
+  for (int i = 0; i < 3; ++i)
+    next<attach_msg>();
   self->send(fanout, subscribed_out{1, "k", payload{}, 0});
   self->send(fanout, subscribed_out{3, "k", payload{}, 0});
   self->send(fanout, push_out{1, "k", both(push_msg("k", "relay", 1)), true});
   self->send(fanout, push_out{2, "k", both(push_msg("k", "append", 2)), false});
   self->send(fanout, debug_out{"k", both(value("debug init"))});
-  EXPECT_EQ(all->wait_for(2), (std::vector<value>{push_msg("k", "relay", 1), push_msg("k", "append", 2)}));
+  EXPECT_EQ(all->wait_for(2),
+            (std::vector<value>{push_msg("k", "relay", 1), push_msg("k", "append", 2)}));
   EXPECT_EQ(debug->wait_for(2), (std::vector<value>{push_msg("k", "relay", 1), "debug init"}));
-  EXPECT_EQ(debug_follower->wait_for(3), (std::vector<value>{push_msg("k", "relay", 1),
-                                                            push_msg("k", "append", 2),
-                                                            "debug init"}));
+  EXPECT_EQ(
+      debug_follower->wait_for(3),
+      (std::vector<value>{push_msg("k", "relay", 1), push_msg("k", "append", 2), "debug init"}));
 }
 
 TEST_F(FanoutTest, ALeaveDetachesAndTheLastOneReportsIdle) {
@@ -179,10 +182,10 @@ TEST_F(FanoutTest, WhenTheRoomGoesAwayConnectionsReattachAndResumeAfterTheirLast
   // to the fan-out, it says on the test's behalf.
   auto old_room = sys.spawn([](caf::event_based_actor* room) -> caf::behavior {
     return {
-      [](attach_msg&) {},
-      [](room_msg&) {},
-      [=](caf::actor to, subscribed_out& m) { room->send(to, std::move(m)); },
-      [=](caf::actor to, push_out& m) { room->send(to, std::move(m)); },
+        [](attach_msg&) {},
+        [](room_msg&) {},
+        [=](caf::actor to, subscribed_out& m) { room->send(to, std::move(m)); },
+        [=](caf::actor to, push_out& m) { room->send(to, std::move(m)); },
     };
   });
   auto second = spawn_fanout(sys, "r1", me);
@@ -221,9 +224,9 @@ TEST_F(FanoutTest, AMovedRoomIsFollowedWithoutReorderingAnything) {
   caf::actor test = me;
   auto next_room = sys.spawn([=](caf::event_based_actor* room) -> caf::behavior {
     return {
-      [=](drain_msg&) { return caf::actor_cast<caf::actor>(room); },
-      [=](caf::actor to, push_out& m) { room->send(to, std::move(m)); },
-      [=](room_msg& m) { room->send(test, std::move(m)); },
+        [=](drain_msg&) { return caf::actor_cast<caf::actor>(room); },
+        [=](caf::actor to, push_out& m) { room->send(to, std::move(m)); },
+        [=](room_msg& m) { room->send(test, std::move(m)); },
     };
   });
   auto sink = std::make_shared<recording_sink>();
@@ -236,11 +239,12 @@ TEST_F(FanoutTest, AMovedRoomIsFollowedWithoutReorderingAnything) {
   self->send(fanout, room_moved{next_room});
   // The fan-out drains through the old actor (this test), which answers for the new one.
   bool drained = false;
-  self->receive([&](drain_msg& d) -> caf::actor {
-                  drained = d.fanout == fanout;
-                  return next_room;
-                },
-                caf::after(wait_limit) >> [] {});
+  self->receive(
+      [&](drain_msg& d) -> caf::actor {
+        drained = d.fanout == fanout;
+        return next_room;
+      },
+      caf::after(wait_limit) >> [] {});
   EXPECT_TRUE(drained);
   EXPECT_EQ(sink->wait_for(2),
             (std::vector<value>{push_msg("k", "old", 1), push_msg("k", "new", 2)}));

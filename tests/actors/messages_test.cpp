@@ -285,7 +285,7 @@ TEST_F(Messages, EnumsOutsideTheirRangeAreRefused) {
     const caf::error err = deserialize(sys_, serialize(sys_, req), back);
     ASSERT_TRUE(err);
     EXPECT_NE(sys_.render(err).find("unknown request kind or action"), std::string::npos)
-      << sys_.render(err);
+        << sys_.render(err);
   }
   http_call call{"room", push(1), static_cast<protocol::wire_format>(5)};
   http_call back;
@@ -411,7 +411,8 @@ TEST_F(Messages, HandOffMessagesCrossNodes) {
 }
 
 TEST_F(Messages, ReplicationMessagesCrossNodes) {
-  expect_crosses_nodes(sys_, replicas_are{{replica_ref{"a", actor()}, replica_ref{"b", caf::actor{}}}});
+  expect_crosses_nodes(sys_,
+                       replicas_are{{replica_ref{"a", actor()}, replica_ref{"b", caf::actor{}}}});
   expect_crosses_nodes(sys_, replicas_for{"room-16"});
   expect_crosses_nodes(sys_, owner_is{"room-17", "b"});
   expect_crosses_nodes(sys_, claim_msg{"room-18", 7, "a"});

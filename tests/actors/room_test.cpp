@@ -37,7 +37,8 @@ class RoomTest : public ::testing::Test {
     bool got = false;
     self->receive([&](T& x) { out = std::move(x), got = true; },
                   caf::others >> [&](caf::message_view& m) -> caf::result<caf::message> {
-                    ADD_FAILURE() << "unexpected message: " << to_string(m.copy_content_to_message());
+                    ADD_FAILURE() << "unexpected message: "
+                                  << to_string(m.copy_content_to_message());
                     return caf::message{};
                   },
                   caf::after(wait_limit) >> [&] { ADD_FAILURE() << "nothing arrived"; });
@@ -57,7 +58,8 @@ TEST_F(RoomTest, AppendIsBroadcastOnceToAFanoutFollowingTheKey) {
   attach(2);
   request(1, get("k"));
   request(2, get("k"));
-  EXPECT_EQ(parse(next<subscribed_out>().init), (value{{"type", "init"}, {"key", "k"}, {"data", value::array()}}));
+  EXPECT_EQ(parse(next<subscribed_out>().init),
+            (value{{"type", "init"}, {"key", "k"}, {"data", value::array()}}));
   next<subscribed_out>();
   request(1, push("k", {{"a", 1}}));
   auto p = next<push_out>();
@@ -75,7 +77,8 @@ TEST_F(RoomTest, AppendIsBroadcastOnceToAFanoutFollowingTheKey) {
 TEST_F(RoomTest, ABatchOfPushesReachesAFanoutAsOneMessageInSeqOrder) {
   attach(1, conn_flags{wire_format::json, false, true});
   std::vector<protocol::request> reqs;
-  for (int i = 0; i < 3; ++i) reqs.push_back(push("k", i, action::relay));
+  for (int i = 0; i < 3; ++i)
+    reqs.push_back(push("k", i, action::relay));
   // A JSON client's relayed value travels as its text.
   protocol::request text = push("k", nullptr, action::relay);
   text.relayed_json = R"({"as" : "sent"})";
@@ -138,7 +141,8 @@ TEST_F(RoomTest, StreamSizeGoesToTheSenderAfterTheBroadcastOnlyAboveOne) {
 
 TEST_F(RoomTest, GetReplaysEntriesAfterTheGivenSeqAndReportsTheHead) {
   attach(1);
-  for (int i = 1; i <= 3; ++i) request(1, push("k", i));
+  for (int i = 1; i <= 3; ++i)
+    request(1, push("k", i));
   request(1, push("other", "x", action::relay));
   request(1, get("k", 1));
   EXPECT_EQ(parse(next<reply_out>().msg)["size"], 2);
@@ -213,9 +217,8 @@ TEST_F(RoomTest, DebugConnectionsGetTheStoreOnAttachAndInitsAfterChanges) {
   attach(1, debug);
   auto opening = next<reply_out>();
   EXPECT_EQ(opening.conn, 1u);
-  EXPECT_EQ(parse(opening.msg), (value{{"type", "init"},
-                                       {"key", "k"},
-                                       {"data", {{{"seq", 1}, {"value", 1}}}}}));
+  EXPECT_EQ(parse(opening.msg),
+            (value{{"type", "init"}, {"key", "k"}, {"data", {{{"seq", 1}, {"value", 1}}}}}));
   request(9, push("k", 2));
   auto change = next<debug_out>();
   EXPECT_EQ(parse(change.msg.json),
@@ -245,8 +248,8 @@ TEST_F(RoomTest, EachFanoutGetsOnlyTheFormatsItsFollowersOfTheKeyUse) {
   // What the room sends it comes back to this test tagged with the fan-out's name.
   auto other = sys.spawn([=](caf::event_based_actor* fan) -> caf::behavior {
     return {
-      [=](push_out& p) { fan->send(me, std::string{"other"}, std::move(p)); },
-      [](subscribed_out&) {},
+        [=](push_out& p) { fan->send(me, std::string{"other"}, std::move(p)); },
+        [](subscribed_out&) {},
     };
   });
   attach(1);  // JSON, follows k
@@ -262,14 +265,14 @@ TEST_F(RoomTest, EachFanoutGetsOnlyTheFormatsItsFollowersOfTheKeyUse) {
   EXPECT_FALSE(static_cast<bool>(here.msg.cbor)) << "nobody here reads CBOR";
   bool got = false;
   self->receive(
-    [&](std::string& who, push_out& p) {
-      got = true;
-      EXPECT_EQ(who, "other");
-      EXPECT_EQ(p.seq, 1u);
-      EXPECT_FALSE(static_cast<bool>(p.msg.json)) << "its JSON connection does not follow k";
-      EXPECT_EQ(parse_cbor(p.msg.cbor), push_msg("k", "v", 1));
-    },
-    caf::after(wait_limit) >> [] {});
+      [&](std::string& who, push_out& p) {
+        got = true;
+        EXPECT_EQ(who, "other");
+        EXPECT_EQ(p.seq, 1u);
+        EXPECT_FALSE(static_cast<bool>(p.msg.json)) << "its JSON connection does not follow k";
+        EXPECT_EQ(parse_cbor(p.msg.cbor), push_msg("k", "v", 1));
+      },
+      caf::after(wait_limit) >> [] {});
   EXPECT_TRUE(got);
   self->send_exit(other, caf::exit_reason::user_shutdown);
 }
@@ -310,8 +313,8 @@ TEST_F(RoomTest, HttpCallsAnswerWithTheReplyOrNull) {
   auto call = [&](protocol::request req) {
     http_result out;
     self->request(room, wait_limit, http_call{"r1", std::move(req), wire_format::json})
-      .receive([&](http_result& r) { out = std::move(r); },
-               [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
+        .receive([&](http_result& r) { out = std::move(r); },
+                 [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
     return out;
   };
   EXPECT_EQ(call(push("k", 1)).body, "null");
@@ -329,9 +332,8 @@ TEST_F(RoomTest, HttpCallsAnswerWithTheReplyOrNull) {
 
 TEST_F(RoomTest, AFanoutThatDiesIsForgotten) {
   // A stand-in fan-out that we can end; the room must stop sending to it.
-  auto doomed = sys.spawn([](caf::event_based_actor*) -> caf::behavior {
-    return {[](const push_out&) {}};
-  });
+  auto doomed =
+      sys.spawn([](caf::event_based_actor*) -> caf::behavior { return {[](const push_out&) {}}; });
   self->send(room, attach_msg{doomed, 1, conn_flags{wire_format::json, false, true}});
   self->send_exit(doomed, caf::exit_reason::kill);
   self->wait_for(doomed);
@@ -360,8 +362,10 @@ TEST_F(RoomTest, AReattachReplaysToEachConnectionBeforeAnyLivePush) {
   request(10, push("a", 1));
   request(10, push("b", 2));
   const conn_flags all{wire_format::json, false, true};
-  reattach_msg m{me, {attach_msg{me, 1, all}, attach_msg{me, 2, all}},
-                 {resume_all{me, 1, 0}, resume_all{me, 2, 1}}, {}};
+  reattach_msg m{me,
+                 {attach_msg{me, 1, all}, attach_msg{me, 2, all}},
+                 {resume_all{me, 1, 0}, resume_all{me, 2, 1}},
+                 {}};
   self->send(room, std::move(m));
   request(10, push("c", 3));
   // Connection 1 missed both pushes, connection 2 only the second; then the live one.
@@ -395,7 +399,7 @@ TEST_F(RoomTest, ASecondCopyIsMergedKeepingTheHigherCounterAndTheNewerStreams) {
   copy.streams.push_back(stream_snapshot{"b", {entry_snapshot{1, cbor("b-old")}}});
   caf::actor answered;
   self->request(room, wait_limit, adopt_room{copy})
-    .receive([&](caf::actor& a) { answered = a; }, [](caf::error& e) { FAIL() << to_string(e); });
+      .receive([&](caf::actor& a) { answered = a; }, [](caf::error& e) { FAIL() << to_string(e); });
   EXPECT_EQ(answered, room);
   request(1, get("a"));
   EXPECT_EQ(parse(next<subscribed_out>().init)["data"],
@@ -439,7 +443,7 @@ TEST_F(RoomTest, AHandedOverRoomForwardsAndTellsItsFanouts) {
   EXPECT_EQ(parse(next<reply_out>().msg), (value{{"type", "pong"}, {"nonce", 4}}));
   caf::actor drained;
   self->request(room, wait_limit, drain_msg{me})
-    .receive([&](caf::actor& a) { drained = a; }, [](caf::error& e) { FAIL() << to_string(e); });
+      .receive([&](caf::actor& a) { drained = a; }, [](caf::error& e) { FAIL() << to_string(e); });
   EXPECT_EQ(drained, next_room);
   self->send_exit(next_room, caf::exit_reason::user_shutdown);
   self->send_exit(target, caf::exit_reason::user_shutdown);
@@ -452,9 +456,8 @@ TEST_F(RoomTest, AHandedOverRoomDoesNotWaitForAFanoutThatEndedBeforeSwitching) {
   });
   // A fan-out that is told the room moved but ends (its last connection left) instead of
   // draining through the old room.
-  auto fan = sys.spawn([](caf::event_based_actor* f) -> caf::behavior {
-    return {[=](room_moved&) { f->quit(); }};
-  });
+  auto fan = sys.spawn(
+      [](caf::event_based_actor* f) -> caf::behavior { return {[=](room_moved&) { f->quit(); }}; });
   self->send(room, attach_msg{fan, 1, conn_flags{}});
   self->send(room, room_msg{fan, 1, ping(1)});  // answered to the fan-out: it is attached
   self->monitor(room);
@@ -485,7 +488,7 @@ TEST(RoomLimits, APushThatWouldOverfillTheRoomIsRefusedAndChangesNothing) {
   };
   self->send(room, attach_msg{me, 1, conn_flags{}});
   self->send(room, room_msg{me, 1, sized(push("k", "a"), 60)});
-  self->send(room, room_msg{me, 1, sized(push("k", "b"), 60)});   // 120 > 100: refused
+  self->send(room, room_msg{me, 1, sized(push("k", "b"), 60)});  // 120 > 100: refused
   self->send(room, room_msg{me, 1, sized(push("k", "r", protocol::action::relay), 60)});
   self->send(room, room_msg{me, 1, sized(push("k", "c", protocol::action::replace), 30)});
   std::vector<value> replies;
@@ -500,11 +503,12 @@ TEST(RoomLimits, APushThatWouldOverfillTheRoomIsRefusedAndChangesNothing) {
             "to make room");
   // The refused push took no seq: relay is 2, replace is 3, and the stream holds only it.
   self->send(room, room_msg{me, 1, get("k")});
-  self->receive([&](subscribed_out& s) {
-                  EXPECT_EQ(s.head, 3u);
-                  EXPECT_EQ(parse(s.init)["data"], (value{{{"seq", 3}, {"value", "c"}}}));
-                },
-                caf::after(wait_limit) >> [] { ADD_FAILURE() << "no init"; });
+  self->receive(
+      [&](subscribed_out& s) {
+        EXPECT_EQ(s.head, 3u);
+        EXPECT_EQ(parse(s.init)["data"], (value{{{"seq", 3}, {"value", "c"}}}));
+      },
+      caf::after(wait_limit) >> [] { ADD_FAILURE() << "no init"; });
   self->send_exit(room, caf::exit_reason::user_shutdown);
 }
 
@@ -546,10 +550,12 @@ TEST_F(RoomLimitsTest, AGetBeyondTheSubscriptionLimitIsRefusedAndChangesNothing)
   request(get("b", 0, false));
   request(get("a", 0, false));  // already followed: not one more
   request(get("c"));
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(next(), "subscribed");
+  for (int i = 0; i < 3; ++i)
+    EXPECT_EQ(next(), "subscribed");
   EXPECT_EQ(next(), (value{{"type", "error"},
-                           {"message", "too many subscriptions: this connection follows 2 keys, "
-                                       "the limit is 2"}}));
+                           {"message",
+                            "too many subscriptions: this connection follows 2 keys, "
+                            "the limit is 2"}}));
   // Not subscribed to c: its push reaches nobody, the ping's answer comes next.
   request(push("c", 1));
   request(push("b", 2));
@@ -580,13 +586,14 @@ TEST_F(RoomLimitsTest, APushToAKeyBeyondTheKeyLimitIsRefusedButRelaysAndKnownKey
   EXPECT_EQ(next(), "subscribed");
   request(push("a", 1));
   request(push("b", 2));
-  request(push("c", 3));                         // a third stream: refused, takes no seq
+  request(push("c", 3));                           // a third stream: refused, takes no seq
   request(push("c", 4, protocol::action::relay));  // no stream: passes
   request(push("a", 5, protocol::action::replace));
   request(push("c", 6, protocol::action::compact, 1));
   EXPECT_EQ(next(), (value{{"type", "error"},
-                           {"message", "room is full: it retains streams of 2 keys, the limit "
-                                       "is 2"}}));
+                           {"message",
+                            "room is full: it retains streams of 2 keys, the limit "
+                            "is 2"}}));
   EXPECT_EQ(next(), push_msg("c", 4, 3));
   EXPECT_EQ(next()["message"], "room is full: it retains streams of 2 keys, the limit is 2");
   request(ping(1));

@@ -11,7 +11,8 @@ using protocol::value;
 std::vector<std::pair<uint64_t, value>> entries(const stream_store& s, const std::string& key) {
   std::vector<std::pair<uint64_t, value>> out;
   if (auto* st = s.find(key)) {
-    for (const auto& e : *st) out.emplace_back(e.seq, e.val);
+    for (const auto& e : *st)
+      out.emplace_back(e.seq, e.val);
   }
   return out;
 }
@@ -81,8 +82,8 @@ TEST(StreamStore, CompactDropsUpToSeqAndPutsValueFirst) {
   EXPECT_TRUE(r.error.empty());
   EXPECT_EQ(r.stream_size, 3u);
   EXPECT_EQ(s.head(), 4u);  // compact takes no seq
-  EXPECT_EQ(entries(s, "k"), (std::vector<std::pair<uint64_t, value>>{
-                               {2, value{{"reset", 2}}}, {3, 3}, {4, 4}}));
+  EXPECT_EQ(entries(s, "k"),
+            (std::vector<std::pair<uint64_t, value>>{{2, value{{"reset", 2}}}, {3, 3}, {4, 4}}));
 }
 
 TEST(StreamStore, CompactAtHeadLeavesOneEntry) {

@@ -2,8 +2,8 @@
 // Helpers for actor tests: an actor system with driftd's types, request builders, payload
 // decoding, and a sink that records what it is given.
 
-#include <condition_variable>
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <string>
 #include <vector>

@@ -140,14 +140,16 @@ TEST_F(ClusterMessages, MemberAddressesCrossNodes) {
   expect_crosses_nodes(sys_, addr("a"));
   expect_crosses_nodes(sys_, member_addr{});
   expect_crosses_nodes(sys_, member{addr("b"), actor(), actor(), actor(), true, true});
-  expect_crosses_nodes(sys_, member{addr("c"), caf::actor{}, caf::actor{}, caf::actor{}, false, false});
+  expect_crosses_nodes(sys_,
+                       member{addr("c"), caf::actor{}, caf::actor{}, caf::actor{}, false, false});
 }
 
 TEST_F(ClusterMessages, HandshakeMessagesCrossNodes) {
   const cluster_terms terms{"127.0.0.1:7001,127.0.0.1:7002,", 2000, 250, 3};
   expect_crosses_nodes(sys_, hello{addr("a"), actor(), actor(), "mn-test",
                                    std::string("\x01\xfe\x00proof", 8), terms});
-  expect_crosses_nodes(sys_, welcome{addr("b"), actor(), actor(), "proof-b", {addr("a"), addr("c")}});
+  expect_crosses_nodes(sys_,
+                       welcome{addr("b"), actor(), actor(), "proof-b", {addr("a"), addr("c")}});
   expect_crosses_nodes(sys_, lease_ping{77});
   expect_crosses_nodes(sys_, quorum_is{true});
 }
@@ -156,9 +158,10 @@ TEST_F(ClusterMessages, GossipAndViewsCrossNodes) {
   expect_crosses_nodes(sys_, gossip{{addr("a"), addr("b"), addr("c")}});
   expect_crosses_nodes(sys_, gossip{});
   expect_crosses_nodes(sys_, leaving{"b", 12345});
-  expect_crosses_nodes(sys_, members_view{"a",
-                                          {member{addr("a"), actor(), actor(), actor(), true, false},
-                                           member{addr("b"), actor(), actor(), actor(), false, true}}});
+  expect_crosses_nodes(sys_,
+                       members_view{"a",
+                                    {member{addr("a"), actor(), actor(), actor(), true, false},
+                                     member{addr("b"), actor(), actor(), actor(), false, true}}});
 }
 
 TEST_F(ClusterMessages, ActorHandlesComeBackAsTheSameActors) {

@@ -13,7 +13,8 @@ std::string owner(const std::vector<std::string>& members, const std::string& ro
 
 std::vector<std::string> rooms(int n) {
   std::vector<std::string> out;
-  for (int i = 0; i < n; ++i) out.push_back("room-" + std::to_string(i));
+  for (int i = 0; i < n; ++i)
+    out.push_back("room-" + std::to_string(i));
   return out;
 }
 
@@ -32,7 +33,8 @@ TEST(Placement, RankIsAPermutationWithTheOwnerFirst) {
   auto order = rank(members, "some-room");
   ASSERT_EQ(order.size(), 4u);
   std::vector<bool> seen(4, false);
-  for (auto i : order) seen[i] = true;
+  for (auto i : order)
+    seen[i] = true;
   EXPECT_EQ(seen, std::vector<bool>(4, true));
   for (std::size_t i = 1; i < order.size(); ++i) {
     EXPECT_GE(rendezvous_weight(members[order[i - 1]], "some-room"),
@@ -43,7 +45,8 @@ TEST(Placement, RankIsAPermutationWithTheOwnerFirst) {
 TEST(Placement, RoomsSpreadEvenlyOverMembers) {
   std::vector<std::string> members{"a", "b", "c"};
   std::map<std::string, int> count;
-  for (const auto& r : rooms(30000)) ++count[owner(members, r)];
+  for (const auto& r : rooms(30000))
+    ++count[owner(members, r)];
   for (const auto& m : members) {
     EXPECT_GT(count[m], 9000) << m;
     EXPECT_LT(count[m], 11000) << m;
@@ -84,7 +87,8 @@ TEST(Placement, AddingAMemberTakesRoomsOnlyForItself) {
 TEST(Placement, OrderOfTheMemberListDoesNotMatter) {
   std::vector<std::string> x{"a", "b", "c"};
   std::vector<std::string> y{"c", "a", "b"};
-  for (const auto& r : rooms(1000)) EXPECT_EQ(owner(x, r), owner(y, r));
+  for (const auto& r : rooms(1000))
+    EXPECT_EQ(owner(x, r), owner(y, r));
 }
 
 }  // namespace

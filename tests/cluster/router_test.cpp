@@ -69,18 +69,20 @@ class RouterTest : public ::testing::Test {
   std::vector<std::string> replicas(const std::string& room) {
     std::vector<std::string> out;
     self->request(router, wait_limit, replicas_for{room})
-      .receive([&](replicas_are& r) {
-                 for (const auto& ref : r.replicas) out.push_back(ref.name);
-               },
-               [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
+        .receive(
+            [&](replicas_are& r) {
+              for (const auto& ref : r.replicas)
+                out.push_back(ref.name);
+            },
+            [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
     return out;
   }
 
   nlohmann::json placement(const std::string& room) {
     nlohmann::json out;
     self->request(router, wait_limit, actors::cluster_query{room})
-      .receive([&](std::string& doc) { out = nlohmann::json::parse(doc); },
-               [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
+        .receive([&](std::string& doc) { out = nlohmann::json::parse(doc); },
+                 [&](caf::error& e) { ADD_FAILURE() << to_string(e); });
     return out;
   }
 
@@ -139,8 +141,8 @@ TEST_F(RouterTest, WithoutQuorumNothingResolves) {
   self->send(router, quorum_is{false});
   caf::error got;
   self->request(router, wait_limit, actors::resolve_room{"room-y"})
-    .receive([](caf::actor&) { ADD_FAILURE() << "resolved without quorum"; },
-             [&](caf::error& e) { got = e; });
+      .receive([](caf::actor&) { ADD_FAILURE() << "resolved without quorum"; },
+               [&](caf::error& e) { got = e; });
   EXPECT_EQ(got, actors::errc::no_quorum);
   EXPECT_FALSE(placement("").value("quorum", true));
 }

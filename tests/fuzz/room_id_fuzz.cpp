@@ -111,9 +111,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   check(room_ids::issued_ms(untimed) == -1);
   // The timed form, at a time taken from the input (6 bytes).
   uint64_t when = 0;
-  for (std::size_t i = 18; i < 24; ++i) when = when << 8 | (i < size ? data[i] : 0);
+  for (std::size_t i = 18; i < 24; ++i)
+    when = when << 8 | (i < size ? data[i] : 0);
   std::string time_bytes(6, '\0');
-  for (std::size_t i = 0; i < 6; ++i) time_bytes[i] = static_cast<char>(when >> (8 * (5 - i)));
+  for (std::size_t i = 0; i < 6; ++i)
+    time_bytes[i] = static_cast<char>(when >> (8 * (5 - i)));
   const std::string timed = encode(random + time_bytes + mac8(secret, random + time_bytes));
   check(timed.size() == room_ids::id_length);
   check(expected_valid(timed, secret));

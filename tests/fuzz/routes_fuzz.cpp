@@ -65,8 +65,7 @@ std::string path_of(const route& r) {
 
 bool has_room(route_kind k) {
   return k == route_kind::room_info || k == route_kind::room_connect ||
-         k == route_kind::room_send || k == route_kind::cluster_room ||
-         k == route_kind::admin_room;
+         k == route_kind::room_send || k == route_kind::cluster_room || k == route_kind::admin_room;
 }
 
 void check_query(std::string_view query) {
@@ -128,9 +127,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
 
   // The input as a room id, where it could be one segment.
   if (!target.empty() && target.find_first_of("/?") == std::string_view::npos) {
-    for (const route_kind k : {route_kind::room_info, route_kind::room_connect,
-                               route_kind::room_send, route_kind::cluster_room,
-                               route_kind::admin_room}) {
+    for (const route_kind k :
+         {route_kind::room_info, route_kind::room_connect, route_kind::room_send,
+          route_kind::cluster_room, route_kind::admin_room}) {
       const route want{k, std::string{target}};
       const route got = match_route(path_of(want) + "?x");
       check(got.kind == k && got.room == want.room);

@@ -36,7 +36,8 @@ class ClosingTest : public ::testing::Test {
   /// Many pings with a full payload, unread pongs piling up behind them.
   static std::string ping_burst() {
     std::string out;
-    for (int i = 0; i < pings; ++i) out += client_frame(opcode::ping, pong_payload(i));
+    for (int i = 0; i < pings; ++i)
+      out += client_frame(opcode::ping, pong_payload(i));
     return out;
   }
 
@@ -160,7 +161,8 @@ TEST(HttpClosingTest, AResponseThatEndsTheConnectionReachesAClientBehindOnReadin
 
   raw_socket c{port, small_rcvbuf};
   std::string pipelined;
-  for (int i = 0; i < requests; ++i) pipelined += http_text(port, "GET", "/healthz");
+  for (int i = 0; i < requests; ++i)
+    pipelined += http_text(port, "GET", "/healthz");
   // A body over the limit, refused once its header is read; much of it follows at once.
   pipelined += "POST /new HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2097152\r\n\r\n";
   pipelined += std::string(trailing_bytes, 'x');

@@ -27,7 +27,8 @@ TEST(QueueLimitTest, PongsCountAgainstTheQueueLimit) {
 
   const std::string payload(125, 'p');
   std::string round_bytes;
-  for (int i = 0; i < pings_per_round; ++i) round_bytes += client_frame(opcode::ping, payload);
+  for (int i = 0; i < pings_per_round; ++i)
+    round_bytes += client_frame(opcode::ping, payload);
   bool closed = false;
   for (int round = 0; round < max_rounds && !closed; ++round) {
     if (!c.send(round_bytes)) break;
@@ -46,8 +47,7 @@ TEST(QueueLimitTest, PongsCountAgainstTheQueueLimit) {
   }
   EXPECT_EQ(got.frames.back().opcode, opcode::close);
   EXPECT_EQ(got.frames.back().close_code(), 1008);
-  EXPECT_EQ(got.frames.back().close_reason(),
-            "subscriber too slow: outbound queue limit exceeded");
+  EXPECT_EQ(got.frames.back().close_reason(), "subscriber too slow: outbound queue limit exceeded");
   EXPECT_TRUE(healthy(port));
 }
 
@@ -102,8 +102,7 @@ TEST(PartialInputTest, ABodyThatStopsArrivingIsCutAtItsDeadline) {
   raw_socket c{port};
   const auto start = steady::now();
   c.send("POST /room/" + room + "/send HTTP/1.1\r\nHost: 127.0.0.1\r\n" +
-         "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n" +
-         std::string(500, ' '));
+         "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n" + std::string(500, ' '));
   EXPECT_TRUE(c.wait_closed(3s));
   EXPECT_GE(ms_since(start), 250);
   EXPECT_LT(ms_since(start), 2000);
@@ -159,9 +158,8 @@ TEST_F(PartialBoundTest, AWebSocketMessageOverTheNodeWideBoundIsRefusedWith1013)
 
 TEST_F(PartialBoundTest, AnHttpBodyOverTheNodeWideBoundIsRefusedWith503) {
   const std::string body = padded_json(push_msg("k", "v", "relay"), message_bytes);
-  const std::string request =
-      http_text(port(), "POST", "/room/" + room_ + "/send", body,
-                {{"Content-Type", "application/json"}});
+  const std::string request = http_text(port(), "POST", "/room/" + room_ + "/send", body,
+                                        {{"Content-Type", "application/json"}});
   const std::size_t cut = request.size() - body.size() + first_part;
   raw_socket first{port()};
   first.send(request.substr(0, cut));
@@ -218,9 +216,8 @@ TEST(AddressLimitTest, SocketsPerAddressAreLimitedWith429) {
   EXPECT_EQ(call_from("127.0.0.3", port, "GET", "/healthz").status, 200u);
   first.shutdown_write();
   EXPECT_TRUE(first.wait_closed());
-  EXPECT_TRUE(eventually([&] {
-    return call_from("127.0.0.2", port, "GET", "/healthz").status == 200u;
-  }));
+  EXPECT_TRUE(
+      eventually([&] { return call_from("127.0.0.2", port, "GET", "/healthz").status == 200u; }));
   EXPECT_EQ(stats(port)["connections_refused"], 1);
 }
 
@@ -293,7 +290,8 @@ TEST(RateLimitTest, MessagesOverTheRateCloseTheConnectionWith1008) {
 
   // A second's worth went through, in order; nothing after it.
   std::vector<json> expected;
-  for (int i = 0; i < rate; ++i) expected.push_back(server_push("k", i, i + 1));
+  for (int i = 0; i < rate; ++i)
+    expected.push_back(server_push("k", i, i + 1));
   EXPECT_EQ(bystander.sync(), expected);
   EXPECT_EQ(stats(port)["rate_limited"], 1);
 }
@@ -306,7 +304,8 @@ TEST(RateLimitTest, PingsCountAsMessages) {
   const auto port = node.port();
   raw_socket c = raw_websocket(port, new_room(port));
   std::string burst;
-  for (int i = 0; i < 2 * rate; ++i) burst += client_frame(opcode::ping, std::to_string(i));
+  for (int i = 0; i < 2 * rate; ++i)
+    burst += client_frame(opcode::ping, std::to_string(i));
   c.send(burst);
   const auto end = c.read_to_end();
   EXPECT_FALSE(end.reset);

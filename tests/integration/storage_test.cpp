@@ -41,7 +41,9 @@ config::settings disk_settings(const std::string& dir) {
   return s;
 }
 
-json storage_stats(uint16_t port) { return stats(port).at("storage"); }
+json storage_stats(uint16_t port) {
+  return stats(port).at("storage");
+}
 
 TEST(StorageTest, AnIdleRoomLeavesMemoryAndComesBackWithItsStreams) {
   temp_folder dir;

@@ -23,10 +23,11 @@ class single_node {
       : dir_(dir), process_("solo", free_port(), 0, dir + "/solo.log") {}
 
   void start(const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> args{"--host",     "127.0.0.1", "--port",     std::to_string(port()),
-                                  "--storage",  "disk",      "--data-dir", dir_ + "/data",
-                                  "--log-level", "debug",    "--io-threads", "1",
-                                  "--actor-threads", "1"};
+    std::vector<std::string> args{
+        "--host",          "127.0.0.1", "--port",       std::to_string(port()),
+        "--storage",       "disk",      "--data-dir",   dir_ + "/data",
+        "--log-level",     "debug",     "--io-threads", "1",
+        "--actor-threads", "1"};
     args.insert(args.end(), extra.begin(), extra.end());
     process_.start(args);
     wait_until([&] { return try_http(port(), "GET", "/healthz").has_value(); }, 10s,
@@ -98,13 +99,16 @@ class append_burst {
   /// Appends queued for sending in all.
   std::size_t sent() const {
     std::size_t n = 0;
-    for (const auto& p : pacers_) n += static_cast<std::size_t>(p->sent());
+    for (const auto& p : pacers_)
+      n += static_cast<std::size_t>(p->sent());
     return n;
   }
 
   void stop() {
-    for (auto& p : pacers_) p->stop();
-    for (auto& f : feeds_) f->stop();
+    for (auto& p : pacers_)
+      p->stop();
+    for (auto& f : feeds_)
+      f->stop();
   }
 
  private:
@@ -118,10 +122,11 @@ std::map<std::pair<int, int>, uint64_t> entries_of(const json& init) {
   std::set<uint64_t> seqs;
   for (const auto& e : init.at("data")) {
     const auto seq = e.at("seq").get<uint64_t>();
-    const auto key = std::make_pair(e.at("value").at("w").get<int>(), e.at("value").at("n").get<int>());
+    const auto key =
+        std::make_pair(e.at("value").at("w").get<int>(), e.at("value").at("n").get<int>());
     EXPECT_TRUE(seqs.insert(seq).second) << "seq " << seq << " twice";
     EXPECT_TRUE(out.emplace(key, seq).second)
-      << "w" << key.first << "/n" << key.second << " appears twice";
+        << "w" << key.first << "/n" << key.second << " appears twice";
   }
   return out;
 }
@@ -148,12 +153,15 @@ uint64_t check_after_restart(uint16_t port, const std::string& room,
   }
   EXPECT_EQ(missing, 0u) << "of " << acked.size() << " acknowledged appends";
   uint64_t highest = 0;
-  for (const auto& [wn, seq] : kept) highest = std::max(highest, seq);
-  for (const auto& [wn, seq] : acked) highest = std::max(highest, seq);
+  for (const auto& [wn, seq] : kept)
+    highest = std::max(highest, seq);
+  for (const auto& [wn, seq] : acked)
+    highest = std::max(highest, seq);
   reader.send(get_msg("after", nullptr));
   reader.send(push_msg("after", "new"));
   json next = json::object();
-  for (int i = 0; i < 3 && next.value("type", "") != "push"; ++i) next = reader.recv();
+  for (int i = 0; i < 3 && next.value("type", "") != "push"; ++i)
+    next = reader.recv();
   EXPECT_EQ(next.value("type", ""), "push") << next.dump();
   const auto seq = next.value("seq", uint64_t{0});
   EXPECT_GT(seq, highest) << "a seq was used again";
@@ -219,7 +227,7 @@ TEST(DurableNodeTest, ASecondNodeOnTheSameDataFolderIsRefused) {
   ASSERT_TRUE(status.has_value()) << "the second node kept running";
   EXPECT_EQ(describe_status(*status), "exit 1");
   EXPECT_NE(second.log_text().find("in use by another driftd process"), std::string::npos)
-    << second.log_tail();
+      << second.log_tail();
 }
 
 /// A room that `owner` owns among `c`'s running nodes.
@@ -233,7 +241,8 @@ std::string room_owned_by(test_cluster& c, const std::string& owner) {
 
 std::vector<uint16_t> http_ports(test_cluster& c) {
   std::vector<uint16_t> out;
-  for (const auto& name : c.names()) out.push_back(c[name].http_port());
+  for (const auto& name : c.names())
+    out.push_back(c[name].http_port());
   return out;
 }
 
@@ -248,7 +257,8 @@ TEST(DurableClusterTest, AWholeClusterKilledMidBurstKeepsEveryAcknowledgedAppend
   {
     append_burst burst{http_ports(c), room};  // writers on every node
     burst.wait_acknowledged(2000);
-    for (const auto& name : c.names()) c[name].kill_now();
+    for (const auto& name : c.names())
+      c[name].kill_now();
     burst.stop();
     acked = burst.acknowledged();
     sent = burst.sent();
@@ -307,7 +317,8 @@ TEST(DurableClusterTest, ARoomHandedToAJoiningNodeSurvivesThatNodesRestart) {
   }
   const auto before = init_entries(http_send(c["b"].http_port(), room, get_msg("k", 0)).doc());
   ASSERT_EQ(before.size(), 20u);
-  for (const auto& [seq, v] : before) acked[{v.at("w").get<int>(), v.at("n").get<int>()}] = seq;
+  for (const auto& [seq, v] : before)
+    acked[{v.at("w").get<int>(), v.at("n").get<int>()}] = seq;
 
   c.start("c");
   c.wait_formed();

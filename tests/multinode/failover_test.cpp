@@ -581,7 +581,6 @@ TEST(ClusterFailoverTest, ARestartedNodeRejoinsAndTakesItsRoomsBack) {
   EXPECT_EQ(order_problems(deliveries_of(sub.messages(), "k"), true), "");
 }
 
-
 TEST(ClusterFailoverTest, AFrozenOwnerThatResumesNeverForksTheRoom) {
   test_cluster c{{"a", "b", "c"}};
   c.start_all();
@@ -595,8 +594,8 @@ TEST(ClusterFailoverTest, AFrozenOwnerThatResumesNeverForksTheRoom) {
   // Writers on every node; subscribers on every node. Every delivery is an acknowledgement.
   feed sub_owner{"json on " + owner, c[owner].http_port(), room, "", {get_msg("k", nullptr)}};
   feed sub_next{"json on " + next, c[next].http_port(), room, "", {get_msg("k", nullptr)}};
-  feed sub_other{"cbor on " + other, c[other].http_port(), room, "cbor=true",
-                 {get_msg("k", nullptr)}};
+  feed sub_other{
+      "cbor on " + other, c[other].http_port(), room, "cbor=true", {get_msg("k", nullptr)}};
   feed conn_owner{"writer on " + owner, c[owner].http_port(), room};
   feed conn_next{"writer on " + next, c[next].http_port(), room};
   feed conn_other{"writer on " + other, c[other].http_port(), room};
@@ -641,9 +640,9 @@ TEST(ClusterFailoverTest, AFrozenOwnerThatResumesNeverForksTheRoom) {
     for (const auto& d : got) {
       auto [it, fresh] = history.emplace(d.seq, std::make_pair(d.writer, d.n));
       EXPECT_TRUE(fresh || it->second == std::make_pair(d.writer, d.n))
-        << "seq " << d.seq << " delivered as w" << d.writer << "/n" << d.n << " on "
-        << s->name() << " and as w" << it->second.first << "/n" << it->second.second
-        << " elsewhere: the room forked";
+          << "seq " << d.seq << " delivered as w" << d.writer << "/n" << d.n << " on " << s->name()
+          << " and as w" << it->second.first << "/n" << it->second.second
+          << " elsewhere: the room forked";
     }
   }
   ASSERT_FALSE(history.empty());
@@ -651,7 +650,8 @@ TEST(ClusterFailoverTest, AFrozenOwnerThatResumesNeverForksTheRoom) {
     const auto res = http_send(c[via].http_port(), room, get_msg("k", 0));
     ASSERT_EQ(res.status, 200u) << via << ": " << res.body;
     std::map<uint64_t, json> kept;
-    for (const auto& [seq, v] : init_entries(res.doc())) kept[seq] = v;
+    for (const auto& [seq, v] : init_entries(res.doc()))
+      kept[seq] = v;
     std::size_t missing = 0;
     for (const auto& [seq, wn] : history) {
       auto it = kept.find(seq);

@@ -27,9 +27,11 @@ TEST(ClusterFanoutTest, EachNodeGetsOneMessagePerPushWhateverItsSubscriberCount)
                                             "", std::vector<json>{get_msg("k")}));
     }
   }
-  for (auto& s : subs) s->sync();
+  for (auto& s : subs)
+    s->sync();
   std::vector<json> before;
-  for (const auto& n : c.names()) before.push_back(stats(c[n].http_port()));
+  for (const auto& n : c.names())
+    before.push_back(stats(c[n].http_port()));
 
   for (int i = 0; i < pushes; ++i) {
     auto res = http_send(c[owner].http_port(), room, push_msg("k", i, "relay"));
@@ -37,22 +39,23 @@ TEST(ClusterFanoutTest, EachNodeGetsOneMessagePerPushWhateverItsSubscriberCount)
   }
   for (auto& s : subs) {
     ASSERT_TRUE(s->wait(
-      [&](const std::vector<received>& all) {
-        int got = 0;
-        for (const auto& r : all) got += r.msg.value("type", "") == "push";
-        return got == pushes;
-      },
-      10s))
-      << s->name() << " did not get every push";
+        [&](const std::vector<received>& all) {
+          int got = 0;
+          for (const auto& r : all)
+            got += r.msg.value("type", "") == "push";
+          return got == pushes;
+        },
+        10s))
+        << s->name() << " did not get every push";
   }
   for (std::size_t i = 0; i < c.names().size(); ++i) {
     const auto after = stats(c[c.names()[i]].http_port());
     EXPECT_EQ(after["broadcasts_in"].get<uint64_t>() - before[i]["broadcasts_in"].get<uint64_t>(),
               uint64_t{pushes})
-      << "node " << c.names()[i];
+        << "node " << c.names()[i];
     EXPECT_EQ(after["deliveries"].get<uint64_t>() - before[i]["deliveries"].get<uint64_t>(),
               uint64_t{pushes * per_node})
-      << "node " << c.names()[i];
+        << "node " << c.names()[i];
   }
 }
 

@@ -71,7 +71,8 @@ TEST(ClusterHandoffTest, AJoiningNodeTakesItsRoomsWithStreamsAndSeq) {
   constexpr int initial = 5;  // entries per room before the join (writer 9)
   // d is one of the seeds (a voting member) that starts later.
   test_cluster c{{"a", "b", "c", "d"}};
-  for (const char* n : {"a", "b", "c"}) c.start(n);
+  for (const char* n : {"a", "b", "c"})
+    c.start(n);
   c.wait_formed();
 
   // Rooms that d will rank first for, and some that stay where they are.

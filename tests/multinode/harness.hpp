@@ -365,7 +365,8 @@ class test_cluster {
       names.push_back(nodes_[i]->name());
     }
     std::vector<std::string> out;
-    for (std::size_t i : cluster::rank(addrs, room)) out.push_back(names[i]);
+    for (std::size_t i : cluster::rank(addrs, room))
+      out.push_back(names[i]);
     return out;
   }
   const std::string& dir() const { return dir_; }
@@ -432,8 +433,7 @@ class test_cluster {
     const auto deadline = steady::now() + timeout;
     for (;;) {
       if (n.exited_on_its_own()) {
-        fail("node " + name + " ended while starting (" + describe_status(*n.last_status()) +
-             ")");
+        fail("node " + name + " ended while starting (" + describe_status(*n.last_status()) + ")");
       }
       auto res = try_http(n.http_port(), "GET", "/healthz");
       if (res && res->status == 200) return;

@@ -35,10 +35,9 @@ TEST(OperationsRoutesTest, TheAdminApi) {
 }
 
 TEST(OperationsRoutesTest, NearMissesMatchNothing) {
-  for (const char* target :
-       {"/admin/", "/admin/api", "/admin/api/", "/admin/api/room", "/admin/api/room/",
-        "/admin/api/other", "/admin/api/room/a/b", "/admin/a/b", "/readyz/", "/metrics/x",
-        "/ADMIN", "//admin"}) {
+  for (const char* target : {"/admin/", "/admin/api", "/admin/api/", "/admin/api/room",
+                             "/admin/api/room/", "/admin/api/other", "/admin/api/room/a/b",
+                             "/admin/a/b", "/readyz/", "/metrics/x", "/ADMIN", "//admin"}) {
     EXPECT_EQ(match_route(target).kind, route_kind::not_found) << target;
   }
 }

@@ -369,8 +369,9 @@ TEST(FrameParser, ClearForgetsWhatWasBufferedAndStartsAtAFrame) {
 }
 
 TEST(FrameParser, InPlaceConsumeGivesTheSameEventsAndUnmasksTheBuffer) {
-  const std::string stream = client_frame(fin | op_text, "hello") + client_frame(fin | op_ping, "p") +
-                             client_frame(op_binary, "ab") + client_frame(fin | op_continuation, "cd");
+  const std::string stream = client_frame(fin | op_text, "hello") +
+                             client_frame(fin | op_ping, "p") + client_frame(op_binary, "ab") +
+                             client_frame(fin | op_continuation, "cd");
   for (std::size_t cut = 0; cut <= stream.size(); ++cut) {
     SCOPED_TRACE(cut);
     std::string bytes = stream;

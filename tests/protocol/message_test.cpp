@@ -105,9 +105,9 @@ TEST(DecodeRequest, IgnoresUnknownFields) {
 }
 
 TEST(DecodeRequest, TheLastOfRepeatedFieldsCounts) {
-  const request r = json(
-      R"({"type":"get","type":"push","key":"a","key":"b","value":1,"value":{"x":[2]},)"
-      R"("action":{"type":"relay"},"action":{"type":"append","type":"replace"}})");
+  const request r =
+      json(R"({"type":"get","type":"push","key":"a","key":"b","value":1,"value":{"x":[2]},)"
+           R"("action":{"type":"relay"},"action":{"type":"append","type":"replace"}})");
   ASSERT_EQ(r.kind, request_kind::push) << r.error;
   EXPECT_EQ(r.key, "b");
   EXPECT_EQ(r.act, action::replace);
@@ -136,12 +136,13 @@ TEST(DecodeRequest, KeepsARelayedJsonValueAsItsText) {
             R"({"type":"push","key":"k","value":{"a" : [1, 2.50, "\u00e9"]},"seq":3})");
   // Stored values, and everything from CBOR, are read into values at once.
   for (const char* act : {"append", "replace"}) {
-    const request stored = json(std::string(R"({"type":"push","key":"k","value":[1],"action":{"type":")") +
-                                act + R"("}})");
+    const request stored = json(
+        std::string(R"({"type":"push","key":"k","value":[1],"action":{"type":")") + act + R"("}})");
     EXPECT_TRUE(stored.relayed_json.empty()) << act;
     EXPECT_EQ(stored.val, value::parse("[1]")) << act;
   }
-  const request cbor = json_as_cbor(R"({"type":"push","key":"k","value":[1],"action":{"type":"relay"}})");
+  const request cbor =
+      json_as_cbor(R"({"type":"push","key":"k","value":[1],"action":{"type":"relay"}})");
   EXPECT_TRUE(cbor.relayed_json.empty());
   EXPECT_EQ(cbor.val, value::parse("[1]"));
 }

@@ -50,7 +50,8 @@ class tmpfs_mount {
 bool fill_file(const fs::path& p, std::size_t bytes) {
   std::ofstream out{p, std::ios::binary};
   const std::string block(64 * 1024, 'f');
-  for (std::size_t done = 0; done < bytes; done += block.size()) out << block;
+  for (std::size_t done = 0; done < bytes; done += block.size())
+    out << block;
   out.flush();
   return static_cast<bool>(out);
 }

@@ -17,9 +17,9 @@ using namespace std::string_literals;
 
 TEST(Encoding, MetaRoundTrips) {
   for (const room_meta& in : {room_meta{0, 0}, room_meta{1, 1700000000000},
-                             room_meta{std::numeric_limits<uint64_t>::max(), -5},
-                             room_meta{42, std::numeric_limits<int64_t>::min()},
-                             room_meta{7, std::numeric_limits<int64_t>::max()}}) {
+                              room_meta{std::numeric_limits<uint64_t>::max(), -5},
+                              room_meta{42, std::numeric_limits<int64_t>::min()},
+                              room_meta{7, std::numeric_limits<int64_t>::max()}}) {
     room_meta out;
     ASSERT_TRUE(decode_meta_value(meta_value(in), out));
     EXPECT_EQ(out.high_water, in.high_water);
@@ -151,7 +151,8 @@ TEST(Encoding, EntriesOfAKeySortBySeq) {
                                       (uint64_t{1} << 56) + 1,
                                       std::numeric_limits<uint64_t>::max()};
   std::vector<std::string> keys;
-  for (auto s : seqs) keys.push_back(entry_key("room", "key", s));
+  for (auto s : seqs)
+    keys.push_back(entry_key("room", "key", s));
   EXPECT_TRUE(std::is_sorted(keys.begin(), keys.end()));
   for (const auto& k : keys) {
     EXPECT_GT(k, meta_key("room")) << "the meta comes first";
@@ -246,7 +247,8 @@ TEST(Encoding, ExpiryKeysSortByTimeAndRoundTrip) {
       std::numeric_limits<int64_t>::min(), -1000, -1, 0, 1, 1700000000000,
       std::numeric_limits<int64_t>::max()};
   std::vector<std::string> keys;
-  for (auto t : times) keys.push_back(expiry_key(t, "room"));
+  for (auto t : times)
+    keys.push_back(expiry_key(t, "room"));
   EXPECT_TRUE(std::is_sorted(keys.begin(), keys.end()));
   for (std::size_t i = 0; i < times.size(); ++i) {
     int64_t t = 0;

@@ -112,7 +112,8 @@ TEST(Expiry, BigRoomGoesWhole) {
   auto s = open_or_fail(expiry_config(tmp.sub("db")));
   ASSERT_NE(s, nullptr);
   std::vector<stored_entry> many;
-  for (uint64_t i = 1; i <= 1000; ++i) many.push_back(entry(i, "v"));
+  for (uint64_t i = 1; i <= 1000; ++i)
+    many.push_back(entry(i, "v"));
   ASSERT_EQ(write_and_wait(*s, put_write("big", "k", std::move(many), 1000, long_ago())), "");
   ASSERT_EQ(write_and_wait(*s, put_write("big2", "k", {entry(1, "a")}, 1)), "");
   EXPECT_EQ(sweep_and_wait(*s), 1u);
@@ -155,7 +156,8 @@ TEST(Expiry, LoadRacingTheSweepSeesWholeRoomOrNothing) {
     for (int i = 0; i < rooms; ++i) {
       std::vector<stored_entry> es;
       const int n = i % 50 == 0 ? 100 : entries;
-      for (int e = 1; e <= n; ++e) es.push_back(entry(e, "v"));
+      for (int e = 1; e <= n; ++e)
+        es.push_back(entry(e, "v"));
       auto w = put_write("r" + std::to_string(i), "k", std::move(es), n, long_ago());
       ASSERT_EQ(write_and_wait(*s, std::move(w)), "");
     }

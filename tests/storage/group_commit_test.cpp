@@ -61,7 +61,8 @@ load_result submit_concurrently(store& s, int threads, int in_flight, int per_th
       EXPECT_TRUE(all) << "writes not answered";
     });
   }
-  for (auto& w : workers) w.join();
+  for (auto& w : workers)
+    w.join();
   EXPECT_EQ(failed.load(), 0u);
   const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
   return {static_cast<uint64_t>(threads) * per_thread, took.count()};

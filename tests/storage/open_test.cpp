@@ -33,7 +33,8 @@ std::string refusal(const store_config& cfg) {
 
 std::set<std::string> names_in(const fs::path& dir) {
   std::set<std::string> names;
-  for (const auto& e : fs::directory_iterator{dir}) names.insert(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator{dir})
+    names.insert(e.path().filename().string());
   return names;
 }
 
@@ -106,7 +107,8 @@ TEST(OpenStore, SecondProcessIsRefused) {
   std::string env_dir = "DRIFTD_STORAGE_HOLD_DIR=" + cfg.dir;
   std::vector<char*> argv = {self.data(), filter.data(), nullptr};
   std::vector<char*> envp;
-  for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
+  for (char** e = environ; *e != nullptr; ++e)
+    envp.push_back(*e);
   envp.push_back(env_dir.data());
   envp.push_back(nullptr);
   pid_t child = -1;
@@ -243,7 +245,8 @@ TEST_F(CorruptStore, DamagedManifestIsRefused) {
   const auto size = fs::file_size(m);
   std::fstream f{m, std::ios::in | std::ios::out | std::ios::binary};
   f.seekp(7);
-  for (std::uintmax_t i = 7; i < size; ++i) f.put(static_cast<char>(0xa5 ^ (i * 31)));
+  for (std::uintmax_t i = 7; i < size; ++i)
+    f.put(static_cast<char>(0xa5 ^ (i * 31)));
   f.close();
   const auto error = refusal(config_in(dir_));
   EXPECT_NE(error.find("cannot be opened"), std::string::npos) << error;

@@ -25,7 +25,8 @@ const std::vector<stored_entry>* stream_of(const room_record& r, const std::stri
 std::vector<uint64_t> seqs_of(const room_record& r, const std::string& key) {
   std::vector<uint64_t> out;
   if (auto* s = stream_of(r, key)) {
-    for (const auto& e : *s) out.push_back(e.seq);
+    for (const auto& e : *s)
+      out.push_back(e.seq);
   }
   return out;
 }
@@ -167,7 +168,8 @@ TEST(RocksStore, CallbacksRunInSubmissionOrder) {
   }
   std::unique_lock<std::mutex> lk{m};
   ASSERT_TRUE(cv.wait_for(lk, answer_timeout, [&] { return order.size() == n; }));
-  for (int i = 0; i < n; ++i) ASSERT_EQ(order[i], i);
+  for (int i = 0; i < n; ++i)
+    ASSERT_EQ(order[i], i);
 }
 
 // Each write replaces the whole stream of ten keys with entries of one generation; a load

@@ -138,7 +138,8 @@ inline room_write put_write(const std::string& room, const std::string& key,
                             int64_t active_ms = 0) {
   room_write w;
   w.room = room;
-  for (auto& e : entries) w.puts.emplace_back(key, std::move(e));
+  for (auto& e : entries)
+    w.puts.emplace_back(key, std::move(e));
   w.has_meta = true;
   w.meta.high_water = high_water;
   w.meta.last_active_ms = active_ms == 0 ? now_ms() : active_ms;
