@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages driftd needs, and only those that are missing.
+# Installs the Debian packages driftd needs, and only those that are missing (iproute2's
+# `ip` builds the network namespaces of the partition test).
 #   --ci-extra  also what scripts/ci-extra.sh needs: clang, the sanitizer and libFuzzer
 #               runtimes (libclang-rt-14-dev, only recommended by clang), llvm-symbolizer.
 set -euo pipefail
@@ -10,6 +11,7 @@ packages=(
   librocksdb-dev prometheus-cpp-dev
   nodejs npm
   prometheus chromium
+  iproute2
 )
 case "${1:-}" in
   "") ;;

@@ -114,9 +114,46 @@ class test_node {
   node::node node_;
 };
 
+// -- where servers listen -------------------------------------------------------------------
+
+/// The address of the server on `port`: 127.0.0.1 unless a test placed one elsewhere (nodes
+/// in network namespaces of their own listen on addresses of those namespaces).
+class server_addresses {
+ public:
+  static std::string of(uint16_t port) {
+    std::lock_guard<std::mutex> guard{mutex()};
+    auto it = table().find(port);
+    return it == table().end() ? std::string{"127.0.0.1"} : it->second;
+  }
+  static void place(uint16_t port, std::string address) {
+    std::lock_guard<std::mutex> guard{mutex()};
+    table()[port] = std::move(address);
+  }
+  static void forget(uint16_t port) {
+    std::lock_guard<std::mutex> guard{mutex()};
+    table().erase(port);
+  }
+
+ private:
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
+  static std::map<uint16_t, std::string>& table() {
+    static std::map<uint16_t, std::string> t;
+    return t;
+  }
+};
+
+/// "address:port" of the server on `port`, as a Host header names it.
+inline std::string server_host(uint16_t port) {
+  return server_addresses::of(port) + ":" + std::to_string(port);
+}
+
 // -- raw TCP --------------------------------------------------------------------------------
 
-/// A blocking TCP connection to 127.0.0.1 whose every read and write has a deadline.
+/// A blocking TCP connection to a test server (server_addresses) whose every read and write
+/// has a deadline.
 class raw_socket {
  public:
   /// Connects to `port`. `rcvbuf` > 0 sets SO_RCVBUF before connecting, so that the window
@@ -143,7 +180,8 @@ class raw_socket {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const std::string server = server_addresses::of(port);
+    if (::inet_pton(AF_INET, server.c_str(), &addr.sin_addr) != 1) fail("bad address " + server);
     if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
       const int e = errno;
       ::close(fd_);
@@ -363,8 +401,8 @@ http_reply read_http_reply(Socket& s, milliseconds timeout = default_timeout) {
 
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
-/// The bytes of one HTTP/1.1 request. Adds Host (127.0.0.1:port) and, for a body or a POST,
-/// Content-Length, unless `headers` already has them (or Transfer-Encoding).
+/// The bytes of one HTTP/1.1 request. Adds Host (the server's address:port) and, for a body or a
+/// POST, Content-Length, unless `headers` already has them (or Transfer-Encoding).
 inline std::string http_text(uint16_t port, std::string_view method, std::string_view target,
                              std::string_view body = {}, const header_list& headers = {}) {
   auto named = [&](std::string_view name) {
@@ -381,7 +419,7 @@ inline std::string http_text(uint16_t port, std::string_view method, std::string
   };
   std::string out;
   out.append(method).append(" ").append(target).append(" HTTP/1.1\r\n");
-  if (!named("host")) out += "Host: 127.0.0.1:" + std::to_string(port) + "\r\n";
+  if (!named("host")) out += "Host: " + server_host(port) + "\r\n";
   for (const auto& [n, v] : headers)
     out += n + ": " + v + "\r\n";
   if (!named("content-length") && !named("transfer-encoding") &&
@@ -555,14 +593,15 @@ class ws_client {
     sock.open(boost::asio::ip::tcp::v4());
     if (rcvbuf > 0) sock.set_option(boost::asio::socket_base::receive_buffer_size(rcvbuf));
     sock.set_option(boost::asio::ip::tcp::no_delay(true));
-    const boost::asio::ip::tcp::endpoint server{boost::asio::ip::make_address("127.0.0.1"), port};
+    const boost::asio::ip::tcp::endpoint server{
+        boost::asio::ip::make_address(server_addresses::of(port)), port};
     run("connect", [&](auto done) {
       sock.async_connect(server, [done](boost::beast::error_code ec) { done(ec, 0); });
     });
     ws_.read_message_max(64u << 20);
     ws_.auto_fragment(false);
     const std::string target = "/room/" + room + "/connect" + (query.empty() ? "" : "?" + query);
-    const std::string host = "127.0.0.1:" + std::to_string(port);
+    const std::string host = server_host(port);
     boost::beast::websocket::response_type res;
     run("handshake", [&](auto done) {
       ws_.async_handshake(res, host, target, [done](boost::beast::error_code ec) { done(ec, 0); });

@@ -633,39 +633,9 @@ TEST(ClusterFailoverTest, AFrozenOwnerThatResumesNeverForksTheRoom) {
 
   // The history check: one value per seq across every node's deliveries, each
   // subscriber's seqs increasing, and every delivered push in the final replay at its seq.
-  std::map<uint64_t, std::pair<int, int>> history;
-  for (auto* s : {&sub_owner, &sub_next, &sub_other}) {
-    const auto got = deliveries_of(s->messages(), "k");
-    EXPECT_EQ(order_problems(got, false), "") << s->name();
-    for (const auto& d : got) {
-      auto [it, fresh] = history.emplace(d.seq, std::make_pair(d.writer, d.n));
-      EXPECT_TRUE(fresh || it->second == std::make_pair(d.writer, d.n))
-          << "seq " << d.seq << " delivered as w" << d.writer << "/n" << d.n << " on " << s->name()
-          << " and as w" << it->second.first << "/n" << it->second.second
-          << " elsewhere: the room forked";
-    }
-  }
-  ASSERT_FALSE(history.empty());
-  for (const auto& via : c.names()) {
-    const auto res = http_send(c[via].http_port(), room, get_msg("k", 0));
-    ASSERT_EQ(res.status, 200u) << via << ": " << res.body;
-    std::map<uint64_t, json> kept;
-    for (const auto& [seq, v] : init_entries(res.doc()))
-      kept[seq] = v;
-    std::size_t missing = 0;
-    for (const auto& [seq, wn] : history) {
-      auto it = kept.find(seq);
-      if (it == kept.end() || it->second != value_of(wn.first, wn.second)) {
-        if (++missing <= 5) {
-          ADD_FAILURE() << "delivered seq " << seq << " (w" << wn.first << "/n" << wn.second
-                        << ") is not in the replay via " << via;
-        }
-      }
-    }
-    EXPECT_EQ(missing, 0u) << "of " << history.size() << " delivered pushes, via " << via;
-  }
-  std::cout << history.size() << " pushes delivered; owner after the resume: " << final_owner
-            << "\n";
+  const std::size_t delivered =
+      check_history(c, room, "k", {&sub_owner, &sub_next, &sub_other}, {&w0, &w1, &w2});
+  std::cout << delivered << " pushes delivered; owner after the resume: " << final_owner << "\n";
 }
 
 }  // namespace

@@ -34,6 +34,7 @@
 
 #include "cluster/placement.hpp"
 #include "tests/integration/client.hpp"
+#include "tests/multinode/netns.hpp"
 
 namespace driftd::multinode {
 
@@ -115,7 +116,19 @@ class node_process {
   const std::string& name() const { return name_; }
   uint16_t http_port() const { return http_port_; }
   uint16_t cluster_port() const { return cluster_port_; }
-  std::string cluster_addr() const { return "127.0.0.1:" + std::to_string(cluster_port_); }
+  /// The address the node listens on for clients and for peers (127.0.0.1 unless placed).
+  const std::string& client_host() const { return client_host_; }
+  const std::string& cluster_host() const { return cluster_host_; }
+  std::string cluster_addr() const { return cluster_host_ + ":" + std::to_string(cluster_port_); }
+
+  /// Runs the node in the network namespace `netns_fd` (kept open by the caller), listening
+  /// on `client_host` and `cluster_host` there. Before the first start.
+  void place(int netns_fd, std::string client_host, std::string cluster_host) {
+    netns_fd_ = netns_fd;
+    client_host_ = std::move(client_host);
+    cluster_host_ = std::move(cluster_host);
+    server_addresses::place(http_port_, client_host_);
+  }
   const std::string& log_path() const { return log_; }
   pid_t pid() const { return pid_; }
   /// True between start() and the moment the process was reaped.
@@ -147,6 +160,7 @@ class node_process {
     if (pid == 0) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (::getppid() != parent) ::_exit(127);
+      if (netns_fd_ >= 0 && ::setns(netns_fd_, CLONE_NEWNET) != 0) ::_exit(124);
       sigset_t none;
       ::sigemptyset(&none);
       ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -216,6 +230,9 @@ class node_process {
   uint16_t http_port_;
   uint16_t cluster_port_;
   std::string log_;
+  int netns_fd_ = -1;
+  std::string client_host_ = "127.0.0.1";
+  std::string cluster_host_ = "127.0.0.1";
   pid_t pid_ = -1;
   std::optional<int> last_status_;
 };
@@ -286,6 +303,8 @@ struct cluster_options {
   std::vector<std::string> extra_flags;
   /// Nodes keep their rooms on disk, each in a folder of its own that stays across restarts.
   bool durable = false;
+  /// Node i runs in namespace i of this lab (netns.hpp), which must have enough of them.
+  network_lab* lab = nullptr;
 };
 
 /// Nodes named at construction form the cluster: each lists all their cluster ports as
@@ -307,8 +326,10 @@ class test_cluster {
   }
 
   ~test_cluster() {
-    for (auto& n : nodes_)
+    for (auto& n : nodes_) {
       n->kill_now();
+      server_addresses::forget(n->http_port());
+    }
     // An exception on its way out of the test body is a failure gtest records only later.
     const bool failed = ::testing::Test::HasFailure() || std::uncaught_exceptions() > 0;
     if (failed) {
@@ -327,7 +348,13 @@ class test_cluster {
   node_process& add(const std::string& name) {
     nodes_.push_back(
         std::make_unique<node_process>(name, free_port(), free_port(), dir_ + "/" + name + ".log"));
-    return *nodes_.back();
+    auto& n = *nodes_.back();
+    if (opts_.lab != nullptr) {
+      const std::size_t i = nodes_.size() - 1;
+      if (i >= opts_.lab->size()) fail("the network lab has no namespace for node " + name);
+      n.place(opts_.lab->netns_fd(i), opts_.lab->client_address(i), opts_.lab->cluster_address(i));
+    }
+    return n;
   }
 
   node_process& node(const std::string& name) {
@@ -375,13 +402,13 @@ class test_cluster {
   std::vector<std::string> args_for(const node_process& n,
                                     const std::vector<std::string>& overrides = {}) const {
     std::vector<std::string> args{"--host",
-                                  "127.0.0.1",
+                                  n.client_host(),
                                   "--port",
                                   std::to_string(n.http_port()),
                                   "--node-name",
                                   n.name(),
                                   "--cluster-host",
-                                  "127.0.0.1",
+                                  n.cluster_host(),
                                   "--cluster-port",
                                   std::to_string(n.cluster_port()),
                                   "--seeds",
@@ -873,6 +900,7 @@ class paced_writer {
   /// How many were queued for sending; values 0..sent()-1.
   int sent() const { return sent_; }
   int id() const { return id_; }
+  feed& via() const { return via_; }
   std::vector<int> sent_values() const {
     std::vector<int> out(static_cast<std::size_t>(sent_.load()));
     for (std::size_t i = 0; i < out.size(); ++i)
@@ -890,5 +918,83 @@ class paced_writer {
   std::atomic<bool> stopping_{false};
   std::thread thread_;
 };
+
+// -- the history check ----------------------------------------------------------------------
+
+/// Checks what `feeds` were delivered of `key` in `room` against what `writers` sent and
+/// against a fresh replay from every running node of `c`, after a fault healed:
+/// - each feed's seqs strictly increase;
+/// - no seq carries two values across all feeds (the room never forked);
+/// - every delivered and every replayed value was sent by a writer (nothing made up);
+/// - the replay from every node holds every delivered push at the seq it was delivered with,
+///   and all replays are the same.
+/// The writers must have stopped; each one whose connection is still open is synced first,
+/// so that none of its pushes is still on its way when the replays are taken.
+/// Records failures in the running test; returns the number of distinct delivered pushes.
+inline std::size_t check_history(test_cluster& c, const std::string& room, const std::string& key,
+                                 const std::vector<const feed*>& feeds,
+                                 const std::vector<const paced_writer*>& writers) {
+  std::map<int, int> sent;
+  for (const auto* w : writers) {
+    sent[w->id()] = w->sent();
+    if (!w->via().closed()) w->via().sync();
+  }
+  auto was_sent = [&](int writer, int n) {
+    auto it = sent.find(writer);
+    return it != sent.end() && n >= 0 && n < it->second;
+  };
+  std::map<uint64_t, std::pair<int, int>> history;
+  for (const auto* f : feeds) {
+    const auto got = deliveries_of(f->messages(), key);
+    EXPECT_EQ(order_problems(got, false), "") << f->name();
+    for (const auto& d : got) {
+      EXPECT_TRUE(was_sent(d.writer, d.n)) << f->name() << " got w" << d.writer << "/n" << d.n
+                                           << " at seq " << d.seq << ", which nobody sent";
+      auto [it, fresh] = history.emplace(d.seq, std::make_pair(d.writer, d.n));
+      EXPECT_TRUE(fresh || it->second == std::make_pair(d.writer, d.n))
+          << "seq " << d.seq << " delivered as w" << d.writer << "/n" << d.n << " on " << f->name()
+          << " and as w" << it->second.first << "/n" << it->second.second
+          << " elsewhere: the room forked";
+    }
+  }
+  EXPECT_FALSE(history.empty()) << "nothing was delivered";
+  std::optional<std::map<uint64_t, json>> first_replay;
+  std::string first_via;
+  for (const auto& via : c.alive_names()) {
+    const auto res = http_send(c[via].http_port(), room, get_msg(key, 0));
+    EXPECT_EQ(res.status, 200u) << via << ": " << res.body;
+    if (res.status != 200) continue;
+    std::map<uint64_t, json> kept;
+    for (const auto& [seq, v] : init_entries(res.doc())) {
+      const bool known = v.is_object() && v.contains("w") && v.contains("n") &&
+                         v["w"].is_number_integer() && v["n"].is_number_integer() &&
+                         was_sent(v["w"].get<int>(), v["n"].get<int>());
+      EXPECT_TRUE(known) << "the replay via " << via << " holds " << v.dump() << " at seq " << seq
+                         << ", which nobody sent";
+      EXPECT_TRUE(kept.emplace(seq, v).second)
+          << "seq " << seq << " twice in the replay via " << via;
+    }
+    std::size_t missing = 0;
+    for (const auto& [seq, wn] : history) {
+      auto it = kept.find(seq);
+      if (it == kept.end() || it->second != value_of(wn.first, wn.second)) {
+        if (++missing <= 5) {
+          ADD_FAILURE() << "delivered seq " << seq << " (w" << wn.first << "/n" << wn.second
+                        << ") is not in the replay via " << via;
+        }
+      }
+    }
+    EXPECT_EQ(missing, 0u) << "of " << history.size() << " delivered pushes, via " << via;
+    if (!first_replay) {
+      first_replay = std::move(kept);
+      first_via = via;
+    } else {
+      EXPECT_TRUE(kept == *first_replay)
+          << "the replays via " << first_via << " and " << via << " differ ("
+          << first_replay->size() << " and " << kept.size() << " entries)";
+    }
+  }
+  return history.size();
+}
 
 }  // namespace driftd::multinode
