@@ -1,7 +1,9 @@
 // The admin page's cluster view of real driftd processes whose client ports speak TLS only:
 // each member's figures come over the cluster link (no node calls another's HTTPS port), so
-// every member shows its own; and the token guards the view.
+// every member shows its own; the token guards the view; and a node that stops with rooms to
+// hand over says it is draining on /readyz until its listener closes.
 
+#include <csignal>
 #include <map>
 #include <string>
 #include <vector>
@@ -152,6 +154,49 @@ TEST_F(AdminOverTlsTest, TheClusterViewNeedsTheToken) {
   EXPECT_EQ(https_call(port("n1"), pki_.ca(), "GET", "/admin/api/cluster", {}, bearer(admin_token))
                 .status,
             200u);
+}
+
+TEST_F(AdminOverTlsTest, AStoppingNodeSaysItIsDrainingWhileItHandsItsRoomsOver) {
+  // A room n1 owns, with a client on n1.
+  std::string room;
+  for (int i = 0; i < 60 && room.empty(); ++i) {
+    const auto candidate = new_room("n1");
+    if (cluster_.ranked(candidate).front() == "n1") room = candidate;
+  }
+  ASSERT_FALSE(room.empty()) << "no room ranked first for n1 in 60 tries";
+  wss_client client{port("n1"), pki_.ca(), room};
+  client.send(push_msg("k", "before"));
+  client.sync();
+
+  // The room's next owner is frozen: n1's hand-off waits for it, up to n1's leave deadline
+  // (10 s), which holds n1 in its drain while its listener still answers. Without the freeze
+  // the drain is over in about 250 ms, too short to catch for certain.
+  const std::string next = cluster_.ranked(room)[1];
+  cluster_[next].signal(SIGSTOP);
+  cluster_["n1"].signal(SIGTERM);
+
+  std::vector<std::string> seen;
+  json draining;
+  const bool ok = eventually(
+      [&] {
+        auto res = try_https(port("n1"), pki_.ca(), "GET", "/readyz");
+        const std::string what = res ? std::to_string(res->status) : "no answer";
+        if (seen.empty() || seen.back() != what) seen.push_back(what);
+        if (!res || res->status != 503) return false;
+        draining = json::parse(res->body, nullptr, false);
+        return true;
+      },
+      5s);
+  cluster_[next].signal(SIGCONT);
+  ASSERT_TRUE(ok) << "/readyz answers in order: " << json(seen).dump();
+  EXPECT_EQ(draining, (json{{"status", "draining"}, {"node", "n1"}}));
+  // Answers before the 503 were the ready ones of the node before it got the signal.
+  for (std::size_t i = 0; i + 1 < seen.size(); ++i)
+    EXPECT_EQ(seen[i], "200") << json(seen).dump();
+
+  const auto status = cluster_["n1"].wait_exit(30s);
+  ASSERT_TRUE(status.has_value()) << "n1 did not exit within 30 s of SIGTERM";
+  EXPECT_EQ(describe_status(*status), "exit 0");
 }
 
 }  // namespace
