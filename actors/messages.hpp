@@ -189,6 +189,17 @@ struct http_result {
 
 // -- the admin page (may cross nodes) -------------------------------------------------
 
+/// To a router: this node's own figures, the JSON document of GET /admin/api/node. Answered
+/// with that document as a string. Routers ask each other over the cluster link (whose
+/// authentication and TLS cover it); a router answers only its own node and the members.
+struct node_figures_query {};
+
+/// To this node's router: every member's figures, the JSON document of GET
+/// /admin/api/cluster (the member table of `cluster_query`, each member with `self` and its
+/// `figures` or an `error`). Answered with a string within about a second: a member that does
+/// not answer in time gets an `error`.
+struct cluster_figures_query {};
+
 /// To a room: what do you hold? Answered with a room_summary of at most `max_keys` keys (in
 /// key order) and, of each, its `latest` newest entries. Reads only: the room stays as it is.
 struct room_inspect {
@@ -216,6 +227,16 @@ struct room_summary {
   uint64_t bytes = 0;        ///< retained bytes of all streams
   std::vector<key_summary> keys;
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, node_figures_query&) {
+  return f(caf::meta::type_name("driftd::node_figures_query"));
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cluster_figures_query&) {
+  return f(caf::meta::type_name("driftd::cluster_figures_query"));
+}
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, room_inspect& x) {

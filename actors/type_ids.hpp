@@ -78,13 +78,15 @@ CAF_END_TYPE_ID_BLOCK(driftd)
 // Carries a sink (a pointer into this process): never leaves its node.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(driftd::actors::join_msg)
 
-// What the admin page asks rooms; a block of its own, after the cluster's.
+// What the admin page asks rooms and nodes; a block of its own, after the cluster's.
 CAF_BEGIN_TYPE_ID_BLOCK(driftd_admin, caf::first_custom_type_id + 200)
 
 CAF_ADD_TYPE_ID(driftd_admin, (driftd::actors::room_inspect))
 CAF_ADD_TYPE_ID(driftd_admin, (driftd::actors::entry_summary))
 CAF_ADD_TYPE_ID(driftd_admin, (driftd::actors::key_summary))
 CAF_ADD_TYPE_ID(driftd_admin, (driftd::actors::room_summary))
+CAF_ADD_TYPE_ID(driftd_admin, (driftd::actors::node_figures_query))
+CAF_ADD_TYPE_ID(driftd_admin, (driftd::actors::cluster_figures_query))
 
 CAF_END_TYPE_ID_BLOCK(driftd_admin)
 

@@ -1,6 +1,7 @@
 #include "cluster/router.hpp"
 
 #include <algorithm>
+#include <memory>
 #include <unordered_map>
 #include <vector>
 
@@ -31,6 +32,10 @@ constexpr auto adopt_timeout = std::chrono::seconds{8};
 
 /// How long a stopping node waits for its rooms to reach their new owners.
 constexpr auto leave_timeout = std::chrono::seconds{10};
+
+/// How long the admin page's cluster view waits for each member's figures. Every member is
+/// asked at once, so this bounds the whole answer.
+constexpr auto figures_timeout = std::chrono::seconds{1};
 
 /// How long a lookup waits for this node's lease (at start, or after a short lapse) before it
 /// fails with no quorum.
@@ -197,7 +202,7 @@ void resolve_here(router_actor* self, const std::string& room, caf::response_pro
             });
 }
 
-std::string view_json(router_actor* self) {
+nlohmann::json view_doc(router_actor* self) {
   nlohmann::json members = nlohmann::json::array();
   for (const auto& m : self->state.members) {
     members.push_back({{"name", m.addr.name},
@@ -208,8 +213,104 @@ std::string view_json(router_actor* self) {
                                              : "up"}});
   }
   return nlohmann::json{
-      {"node", self->state.cfg.self}, {"quorum", self->state.quorum}, {"members", members}}
-      .dump();
+      {"node", self->state.cfg.self}, {"quorum", self->state.quorum}, {"members", members}};
+}
+
+std::string view_json(router_actor* self) {
+  return view_doc(self).dump();
+}
+
+// -- the admin page's figures -----------------------------------------------------------------
+
+/// True when the current message comes from this node or from the node of a member up here:
+/// figures go to the cluster only.
+bool from_self_or_member(router_actor* self) {
+  const auto& sender = self->current_sender();
+  if (!sender) return false;
+  if (sender->node() == self->node()) return true;
+  return std::any_of(self->state.members.begin(), self->state.members.end(), [&](const member& m) {
+    return m.up && m.router && m.router.node() == sender->node();
+  });
+}
+
+/// This node's figures: the directory's counts made into the document by the provider the
+/// node installed. `done` gets the JSON text or the error, on this actor.
+template <class Done>
+void own_figures(router_actor* self, Done done) {
+  if (!self->state.cfg.figures) {
+    return done(caf::expected<std::string>{
+        caf::make_error(caf::sec::runtime_error, "this node keeps no figures")});
+  }
+  self->request(self->state.directory, figures_timeout, stats_atom_v)
+      .then(
+          [=](directory_stats& dir) mutable {
+            done(caf::expected<std::string>{self->state.cfg.figures(dir)});
+          },
+          [=](caf::error& err) mutable { done(caf::expected<std::string>{std::move(err)}); });
+}
+
+/// Why a member's figures are missing, as the admin page shows it.
+std::string figures_error(router_actor* self, const caf::error& err) {
+  if (err == caf::sec::request_timeout) {
+    return "no answer within " +
+           std::to_string(
+               std::chrono::duration_cast<std::chrono::milliseconds>(figures_timeout).count()) +
+           " ms";
+  }
+  return self->system().render(err);
+}
+
+/// The cluster view of the admin page: the member table, each member marked `self` or not
+/// and given its `figures` (asked of its router over the cluster link) or an `error`.
+caf::result<std::string> cluster_figures(router_actor* self) {
+  struct gathering {
+    nlohmann::json doc;
+    std::size_t pending = 1;  // held until every question has been asked
+    caf::response_promise rp;
+  };
+  auto g = std::make_shared<gathering>();
+  g->doc = view_doc(self);
+  g->rp = self->make_response_promise<std::string>();
+  auto finish = [g] {
+    if (--g->pending == 0) g->rp.deliver(g->doc.dump());
+  };
+  auto fill = [self, g, finish](std::size_t i, caf::expected<std::string> answer) {
+    auto& m = g->doc["members"][i];
+    if (!answer) {
+      m["error"] = figures_error(self, answer.error());
+    } else if (auto figures = nlohmann::json::parse(*answer, nullptr, false); figures.is_object()) {
+      m["figures"] = std::move(figures);
+    } else {
+      m["error"] = "unreadable figures";
+    }
+    finish();
+  };
+  auto& members = g->doc["members"];
+  for (std::size_t i = 0; i < members.size(); ++i) {
+    auto& m = members[i];
+    const auto name = m.value("name", std::string{});
+    const bool is_self = name == self->state.cfg.self;
+    m["self"] = is_self;
+    m["figures"] = nullptr;
+    if (is_self) {
+      ++g->pending;
+      own_figures(self,
+                  [fill, i](caf::expected<std::string> answer) { fill(i, std::move(answer)); });
+      continue;
+    }
+    auto target = router_of(self, name);
+    if (!target) {
+      m["error"] = "down";
+      continue;
+    }
+    ++g->pending;
+    self->request(target, figures_timeout, node_figures_query{})
+        .then(
+            [=](std::string& figures) { fill(i, caf::expected<std::string>{std::move(figures)}); },
+            [=](caf::error& err) { fill(i, caf::expected<std::string>{std::move(err)}); });
+  }
+  finish();
+  return g->rp;
 }
 
 /// The room's placement as this node sees it; `epoch` from the owner when it is known.
@@ -395,6 +496,28 @@ caf::behavior router(router_actor* self, router_config cfg, caf::actor directory
         log().warn("{} room(s) still on their way when leaving", st.handoffs_pending);
         st.handoffs_pending = 0;
         finish_leave_if_done(self);
+      },
+      [=](node_figures_query&) -> caf::result<std::string> {
+        if (!from_self_or_member(self)) {
+          return caf::make_error(caf::sec::runtime_error, "figures go to members only");
+        }
+        auto rp = self->make_response_promise<std::string>();
+        own_figures(self, [=](caf::expected<std::string> answer) mutable {
+          if (answer) {
+            rp.deliver(std::move(*answer));
+          } else {
+            rp.deliver(answer.error());
+          }
+        });
+        return rp;
+      },
+      [=](cluster_figures_query&) -> caf::result<std::string> {
+        // This node's own HTTP sessions ask; other members ask for single nodes' figures.
+        const auto& sender = self->current_sender();
+        if (!sender || sender->node() != self->node()) {
+          return caf::make_error(caf::sec::runtime_error, "asked of this node only");
+        }
+        return cluster_figures(self);
       },
       [=](cluster_query& q) -> caf::result<std::string> {
         if (q.room.empty()) return view_json(self);

@@ -1,10 +1,13 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "caf/all.hpp"
+
+#include "actors/messages.hpp"
 
 namespace driftd::cluster {
 
@@ -18,6 +21,10 @@ struct router_config {
   std::size_t replicas = 3;
   /// This node's replica actor.
   caf::actor replica;
+  /// This node's figures for the admin page (the JSON of GET /admin/api/node), made from its
+  /// directory's counts. Called on the router's thread; must not block, and must stay callable
+  /// while the router runs. Without it the router answers figure queries with an error.
+  std::function<std::string(const actors::directory_stats&)> figures;
 };
 
 /// Spawns the node's router: it names each room's replica set (the first `replicas` voters
@@ -37,6 +44,9 @@ struct router_config {
 ///   adopt_room -> caf::actor         a room arriving from its old owner
 ///   leave_atom -> bool               hand every room away (node stopping); answers when done
 ///   cluster_query -> string          JSON for GET /cluster and /cluster/room/{id}
+///   node_figures_query -> string     this node's figures (asked by the other routers)
+///   cluster_figures_query -> string  every member's figures, JSON for /admin/api/cluster
+///                                    (asked from this node only)
 caf::actor spawn_router(caf::actor_system& sys, router_config cfg, caf::actor directory);
 
 }  // namespace driftd::cluster

@@ -1,10 +1,6 @@
 #include "net/admin_api.hpp"
 
-#include <memory>
-
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+#include <chrono>
 
 #include "config/settings.hpp"
 #include "net/context.hpp"
@@ -13,92 +9,7 @@
 
 namespace driftd::net {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 using json = nlohmann::json;
-
-namespace {
-
-/// A peer's answer is a small document: anything larger is refused.
-constexpr std::size_t max_peer_body = 256 * 1024;
-
-/// One GET to a peer: resolve, connect, write, read, each within the one deadline.
-class peer_get : public std::enable_shared_from_this<peer_get> {
- public:
-  using callback = std::function<void(unsigned, std::string)>;
-
-  peer_get(asio::any_io_executor ex, callback done)
-      : resolver_(ex), stream_(ex), done_(std::move(done)) {}
-
-  void run(const std::string& host_port, const std::string& target,
-           const std::string& authorization, std::chrono::milliseconds timeout) {
-    std::string host = host_port;
-    std::string port;
-    const auto colon = host_port.rfind(':');
-    if (colon == std::string::npos || colon + 1 == host_port.size()) {
-      return finish(0, "no port in address " + host_port);
-    }
-    host = host_port.substr(0, colon);
-    port = host_port.substr(colon + 1);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-      host = host.substr(1, host.size() - 2);
-    }
-    req_.method(http::verb::get);
-    req_.target(target);
-    req_.version(11);
-    req_.set(http::field::host, host_port);
-    req_.set(http::field::user_agent, "driftd");
-    if (!authorization.empty()) req_.set(http::field::authorization, authorization);
-    req_.keep_alive(false);
-    parser_.body_limit(max_peer_body);
-    stream_.expires_after(timeout);
-    resolver_.async_resolve(
-        host, port,
-        [self = shared_from_this()](beast::error_code ec, asio::ip::tcp::resolver::results_type r) {
-          if (ec) return self->finish(0, "resolve: " + ec.message());
-          self->connect(r);
-        });
-  }
-
- private:
-  void connect(const asio::ip::tcp::resolver::results_type& endpoints) {
-    stream_.async_connect(
-        endpoints, [self = shared_from_this()](beast::error_code ec, const auto&) {
-          if (ec) return self->finish(0, "connect: " + ec.message());
-          http::async_write(self->stream_, self->req_, [self](beast::error_code ec, std::size_t) {
-            if (ec) return self->finish(0, "write: " + ec.message());
-            self->read();
-          });
-        });
-  }
-
-  void read() {
-    http::async_read(stream_, buffer_, parser_,
-                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                       if (ec) return self->finish(0, "read: " + ec.message());
-                       auto& res = self->parser_.get();
-                       self->finish(res.result_int(), std::move(res.body()));
-                     });
-  }
-
-  void finish(unsigned status, std::string body) {
-    beast::error_code ignored;
-    stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    stream_.close();
-    if (auto done = std::move(done_)) done(status, std::move(body));
-    done_ = nullptr;
-  }
-
-  asio::ip::tcp::resolver resolver_;
-  beast::tcp_stream stream_;
-  http::request<http::empty_body> req_;
-  beast::flat_buffer buffer_;
-  http::response_parser<http::string_body> parser_;
-  callback done_;
-};
-
-}  // namespace
 
 json node_figures(const context& ctx, const actors::directory_stats& dir) {
   const auto& s = ctx.stats;
@@ -153,13 +64,6 @@ json room_figures(const std::string& room, const json& placement,
               {"keys_total", summary.keys_total},
               {"bytes", summary.bytes},
               {"keys", keys}};
-}
-
-void fetch_from_peer(asio::any_io_executor ex, const std::string& host_port,
-                     const std::string& target, const std::string& authorization,
-                     std::chrono::milliseconds timeout,
-                     std::function<void(unsigned status, std::string body)> done) {
-  std::make_shared<peer_get>(ex, std::move(done))->run(host_port, target, authorization, timeout);
 }
 
 }  // namespace driftd::net

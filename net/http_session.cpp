@@ -691,9 +691,6 @@ void http_session::fail(error_code ec, const char* what) {
 
 namespace {
 
-/// How long the admin API waits for another member's figures.
-constexpr auto peer_timeout = std::chrono::milliseconds{1500};
-
 /// What the room inspector shows at most: keys, and entries of each.
 constexpr uint32_t inspect_max_keys = 500;
 constexpr uint32_t inspect_latest = 20;
@@ -859,79 +856,41 @@ void http_session::admin_node() {
 
 void http_session::admin_cluster() {
   if (!admin_authorized()) return;
-  const std::string authorization{parser_->get()[http::field::authorization]};
-  // This node's figures and its member table; then every other live member's figures,
-  // gathered here from its own GET /admin/api/node (with the same token).
-  ask<actors::directory_stats>(
-      ctx_->sys, ctx_->directory, actors::stats_atom_v,
-      [self = shared_from_this(), authorization](actors::directory_stats dir, caf::error err) {
-        auto gather = [self, dir, err, authorization](std::string view) {
-          asio::post(self->stream_.get_executor(), [self, dir, err, authorization,
-                                                    view = std::move(view)] {
+  if (!ctx_->cluster) {
+    // A node of its own is the whole cluster.
+    return ask<actors::directory_stats>(
+        ctx_->sys, ctx_->directory, actors::stats_atom_v,
+        [self = shared_from_this()](actors::directory_stats dir, caf::error err) {
+          asio::post(self->stream_.get_executor(), [self, dir, err] {
             if (err)
               return self->respond_admin(http::status::service_unavailable,
                                          error_json("the node's directory did not answer"));
-            auto doc = nlohmann::json::parse(view, nullptr, false);
-            if (doc.is_discarded() || !doc.contains("members")) {
-              return self->respond_admin(http::status::service_unavailable,
-                                         error_json("cluster view unavailable"));
-            }
-            struct gathering {
-              nlohmann::json doc;
-              std::size_t pending = 0;
-            };
-            auto g = std::make_shared<gathering>();
-            g->doc = std::move(doc);
-            auto& members = g->doc["members"];
-            auto finish = [self, g] {
-              if (--g->pending == 0) self->respond_admin(http::status::ok, g->doc.dump());
-            };
-            g->pending = 1;  // held until every fetch has started
-            for (std::size_t i = 0; i < members.size(); ++i) {
-              auto& m = members[i];
-              const auto name = m.value("name", std::string{});
-              m["self"] = name == self->ctx_->node_name;
-              m["figures"] = nullptr;
-              if (name == self->ctx_->node_name) {
-                m["figures"] = node_figures(*self->ctx_, dir);
-                continue;
-              }
-              const auto http_addr = m.value("http", std::string{});
-              if (m.value("state", std::string{}) == "down" || http_addr.empty()) {
-                m["error"] = "down";
-                continue;
-              }
-              ++g->pending;
-              fetch_from_peer(
-                  self->stream_.get_executor(), http_addr, "/admin/api/node", authorization,
-                  peer_timeout, [g, i, finish](unsigned status, std::string body) {
-                    auto& m = g->doc["members"][i];
-                    auto figures = nlohmann::json::parse(body, nullptr, false);
-                    if (status == 200 && !figures.is_discarded()) {
-                      m["figures"] = std::move(figures);
-                    } else {
-                      m["error"] = status == 0 ? body : "answered " + std::to_string(status);
-                    }
-                    finish();
-                  });
-            }
-            finish();
+            const auto& ctx = *self->ctx_;
+            nlohmann::json member{
+                {"name", ctx.node_name},
+                {"cluster", ""},
+                {"http", ctx.settings.host + ":" + std::to_string(ctx.settings.port)},
+                {"state", "up"},
+                {"self", true},
+                {"figures", node_figures(ctx, dir)}};
+            self->respond_admin(http::status::ok,
+                                nlohmann::json{{"node", ctx.node_name},
+                                               {"members", nlohmann::json::array({member})}}
+                                    .dump());
           });
-        };
-        if (!self->ctx_->cluster) {
-          const std::string http_addr =
-              self->ctx_->settings.host + ":" + std::to_string(self->ctx_->settings.port);
-          nlohmann::json member{{"name", self->ctx_->node_name},
-                                {"cluster", ""},
-                                {"http", http_addr},
-                                {"state", "up"}};
-          return gather(nlohmann::json{{"node", self->ctx_->node_name},
-                                       {"members", nlohmann::json::array({member})}}
-                            .dump());
-        }
-        ask<std::string>(self->ctx_->sys, self->ctx_->cluster, actors::cluster_query{},
-                         [gather](std::string view, caf::error) { gather(std::move(view)); });
-      });
+        });
+  }
+  // The router gathers every member's figures over the cluster link (never over HTTP: the
+  // token stays here, and it works whatever the peers' client ports speak).
+  ask<std::string>(ctx_->sys, ctx_->cluster, actors::cluster_figures_query{},
+                   [self = shared_from_this()](std::string doc, caf::error err) {
+                     asio::post(self->stream_.get_executor(), [self, err, doc = std::move(doc)] {
+                       if (err)
+                         return self->respond_admin(http::status::service_unavailable,
+                                                    error_json("cluster view unavailable"));
+                       self->respond_admin(http::status::ok, doc);
+                     });
+                   });
 }
 
 void http_session::admin_room(const route& r) {

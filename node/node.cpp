@@ -22,6 +22,7 @@
 #include "cluster/router.hpp"
 #include "cluster/type_ids.hpp"
 #include "config/logging.hpp"
+#include "net/admin_api.hpp"
 #include "net/context.hpp"
 #include "net/io_shard.hpp"
 #include "net/listener.hpp"
@@ -280,6 +281,11 @@ std::string node::join_cluster(const std::string& secret) {
   rc.voters = settings_.seeds;
   rc.replicas = settings_.replicas;
   rc.replica = replica_;
+  // What the other members' admin pages show of this node, asked over the cluster link.
+  rc.figures = [weak = std::weak_ptr<net::context>{ctx_}](const actors::directory_stats& dir) {
+    const auto ctx = weak.lock();
+    return ctx ? net::node_figures(*ctx, dir).dump() : std::string{};
+  };
   router_ = cluster::spawn_router(*sys_, rc, directory_);
   caf::anon_send(directory_, actors::use_resolver{router_});
   cluster::membership_config mc;

@@ -1,5 +1,6 @@
 // Serialize-and-back tests of what the admin page asks rooms (room_inspect and its answer),
-// which crosses nodes when the room lives elsewhere.
+// which crosses nodes when the room lives elsewhere, and of the figure queries routers send
+// each other.
 
 #include <tuple>
 #include <vector>
@@ -83,6 +84,20 @@ TEST_F(AdminMessages, RoomInspectAndItsSummaryCrossNodes) {
        key_summary{"empty", 0, 0, {}}}};
   EXPECT_EQ(fields_of(across_nodes(s)), fields_of(s));
   EXPECT_EQ(fields_of(across_nodes(room_summary{})), fields_of(room_summary{}));
+}
+
+TEST_F(AdminMessages, FigureQueriesCrossNodes) {
+  // They carry nothing: what matters is that each arrives as itself.
+  across_nodes(node_figures_query{});
+  across_nodes(cluster_figures_query{});
+  std::vector<char> buf;
+  caf::binary_serializer sink{sys_, buf};
+  EXPECT_FALSE(sink(caf::make_message(node_figures_query{})));
+  caf::message back;
+  caf::binary_deserializer source{sys_, buf};
+  EXPECT_FALSE(source(back));
+  EXPECT_TRUE(back.match_elements<node_figures_query>());
+  EXPECT_FALSE(back.match_elements<cluster_figures_query>());
 }
 
 }  // namespace
