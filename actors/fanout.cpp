@@ -385,6 +385,19 @@ void fanout(fanout_actor* self, std::string room_id, caf::actor directory, count
         }
         follow(self, m.room);
       },
+      [=](rejoin_atom) {
+        // The room let go of this fan-out (the route between the nodes dropped for a
+        // moment) while the fan-out kept the room: attach again, resuming after what each
+        // connection was given.
+        auto& st = self->state;
+        if (caf::actor_cast<caf::actor_addr>(self->current_sender()) != st.room.address() ||
+            st.conns.empty()) {
+          return;  // from a room left behind, or nothing to attach (the last one just left)
+        }
+        log().info("room {}: the room lost track of {} connection(s) here; attaching again",
+                   st.room_id, st.conns.size());
+        start_resolving(self);
+      },
       [=](retry_atom, int) {},  // a retry that lost the race with an answer
       [=](stop_atom) {
         auto& st = self->state;

@@ -4,6 +4,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <set>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -131,6 +132,8 @@ struct room_state {
   caf::actor_clock::time_point last_forward;
   /// Fan-outs told that the room moved that have not drained through here yet.
   std::vector<caf::actor> undrained;
+  /// Fan-outs this room does not know that sent it client messages, asked to join again.
+  std::set<caf::actor_addr> asked_to_rejoin;
 };
 
 using room_actor = caf::stateful_actor<room_state>;
@@ -540,6 +543,7 @@ void revive(room_actor* self) {
 void add_subscriber(room_actor* self, const caf::actor& fanout, uint64_t conn,
                     const conn_flags& flags, const std::vector<std::string>& keys) {
   if (!fanout) return;  // its node vanished before the message was read
+  self->state.asked_to_rejoin.erase(fanout.address());
   bool new_fanout = false;
   self->state.subs.add(fanout, conn, flags, keys, &new_fanout);
   if (new_fanout) watch(self, fanout);
@@ -1163,6 +1167,22 @@ void step_down(room_actor* self) {
   end_room(self, caf::make_error(errc::not_owner));
 }
 
+/// Replica `i` refused a write for a higher promise that binds it to nobody (a claim that
+/// failed and whose release was lost, or one given to an earlier life of a node): it would
+/// take none of this epoch's writes. The room leaves memory as when it is idle, its last
+/// write letting the replicas go, and its next actor (the fan-outs find it again at once)
+/// claims an epoch above that promise, which gives that replica the whole room again.
+void reclaim(room_actor* self, std::size_t i, uint64_t promised) {
+  auto& st = self->state;
+  if (st.stopping || st.unloading || st.moving_to || st.step_down) return;
+  log().info(
+      "room {}: replica {} promised epoch {} to no live owner; the room leaves memory so "
+      "that its next claim, above that, includes the replica",
+      st.id, st.replicas[i].name, promised);
+  st.stopping = true;
+  start_leaving(self);
+}
+
 void on_replicate_answer(room_actor* self, uint64_t index, std::size_t i, bool whole,
                          std::optional<replicate_answer> a) {
   auto& st = self->state;
@@ -1178,13 +1198,13 @@ void on_replicate_answer(room_actor* self, uint64_t index, std::size_t i, bool w
   if (a && a->outcome == replicate_answer::refused && a->promised >= st.epoch &&
       !a->promised_owner.empty()) {
     // A live owner claimed a higher epoch: once this write is decided, the room steps down
-    // (its next actor, here or at the new owner, claims again). A higher promise that binds
-    // the replica to nobody (a claim that failed, an earlier life) only leaves that replica
-    // out until the room is claimed again; the others still make a majority or not.
+    // (its next actor, here or at the new owner, claims again).
     st.step_down = true;
     if (st.cfg.router && !a->promised_owner.empty() && a->promised_owner != st.cfg.node_name) {
       self->send(st.cfg.router, owner_is{st.id, a->promised_owner});
     }
+  } else if (a && a->outcome == replicate_answer::refused && a->promised >= st.epoch) {
+    reclaim(self, i, a->promised);
   }
   if (index != st.flight_index || st.flight_done) return;
   ++st.flight_answers;
@@ -1328,6 +1348,11 @@ void serve(room_actor* self, const caf::actor& fanout, uint64_t conn, request& r
   if (sub) to.format = sub->flags.format;
   http_result discard;
   if (!sub) {
+    if (fanout && !st.subs.knows(fanout) && st.asked_to_rejoin.insert(fanout.address()).second) {
+      // A fan-out this room let go of (the route to its node dropped for a moment) that
+      // still holds the room: it attaches its connections again, resuming where they were.
+      self->send(fanout, rejoin_atom_v);
+    }
     // The connection has left: apply what it sent, but answer nobody.
     if (req.kind != request_kind::push) return;
     to.http = &discard;

@@ -143,6 +143,9 @@ class subscriber_table {
   }
 
   /// The connection, or nullptr.
+  /// Whether any connection of `fanout` is here.
+  bool knows(const Fanout& fanout) const { return fanouts_.count(fanout) > 0; }
+
   const subscriber* find(const Fanout& fanout, uint64_t conn) const {
     auto f = fanouts_.find(fanout);
     if (f == fanouts_.end()) return nullptr;

@@ -72,6 +72,7 @@ CAF_ADD_ATOM(driftd, driftd::actors, retry_atom, "retry")
 CAF_ADD_ATOM(driftd, driftd::actors, flush_atom, "flush")
 CAF_ADD_ATOM(driftd, driftd::actors, no_quorum_atom, "noquorum")
 CAF_ADD_ATOM(driftd, driftd::actors, refresh_atom, "refresh")
+CAF_ADD_ATOM(driftd, driftd::actors, rejoin_atom, "rejoin")
 
 CAF_END_TYPE_ID_BLOCK(driftd)
 

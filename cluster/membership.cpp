@@ -1,10 +1,5 @@
 #include "cluster/membership.hpp"
 
-#include <netdb.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <map>
 #include <random>
@@ -26,9 +21,6 @@ namespace {
 
 /// How long connecting to a peer and its answer to `hello` may take.
 constexpr auto connect_timeout = std::chrono::seconds{2};
-
-/// How long a probe waits for a peer's cluster port to accept a TCP connection.
-constexpr auto probe_timeout = std::chrono::milliseconds{750};
 
 /// Retry rounds the member with the larger name waits for the smaller to dial it.
 constexpr int dial_patience = 3;
@@ -226,32 +218,6 @@ bool reaches_live_member(membership_actor* self, const std::string& addr) {
 
 void heard_of(membership_actor* self, const member_addr& addr);
 
-/// True when something at host:port accepts a TCP connection within `timeout` (which bounds
-/// a blocking connect() through SO_SNDTIMEO). The connection is closed at once.
-bool accepts_connections(const std::string& host, uint16_t port,
-                         std::chrono::milliseconds timeout) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* found = nullptr;
-  if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return false;
-  bool open = false;
-  timeval tv{};
-  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
-  for (auto* a = found; a != nullptr && !open; a = a->ai_next) {
-    const int fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-    if (fd < 0) continue;
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    open = ::connect(fd, a->ai_addr, a->ai_addrlen) == 0;
-    ::close(fd);
-  }
-  ::freeaddrinfo(found);
-  return open;
-}
-
-void dial(membership_actor* self, const std::string& addr, const std::string& host, uint16_t port);
-
 void try_connect(membership_actor* self, const std::string& addr) {
   auto& st = self->state;
   if (addr == st.cfg.self.cluster || st.own_addresses.count(addr) > 0) return;
@@ -267,37 +233,6 @@ void try_connect(membership_actor* self, const std::string& addr) {
     return;
   }
   auto done = [=] { self->state.connecting.erase(addr); };
-  // The middleman connects with a blocking connect() on one thread for all peers: a dial to
-  // a peer behind a partition would hold it in SYN retries for minutes, every other dial
-  // queued behind it, and the first retry after the heal could be seconds away. So a probe
-  // with a short timeout goes first, on a thread of its own, and only a peer that accepts
-  // is dialled.
-  auto probe = self->system().spawn<caf::detached>([](caf::event_based_actor* p) -> caf::behavior {
-    return {[p](probe_atom, const std::string& host, uint16_t port) {
-      p->quit();
-      return accepts_connections(host, port, probe_timeout);
-    }};
-  });
-  self->request(probe, connect_timeout, probe_atom_v, host, port)
-      .then(
-          [=](bool open) {
-            if (!open) {
-              done();
-              log().debug("nothing accepts connections at {}", addr);
-              return;
-            }
-            dial(self, addr, host, port);
-          },
-          [=](caf::error& err) {
-            done();
-            log().debug("cannot probe {}: {}", addr, self->system().render(err));
-          });
-}
-
-/// Connects to the member at `addr` (its port accepted a probe) and says hello.
-void dial(membership_actor* self, const std::string& addr, const std::string& host, uint16_t port) {
-  auto done = [=] { self->state.connecting.erase(addr); };
-  auto& st = self->state;
   auto mm = st.cfg.tls ? self->system().openssl_manager().actor_handle()
                        : self->system().middleman().actor_handle();
   self->request(mm, connect_timeout, caf::connect_atom_v, host, port)

@@ -21,7 +21,6 @@ CAF_ADD_ATOM(driftd_cluster, driftd::cluster, tick_atom, "tick")
 CAF_ADD_ATOM(driftd_cluster, driftd::cluster, view_atom, "view")
 CAF_ADD_ATOM(driftd_cluster, driftd::cluster, leave_atom, "leave")
 CAF_ADD_ATOM(driftd_cluster, driftd::cluster, lease_atom, "lease")
-CAF_ADD_ATOM(driftd_cluster, driftd::cluster, probe_atom, "probe")
 
 CAF_END_TYPE_ID_BLOCK(driftd_cluster)
 

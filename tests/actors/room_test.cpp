@@ -303,6 +303,7 @@ TEST_F(RoomTest, DetachedConnectionsStopReceiving) {
 
 TEST_F(RoomTest, PushesOfAConnectionThatLeftAreStillApplied) {
   request(42, push("k", 1));  // never attached: no answer, but the push counts
+  next<rejoin_atom>();        // and its fan-out, unknown here, is asked to attach again
   attach(1);
   request(1, get("k"));
   auto s = next<subscribed_out>();
@@ -640,7 +641,7 @@ TEST(RoomExpiry, AMessageRestartsTheTtlAndAConnectionHoldsTheRoom) {
   auto fan = sys.spawn([&](caf::event_based_actor* self) -> caf::behavior {
     self->monitor(room);
     self->set_down_handler([&](caf::down_msg&) { down = true; });
-    return {[](reply_out&) {}, [](push_out&) {}};
+    return {[](reply_out&) {}, [](push_out&) {}, [](rejoin_atom) {}};
   });
   sched.run();
   sched.advance_time(std::chrono::seconds{6});
@@ -661,6 +662,22 @@ TEST(RoomExpiry, AMessageRestartsTheTtlAndAConnectionHoldsTheRoom) {
   EXPECT_TRUE(down);
   caf::anon_send_exit(fan, caf::exit_reason::user_shutdown);
   sched.run();
+}
+
+TEST_F(RoomTest, AFanoutTheRoomDoesNotKnowIsAskedOnceToJoinAgain) {
+  // Client messages from a fan-out with no connection here (the room let go of it when the
+  // route to its node dropped for a moment): it is asked, once, to attach again.
+  request(5, ping(1));
+  next<rejoin_atom>();
+  request(5, ping(2));  // asked already
+  attach(1);
+  request(1, ping(3));
+  EXPECT_EQ(parse(next<reply_out>().msg), (value{{"type", "pong"}, {"nonce", 3}}))
+      << "nothing comes before the answer on the attached connection";
+  // A connection that left, of a fan-out the room knows, is not a reason to ask.
+  request(9, ping(4));
+  request(1, ping(5));
+  EXPECT_EQ(parse(next<reply_out>().msg), (value{{"type", "pong"}, {"nonce", 5}}));
 }
 
 }  // namespace

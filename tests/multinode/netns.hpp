@@ -75,9 +75,7 @@ class network_lab {
   std::size_t size() const { return holders_.size(); }
   /// A descriptor of node i's namespace, for setns() in its process.
   int netns_fd(std::size_t i) const { return fds_.at(i); }
-  std::string cluster_address(std::size_t i) const {
-    return "10.80.0." + std::to_string(i + 1);
-  }
+  std::string cluster_address(std::size_t i) const { return "10.80.0." + std::to_string(i + 1); }
   std::string client_address(std::size_t i) const {
     return "10.81." + std::to_string(i + 1) + ".1";
   }
@@ -120,7 +118,8 @@ class network_lab {
   /// A paused process in a namespace of its own keeps it open; returns once it is there.
   void add_node(std::size_t i) {
     int ready[2];
-    if (::pipe2(ready, O_CLOEXEC) != 0) integration::fail(std::string{"pipe: "} + std::strerror(errno));
+    if (::pipe2(ready, O_CLOEXEC) != 0)
+      integration::fail(std::string{"pipe: "} + std::strerror(errno));
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) integration::fail(std::string{"fork: "} + std::strerror(errno));
@@ -137,7 +136,8 @@ class network_lab {
     const bool got = ::read(ready[0], &ok, 1) == 1;
     ::close(ready[0]);
     holders_.push_back(pid);
-    if (!got || ok != 'y') integration::fail("a namespace for node " + std::to_string(i) + " failed");
+    if (!got || ok != 'y')
+      integration::fail("a namespace for node " + std::to_string(i) + " failed");
     const int fd =
         ::open(("/proc/" + std::to_string(pid) + "/ns/net").c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) integration::fail(std::string{"open node netns: "} + std::strerror(errno));

@@ -120,8 +120,11 @@ TEST(ClusterPartitionTest, AnIsolatedOwnerStopsAcknowledgingAndTheRoomNeverForks
   const auto formed = ms_since(healed_at);
   const std::string final_owner = c.agreed_owner(room, 15s);
   const auto agreed = ms_since(healed_at);
-  feed sub_back{
-      "json on " + owner + " after the heal", c[owner].http_port(), room, "", {get_msg("k", nullptr)}};
+  feed sub_back{"json on " + owner + " after the heal",
+                c[owner].http_port(),
+                room,
+                "",
+                {get_msg("k", nullptr)}};
   feed conn_back{"writer on " + owner + " after the heal", c[owner].http_port(), room};
   paced_writer w3{conn_back, 3, "k", load_interval, 50};
   auto all_of_w3 = [](const std::vector<received>& got) {
@@ -143,8 +146,7 @@ TEST(ClusterPartitionTest, AnIsolatedOwnerStopsAcknowledgingAndTheRoomNeverForks
   std::cout << "owner " << owner << " cut off for " << partition_length.count()
             << " ms: seen down after " << seen_down << " ms, room went on after " << took_over
             << " ms; after the heal the cluster formed in " << formed << " ms, all named "
-            << final_owner << " after " << agreed << " ms; " << delivered
-            << " pushes delivered\n";
+            << final_owner << " after " << agreed << " ms; " << delivered << " pushes delivered\n";
 }
 
 }  // namespace
