@@ -127,7 +127,10 @@ class ReplicatedRoomTest : public ::testing::Test {
                         if (p.seq == seq) got = true, found = p;
                       }
                     },
-                    caf::others >> [](caf::message_view&) -> caf::result<caf::message> { return caf::message{}; }, caf::after(wait_limit) >> [] {});
+                    caf::others >> [](caf::message_view&) -> caf::result<caf::message> {
+                      return caf::message{};
+                    },
+                    caf::after(wait_limit) >> [] {});
     }
     EXPECT_TRUE(got) << "no broadcast of seq " << seq;
     return found;
@@ -142,7 +145,9 @@ class ReplicatedRoomTest : public ::testing::Test {
           [&](caf::down_msg& dm) {
             if (dm.source == room.address()) reason = dm.reason;
           },
-          caf::others >> [](caf::message_view&) -> caf::result<caf::message> { return caf::message{}; }, caf::after(wait_limit) >> [] {});
+          caf::others >>
+              [](caf::message_view&) -> caf::result<caf::message> { return caf::message{}; },
+          caf::after(wait_limit) >> [] {});
     }
     return reason;
   }
@@ -159,8 +164,23 @@ class ReplicatedRoomTest : public ::testing::Test {
                   out.push_back(e.seq);
               }
             },
-            [&](caf::error& err) { ADD_FAILURE() << "fetch from " << names[i] << ": " << to_string(err); });
+            [&](caf::error& err) {
+              ADD_FAILURE() << "fetch from " << names[i] << ": " << to_string(err);
+            });
     return out;
+  }
+
+  /// Connection 1 pushes 1 and 2 to "k" and sees both broadcast; then every replica holds
+  /// both (the last one may answer after the majority did).
+  void push_two_and_check_every_replica() {
+    for (int v = 1; v <= 2; ++v) {
+      self->send(room, room_msg{me, 1, push("k", v)});
+      broadcast(static_cast<uint64_t>(v));
+    }
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      const bool ok = eventually_true([&] { return held(i) == std::vector<uint64_t>{1, 2}; });
+      EXPECT_TRUE(ok) << names[i] << " holds " << ::testing::PrintToString(held(i));
+    }
   }
 
   caf::actor_system_config cfg;
@@ -176,15 +196,8 @@ class ReplicatedRoomTest : public ::testing::Test {
 TEST_F(ReplicatedRoomTest, EveryReplicaHoldsEveryAcknowledgedPush) {
   start_room();
   subscribe();
-  self->send(room, room_msg{me, 1, push("k", 1)});
-  broadcast(1);
-  self->send(room, room_msg{me, 1, push("k", 2)});
-  broadcast(2);
-  // A majority acknowledged each; the third replica got its copy too, as answers came.
-  for (std::size_t i = 0; i < names.size(); ++i) {
-    const bool ok = eventually_true([&] { return held(i) == std::vector<uint64_t>{1, 2}; });
-    EXPECT_TRUE(ok) << names[i] << " holds " << ::testing::PrintToString(held(i));
-  }
+  // A majority acknowledges each; the third replica gets its copy too, as answers come.
+  push_two_and_check_every_replica();
 }
 
 TEST_F(ReplicatedRoomTest, AReplicaHeldByAStalePromiseIsBroughtBackByTheNextClaim) {
@@ -211,14 +224,7 @@ TEST_F(ReplicatedRoomTest, AReplicaHeldByAStalePromiseIsBroughtBackByTheNextClai
   // writes to all three.
   start_room();
   subscribe();
-  self->send(room, room_msg{me, 1, push("k", 1)});
-  broadcast(1);
-  self->send(room, room_msg{me, 1, push("k", 2)});
-  broadcast(2);
-  for (std::size_t i = 0; i < names.size(); ++i) {
-    const bool ok = eventually_true([&] { return held(i) == std::vector<uint64_t>{1, 2}; });
-    EXPECT_TRUE(ok) << names[i] << " holds " << ::testing::PrintToString(held(i));
-  }
+  push_two_and_check_every_replica();
 }
 
 }  // namespace

@@ -592,16 +592,8 @@ TEST(ClusterFailoverTest, AFrozenOwnerThatResumesNeverForksTheRoom) {
   ASSERT_EQ(c.agreed_owner(room), owner);
 
   // Writers on every node; subscribers on every node. Every delivery is an acknowledgement.
-  feed sub_owner{"json on " + owner, c[owner].http_port(), room, "", {get_msg("k", nullptr)}};
-  feed sub_next{"json on " + next, c[next].http_port(), room, "", {get_msg("k", nullptr)}};
-  feed sub_other{
-      "cbor on " + other, c[other].http_port(), room, "cbor=true", {get_msg("k", nullptr)}};
-  feed conn_owner{"writer on " + owner, c[owner].http_port(), room};
-  feed conn_next{"writer on " + next, c[next].http_port(), room};
-  feed conn_other{"writer on " + other, c[other].http_port(), room};
-  paced_writer w0{conn_owner, 0, "k", load_interval};
-  paced_writer w1{conn_next, 1, "k", load_interval};
-  paced_writer w2{conn_other, 2, "k", load_interval};
+  load_on_every_node load{c, room, ranked, load_interval};
+  auto& sub_next = load.sub_next;
   wait_more(sub_next, "k", 0, 100, 10s);
 
   // The owner freezes for longer than the failure timeout: the others take the room over
@@ -627,14 +619,12 @@ TEST(ClusterFailoverTest, AFrozenOwnerThatResumesNeverForksTheRoom) {
   const std::string final_owner = c.agreed_owner(room, 15s);
   count = deliveries_of(sub_next.messages(), "k").size();
   wait_more(sub_next, "k", count, 100, 15s);
-  w0.stop();
-  w1.stop();
-  w2.stop();
+  load.stop_writers();
 
   // The history check: one value per seq across every node's deliveries, each
   // subscriber's seqs increasing, and every delivered push in the final replay at its seq.
-  const std::size_t delivered =
-      check_history(c, room, "k", {&sub_owner, &sub_next, &sub_other}, {&w0, &w1, &w2});
+  const std::size_t delivered = check_history(
+      c, room, "k", {&load.sub_owner, &sub_next, &load.sub_other}, {&load.w0, &load.w1, &load.w2});
   std::cout << delivered << " pushes delivered; owner after the resume: " << final_owner << "\n";
 }
 

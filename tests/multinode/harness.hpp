@@ -919,6 +919,53 @@ class paced_writer {
   std::thread thread_;
 };
 
+// -- a room under load from every node -------------------------------------------------------
+
+/// Key "k" of a room written and followed through every node of a 3-node cluster: on each
+/// of `ranked` (owner, next, other) a subscriber (the one on `other` speaks CBOR) and a
+/// connection whose paced writer (0, 1, 2 in that order) pushes through that node.
+struct load_on_every_node {
+  load_on_every_node(test_cluster& c, const std::string& room,
+                     const std::vector<std::string>& ranked, microseconds interval)
+      : sub_owner{"json on " + ranked.at(0),
+                  c[ranked.at(0)].http_port(),
+                  room,
+                  "",
+                  {get_msg("k", nullptr)}},
+        sub_next{"json on " + ranked.at(1),
+                 c[ranked.at(1)].http_port(),
+                 room,
+                 "",
+                 {get_msg("k", nullptr)}},
+        sub_other{"cbor on " + ranked.at(2),
+                  c[ranked.at(2)].http_port(),
+                  room,
+                  "cbor=true",
+                  {get_msg("k", nullptr)}},
+        conn_owner{"writer on " + ranked.at(0), c[ranked.at(0)].http_port(), room},
+        conn_next{"writer on " + ranked.at(1), c[ranked.at(1)].http_port(), room},
+        conn_other{"writer on " + ranked.at(2), c[ranked.at(2)].http_port(), room},
+        w0{conn_owner, 0, "k", interval},
+        w1{conn_next, 1, "k", interval},
+        w2{conn_other, 2, "k", interval} {}
+
+  void stop_writers() {
+    w0.stop();
+    w1.stop();
+    w2.stop();
+  }
+
+  feed sub_owner;
+  feed sub_next;
+  feed sub_other;
+  feed conn_owner;
+  feed conn_next;
+  feed conn_other;
+  paced_writer w0;
+  paced_writer w1;
+  paced_writer w2;
+};
+
 // -- the history check ----------------------------------------------------------------------
 
 /// Checks what `feeds` were delivered of `key` in `room` against what `writers` sent and

@@ -71,16 +71,10 @@ TEST(ClusterPartitionTest, AnIsolatedOwnerStopsAcknowledgingAndTheRoomNeverForks
   ASSERT_EQ(c.agreed_owner(room), owner);
 
   // Writers and subscribers on every node; every delivery is an acknowledgement.
-  feed sub_owner{"json on " + owner, c[owner].http_port(), room, "", {get_msg("k", nullptr)}};
-  feed sub_next{"json on " + next, c[next].http_port(), room, "", {get_msg("k", nullptr)}};
-  feed sub_other{
-      "cbor on " + other, c[other].http_port(), room, "cbor=true", {get_msg("k", nullptr)}};
-  feed conn_owner{"writer on " + owner, c[owner].http_port(), room};
-  feed conn_next{"writer on " + next, c[next].http_port(), room};
-  feed conn_other{"writer on " + other, c[other].http_port(), room};
-  paced_writer w0{conn_owner, 0, "k", load_interval};
-  paced_writer w1{conn_next, 1, "k", load_interval};
-  paced_writer w2{conn_other, 2, "k", load_interval};
+  load_on_every_node load{c, room, ranked, load_interval};
+  auto& sub_owner = load.sub_owner;
+  auto& sub_next = load.sub_next;
+  auto& sub_other = load.sub_other;
   wait_more(sub_next, "k", 0, 100);
   wait_more(sub_owner, "k", 0, 100);
 
@@ -96,8 +90,8 @@ TEST(ClusterPartitionTest, AnIsolatedOwnerStopsAcknowledgingAndTheRoomNeverForks
   // push over HTTP is refused. A value of writer 9 would be made up if it ever showed up.
   ASSERT_TRUE(sub_owner.wait_closed(10s)) << "the isolated owner kept its subscriber open";
   EXPECT_EQ(sub_owner.close_code(), 1013);
-  ASSERT_TRUE(conn_owner.wait_closed(10s)) << "the isolated owner kept its writer open";
-  EXPECT_EQ(conn_owner.close_code(), 1013);
+  ASSERT_TRUE(load.conn_owner.wait_closed(10s)) << "the isolated owner kept its writer open";
+  EXPECT_EQ(load.conn_owner.close_code(), 1013);
   const auto refused = http_send(c[owner].http_port(), room, push_msg("k", value_of(9, 0)));
   EXPECT_EQ(refused.status, 503u) << refused.body;
   EXPECT_NE(refused.body.find("no quorum"), std::string::npos) << refused.body;
@@ -135,14 +129,12 @@ TEST(ClusterPartitionTest, AnIsolatedOwnerStopsAcknowledgingAndTheRoomNeverForks
   };
   EXPECT_TRUE(sub_next.wait(all_of_w3, 15s)) << "pushes through " << owner << " after the heal";
   EXPECT_TRUE(sub_back.wait(all_of_w3, 15s)) << "pushes to " << owner << " after the heal";
-  w0.stop();
-  w1.stop();
-  w2.stop();
+  load.stop_writers();
   w3.stop();
 
   const std::size_t delivered =
       check_history(c, room, "k", {&sub_owner, &sub_next, &sub_other, &sub_back, &conn_back},
-                    {&w0, &w1, &w2, &w3});
+                    {&load.w0, &load.w1, &load.w2, &w3});
   std::cout << "owner " << owner << " cut off for " << partition_length.count()
             << " ms: seen down after " << seen_down << " ms, room went on after " << took_over
             << " ms; after the heal the cluster formed in " << formed << " ms, all named "
