@@ -44,6 +44,10 @@ struct local_conn {
   std::shared_ptr<sink> out;
   conn_flags flags;
   key_set keys;
+  /// Keys this connection follows whose resume after a re-attach has not come back yet: it
+  /// gets none of their pushes until then, since the resume holds everything up to the
+  /// room's head (pushes the room sent before it took the re-attach would come twice).
+  key_set resuming;
 };
 
 /// Something a room sent to this fan-out.
@@ -144,7 +148,8 @@ void apply(fanout_actor* self, subscribed_out& m) {
   auto i = st.conns.find(m.conn);
   if (i == st.conns.end()) return;
   auto& c = i->second;
-  if (c.keys.insert(m.key) && !c.flags.all) {
+  const bool follows_now = c.keys.insert(m.key) || c.resuming.erase(m.key);
+  if (follows_now && !c.flags.all) {
     st.by_key[m.key].push_back(target{c.out.get(), c.flags.format, m.conn});
   }
   // The init (or the subscription alone) brings the connection up to the room's head.
@@ -184,7 +189,7 @@ void admit(fanout_actor* self, join_msg& m) {
   if (m.flags.all) st.all.push_back(t);
   if (m.flags.debug) st.debug.push_back(t);
   auto out = m.out;
-  st.conns.emplace(m.conn, local_conn{std::move(m.out), m.flags, {}});
+  st.conns.emplace(m.conn, local_conn{std::move(m.out), m.flags, {}, {}});
   caf::actor me = caf::actor_cast<caf::actor>(self);
   if (st.room) self->send(st.room, attach_msg{me, m.conn, m.flags});
   out->attached(me);
@@ -212,7 +217,16 @@ void attach_all(fanout_actor* self) {
       all.resumes.push_back(resume_all{me, conn, st.last_push});
     }
     for (const auto& key : c.keys) {
-      // Resume after what this node already delivered for the key.
+      // Resume after what this node already delivered for the key; until the resume comes
+      // back, the connection gets no pushes of the key (see local_conn::resuming).
+      if (!c.flags.all && c.resuming.insert(key)) {
+        auto k = st.by_key.find(key);
+        if (k != st.by_key.end()) {
+          erase_target(k->second, conn);
+          // No target left: its pushes move last_seq no further than the resume asked.
+          if (k->second.empty()) st.by_key.erase(k);
+        }
+      }
       protocol::request get;
       get.kind = protocol::request_kind::get;
       get.key = key;

@@ -20,6 +20,14 @@ class key_set {
     return true;
   }
 
+  /// Removes `key`; returns false when it was not there.
+  bool erase(const std::string& key) {
+    auto at = std::lower_bound(keys_.begin(), keys_.end(), key);
+    if (at == keys_.end() || *at != key) return false;
+    keys_.erase(at);
+    return true;
+  }
+
   bool contains(const std::string& key) const {
     return std::binary_search(keys_.begin(), keys_.end(), key);
   }

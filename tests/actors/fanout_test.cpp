@@ -276,5 +276,27 @@ TEST_F(FanoutTest, StopClosesRemainingConnections) {
   EXPECT_EQ(a->wait_for_close(), 1001);
 }
 
+TEST_F(FanoutTest, AReattachedConnectionGetsNoPushTwice) {
+  auto sink = std::make_shared<recording_sink>();
+  join(1, sink);
+  next<attach_msg>();
+  self->send(fanout, subscribed_out{1, "k", payload{}, 0});
+  self->send(fanout, push_out{1, "k", both(push_msg("k", 1, 1)), false});
+  EXPECT_EQ(sink->wait_for(1), std::vector<value>{push_msg("k", 1, 1)});
+
+  // The room lost track of this fan-out and asks it to attach again; it resumes after 1.
+  self->send(fanout, rejoin_atom_v);
+  answer_resolve(me);
+  auto again = next<reattach_msg>();
+  ASSERT_EQ(again.gets.size(), 1u);
+  EXPECT_EQ(again.gets[0].req.seq, 1u);
+  // A push the room sent before it took the re-attach is in the resume's answer already.
+  self->send(fanout, push_out{2, "k", both(push_msg("k", 2, 2)), false});
+  self->send(fanout, subscribed_out{1, "k", json(value("resume up to 2")), 2});
+  self->send(fanout, push_out{3, "k", both(push_msg("k", 3, 3)), false});
+  EXPECT_EQ(sink->wait_for(3),
+            (std::vector<value>{push_msg("k", 1, 1), "resume up to 2", push_msg("k", 3, 3)}));
+}
+
 }  // namespace
 }  // namespace driftd::actors
